@@ -1,0 +1,232 @@
+"""Covariance matrices for linear estimators, written once for every design.
+
+``linear_vcov`` takes the design (after any fixed effects were absorbed), residuals, optional
+analytic weights and clusters, and returns a :class:`Covariance` with the matrix and the degrees
+of freedom to use for t tests. Conventions:
+
+=============  ==================================================================================
+``iid``        s^2 (X'WX)^-1, t with n - K df
+``HC0``        White; ``HC1`` scales by n / (n - K); ``HC2``/``HC3`` divide e_i^2 by (1 - h_ii)^(1|2)
+``CR0``        cluster sandwich without correction, t with G - 1 df
+``cluster``    = ``CR1``: Stata's factor G/(G-1) * (n-1)/(n-K), K counting every absorbed effect
+``CR1-fixest`` fixest's default: as CR1 but K excludes fixed effects nested in the clusters
+``CR2``        Bell & McCaffrey (2002) bias-reduced sandwich with the Satterthwaite degrees of
+               freedom of Pustejovsky & Tipton (2018), as R ``clubSandwich`` (working model: the
+               inverse of the analytic weights)
+=============  ==================================================================================
+
+K is the number of estimated coefficients plus the number of absorbed fixed-effect parameters.
+Weighted fits are handled by transforming with sqrt(w), so every formula is the unweighted one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import linalg, stats
+
+from impact.errors import EstimationError, SpecError
+
+__all__ = ["VcovKind", "VCOV_KINDS", "Covariance", "linear_vcov", "wald_test", "bread"]
+
+VcovKind = Literal["iid", "HC0", "HC1", "HC2", "HC3", "CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild"]
+VCOV_KINDS: tuple[str, ...] = ("iid", "HC0", "HC1", "HC2", "HC3", "CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild")
+CLUSTER_KINDS = ("CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild")
+
+
+@dataclass(frozen=True)
+class Covariance:
+    """A covariance matrix with the degrees of freedom for its t tests (``inf`` = normal)."""
+
+    matrix: np.ndarray
+    df: np.ndarray
+    kind: str
+    n_clusters: int | None
+    description: str
+
+    @property
+    def std_errors(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self.matrix), 0, None))
+
+
+def bread(X: np.ndarray, where: str = "estimator") -> np.ndarray:
+    """(X'X)^-1 via Cholesky; raises EstimationError when X'X is singular."""
+    xtx = X.T @ X
+    try:
+        factor = linalg.cho_factor(xtx, lower=False, check_finite=False)
+        return linalg.cho_solve(factor, np.eye(xtx.shape[0]), check_finite=False)
+    except linalg.LinAlgError as exc:
+        raise EstimationError(
+            f"{where}: X'X is singular, so the coefficients are not identified; check the covariates "
+            "for collinearity."
+        ) from exc
+
+
+def _inv_sqrt_psd(matrix: np.ndarray) -> np.ndarray:
+    """Symmetric inverse square root, with a generalised inverse on (numerically) null directions."""
+    vals, vecs = np.linalg.eigh((matrix + matrix.T) / 2)
+    tol = max(matrix.shape) * np.finfo(float).eps * max(1.0, float(np.abs(vals).max())) * 100
+    inv = np.where(vals > tol, 1.0 / np.sqrt(np.clip(vals, tol, None)), 0.0)
+    return (vecs * inv) @ vecs.T
+
+
+def _cluster_sums(codes: np.ndarray, values: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Sum the rows of ``values`` (n x k) within clusters: G x k."""
+    out = np.empty((n_clusters, values.shape[1]))
+    for j in range(values.shape[1]):
+        out[:, j] = np.bincount(codes, weights=values[:, j], minlength=n_clusters)
+    return out
+
+
+def linear_vcov(
+    X: np.ndarray,
+    resid: np.ndarray,
+    *,
+    kind: str,
+    weights: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
+    n_clusters: int | None = None,
+    absorbed: int = 0,
+    absorbed_nested: int = 0,
+    leverage_absorbed: np.ndarray | None = None,
+    df_for: int | None = None,
+    where: str = "estimator",
+) -> Covariance:
+    """Covariance of OLS/WLS coefficients.
+
+    Parameters
+    ----------
+    X : ndarray (n, k)
+        Design of the reported coefficients, after absorbing fixed effects (within transformation).
+    resid : ndarray (n,)
+        Residuals of the full model.
+    kind : str
+        One of ``iid``, ``HC0``-``HC3``, ``CR0``, ``cluster``/``CR1``, ``CR1-fixest``, ``CR2``.
+    weights : ndarray (n,), optional
+        Analytic (inverse-variance) weights of a WLS fit.
+    clusters : ndarray (n,) of int codes 0..G-1, optional
+        Required for the CR kinds.
+    absorbed, absorbed_nested : int
+        Number of absorbed fixed-effect parameters, and how many of them are nested within clusters.
+    leverage_absorbed : ndarray (n,), optional
+        Leverage of the absorbed fixed effects (HC2/HC3 only; e.g. w_i / sum of w in i's unit).
+        For CR2, absorbed effects must be nested within clusters; include the others in X.
+    df_for : int, optional
+        CR2 only: compute Satterthwaite df for the first ``df_for`` coefficients (others get NaN);
+        the degrees of freedom cost grows with the number of coefficients.
+    """
+    if kind not in VCOV_KINDS or kind == "wild":
+        raise SpecError(f"vcov={kind!r} is not a covariance matrix kind; choose one of {VCOV_KINDS[:-1]}.")
+    n, k = X.shape
+    if weights is not None:
+        root = np.sqrt(weights)
+        X = X * root[:, None]
+        resid = resid * root
+    K = k + absorbed
+    if n - K <= 0:
+        raise EstimationError(f"{where}: {n} observations cannot identify {K} parameters.")
+    M = bread(X, where)
+    full = np.full(k, float(n - K))
+
+    if kind == "iid":
+        sigma2 = float(resid @ resid) / (n - K)
+        return Covariance(sigma2 * M, full, kind, None, f"classical OLS (iid errors), t with {n - K} df")
+
+    if kind in ("HC0", "HC1", "HC2", "HC3"):
+        e2 = resid**2
+        if kind in ("HC2", "HC3"):
+            h = np.einsum("ij,jk,ik->i", X, M, X)
+            if leverage_absorbed is not None:
+                h = h + leverage_absorbed
+            elif absorbed:
+                raise SpecError(f"{where}: {kind} needs the leverage of the absorbed fixed effects.")
+            one_minus = np.clip(1 - h, 1e-12, None)
+            e2 = e2 / (one_minus if kind == "HC2" else one_minus**2)
+        meat = (X * e2[:, None]).T @ X
+        V = M @ meat @ M
+        if kind == "HC1":
+            V *= n / (n - K)
+        return Covariance(V, full, kind, None, f"heteroskedasticity-robust ({kind}), t with {n - K} df")
+
+    if clusters is None:
+        raise SpecError(f"{where}: vcov={kind!r} needs a cluster variable.")
+    G = int(n_clusters if n_clusters is not None else clusters.max() + 1)
+    if G < 2:
+        raise EstimationError(f"{where}: cluster-robust inference needs at least 2 clusters, got {G}.")
+
+    if kind != "CR2":
+        scores = _cluster_sums(clusters, X * resid[:, None], G)
+        V = M @ (scores.T @ scores) @ M
+        if kind in ("cluster", "CR1"):
+            V *= G / (G - 1) * (n - 1) / (n - K)
+            label = "CR1 (Stata small-sample factor)"
+        elif kind == "CR1-fixest":
+            K_fixest = K - absorbed_nested
+            V *= G / (G - 1) * (n - 1) / (n - K_fixest)
+            label = "CR1 (fixest small-sample factor)"
+        else:
+            label = "CR0"
+        return Covariance(V, np.full(k, float(G - 1)), kind, G, f"cluster-robust {label}, {G} clusters, t with {G - 1} df")
+
+    if absorbed > absorbed_nested:
+        raise SpecError(
+            f"{where}: CR2 needs fixed effects that are nested within clusters to be absorbed and the "
+            "others included as columns of X."
+        )
+    return _cr2(X, resid, M, clusters, G, df_for if df_for is not None else k)
+
+
+def _cr2(X: np.ndarray, resid: np.ndarray, M: np.ndarray, clusters: np.ndarray, G: int, df_for: int) -> Covariance:
+    """Bell-McCaffrey CR2 with Pustejovsky-Tipton Satterthwaite df (identity working model)."""
+    n, k = X.shape
+    order = np.argsort(clusters, kind="stable")
+    bounds = np.searchsorted(clusters[order], np.arange(G + 1))
+    meat_scores = np.empty((G, k))
+    # Q_g = A_g X_g M (n_g x k): used for both the meat and the degrees of freedom
+    col_sq = np.empty((G, df_for))
+    P = np.empty((G, k, df_for))
+    for g in range(G):
+        idx = order[bounds[g] : bounds[g + 1]]
+        Xg = X[idx]
+        A = _inv_sqrt_psd(np.eye(len(idx)) - Xg @ M @ Xg.T)
+        meat_scores[g] = Xg.T @ (A @ resid[idx])
+        if df_for:
+            Q = A @ (Xg @ M[:, :df_for])
+            col_sq[g] = (Q**2).sum(axis=0)
+            P[g] = Xg.T @ Q
+    V = M @ (meat_scores.T @ meat_scores) @ M
+    df = np.full(k, np.nan)
+    for j in range(df_for):
+        Pj = P[:, :, j]  # G x k
+        omega = np.diag(col_sq[:, j]) - Pj @ M @ Pj.T
+        df[j] = np.trace(omega) ** 2 / float((omega**2).sum())
+    return Covariance(V, df, "CR2", G, f"cluster-robust CR2 (Bell-McCaffrey), {G} clusters, Satterthwaite df")
+
+
+def wald_test(
+    estimates: np.ndarray,
+    vcov: np.ndarray,
+    *,
+    df_denom: float = math.inf,
+    null: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Joint Wald test that all ``estimates`` equal ``null`` (default zero).
+
+    With finite ``df_denom`` the statistic is referred to F(q, df_denom) (e.g. G - 1 for cluster-robust
+    covariances), otherwise to chi2(q)/q, reported as F for comparability.
+    """
+    est = np.asarray(estimates, dtype=float)
+    diff = est - (np.zeros_like(est) if null is None else np.asarray(null, dtype=float))
+    q = len(est)
+    try:
+        stat = float(diff @ np.linalg.solve(vcov, diff)) / q
+    except np.linalg.LinAlgError:
+        stat = float(diff @ np.linalg.pinv(vcov) @ diff) / q
+    if math.isinf(df_denom):
+        p = float(stats.chi2.sf(stat * q, q))
+    else:
+        p = float(stats.f.sf(stat, q, df_denom))
+    return {"statistic": stat, "df_num": float(q), "df_denom": float(df_denom), "p_value": p}
