@@ -49,7 +49,7 @@ _METHOD_TEXT = {
     "dr": "doubly robust (Sant'Anna & Zhao 2020, traditional)",
 }
 SMALL_COMPARISON = 10
-MULTIPLIER = "mammen"
+MULTIPLIER = "rademacher"
 ASSUMPTION = (
     "Parallel trends: had they not been treated, each cohort's average outcome would have changed as "
     "the comparison units' did (conditionally on the covariates), with no effect before treatment "
@@ -122,6 +122,7 @@ class ATTGTResult(Result):
             ax.scatter(x[post], rows["estimate"].to_numpy()[post], color=colour, zorder=3, label=f"cohort {g:g}")
             ax.scatter(x[~post], rows["estimate"].to_numpy()[~post], facecolors="white", edgecolors=colour, zorder=3)
         ax.axhline(0, color="#b22222", linestyle="--", linewidth=1)
+        ax.set_xticks(sorted(table["time"].unique()))
         ax.set_xlabel("Period (open markers: before treatment)")
         ax.set_ylabel("ATT(g, t)")
         ax.legend(frameon=False, fontsize="small")
@@ -186,8 +187,10 @@ def att_gt(
         2x2 estimator: outcome regression, normalised IPW, or doubly robust (the traditional
         Sant'Anna-Zhao estimator, as R ``did``). Without covariates all three coincide.
     anticipation : int
-        Number of periods before ``cohort`` in which units may already react; the base period of a
-        post-treatment ATT(g, t) is the last period before ``g - anticipation``.
+        Number of periods before ``cohort`` in which units may already react; the base period of
+        ATT(g, t) for t >= g - anticipation is the last period before ``g - anticipation``. Cells with
+        g - anticipation <= t < g appear in the event study but not in the pre-trend test nor in the
+        post-treatment averages (which use t >= g).
     base_period : {"varying", "universal"}
         Pre-treatment ATT(g, t) compare period t with t - 1 ("varying", R ``did``'s default) or with the
         cohort's base period ("universal"; that cell is reported as 0 without standard error).
@@ -203,7 +206,7 @@ def att_gt(
         period are DROPPED (counted in the sample flow, with a SampleWarning). (R ``did``'s
         ``allow_unbalanced_panel`` instead treats the data as repeated cross-sections; not done here.)
     bootstrap : int, optional
-        Number of multiplier-bootstrap draws (Mammen weights) for standard errors and uniform bands;
+        Number of multiplier-bootstrap draws (Rademacher weights) for standard errors and uniform bands;
         None for analytic standard errors.
     seed : int, optional
         Seed of the multiplier bootstrap (also used by ``aggregate``).
@@ -375,52 +378,43 @@ def att_gt(
         cohort_size = {g: int(np.count_nonzero(G == g)) for g in cohorts}
 
         # -- the group-time cells ----------------------------------------------------------------------
+        # -- the group-time cells: which cohort, period, base period and comparison cohorts ---------------
+        K = len(cohorts)
+        cohort_index = np.where(never, K, np.searchsorted(cohorts, G))  # K = never treated
+        # units sorted by cohort: every cohort is a contiguous block of rows (kept in this order in
+        # the result: influence functions, unit cohorts, weights and clusters all follow it)
+        order = np.argsort(cohort_index, kind="stable")
+        cohort_index, G, never, ever_treated = cohort_index[order], G[order], never[order], ever_treated[order]
+        Y = Y[order]
+        if Xw is not None:
+            Xw = Xw[order]
+        if W is not None:
+            W = W[order]
+        if clusters is not None:
+            clusters = clusters[order]
+        group_sizes = np.bincount(cohort_index, minlength=K + 1)
         cells: list[dict[str, Any]] = []
-        columns: list[np.ndarray] = []
-        comparisons: dict[tuple, PanelComparison] = {}
         empty: list[str] = []
-        backend = _BACKEND[method]
-        for g in cohorts:
-            treated = G == g
-            pre_index = np.flatnonzero(periods + anticipation < g)
-            base_post = int(pre_index[-1])
+        for k, g in enumerate(cohorts):
+            base_post = int(np.flatnonzero(periods + anticipation < g)[-1])
             for ti in range(0 if base_period == "universal" else 1, T):
                 t = periods[ti]
-                post = bool(g <= t)
-                base = base_post if (post or base_period == "universal") else ti - 1
-                if base_period == "universal" and ti == base:
-                    cells.append({"group": g, "time": t, "base_period": periods[base], "post": False, "reference": True,
-                                  "n_treated": int(treated.sum()), "n_comparison": 0, "estimate": 0.0})
-                    columns.append(None)  # type: ignore[arg-type]
-                    continue
-                if control_group == "never":
-                    control, ckey = never, "never"
-                else:
+                # cells in the anticipation window (g - anticipation <= t < g) also use the cohort's base
+                # period, under either base_period option (as R did)
+                base = base_post if (t >= g - anticipation or base_period == "universal") else ti - 1
+                reference = base_period == "universal" and ti == base
+                comparison = np.zeros(K + 1, dtype=bool)
+                comparison[K] = True
+                if control_group == "notyet":
                     threshold = periods[max(ti, base)] + anticipation
-                    control = never | ((G > threshold) & (G != g))
-                    ckey = threshold
-                n_control = int(np.count_nonzero(control))
-                if n_control == 0:
+                    comparison[:K] = (cohorts > threshold) & (cohorts != g)
+                n_comparison = int(group_sizes[comparison].sum())
+                if n_comparison == 0 and not reference:
                     empty.append(f"g={g:g},t={t:g}")
-                    continue
-                dy = Y[:, ti] - Y[:, base]
-                if not covs:
-                    est, psi = _unconditional(dy, treated, control, W, N)
-                else:
-                    ck = (g, ckey, None if time_invariant_x else base)
-                    comp = comparisons.get(ck)
-                    sub = treated | control
-                    if comp is None:
-                        comp = PanelComparison(treated[sub], Xw[sub, base, :], None if W is None else W[sub],
-                                               names=tuple(covs), where=f"{where} (g={g:g}, t={t:g})")
-                        comparisons[ck] = comp
-                    two = comp.estimate(dy[sub], backend)
-                    est = two.att
-                    psi = np.zeros(N)
-                    psi[sub] = two.influence * (N / comp.n)
-                cells.append({"group": g, "time": t, "base_period": periods[base], "post": post, "reference": False,
-                              "n_treated": int(treated.sum()), "n_comparison": n_control, "estimate": est})
-                columns.append(psi)
+                cells.append({"group": g, "time": t, "base_period": periods[base], "post": bool(g <= t),
+                              "reference": reference, "n_treated": int(group_sizes[k]),
+                              "n_comparison": 0 if reference else n_comparison,
+                              "k": k, "ti": ti, "base": base, "comparison": comparison})
         if empty:
             raise DataError(
                 f"{where}: no comparison units for {len(empty)} group-time cell(s) ({', '.join(empty[:6])}"
@@ -434,12 +428,14 @@ def att_gt(
         if small_cohorts:
             warn(SmallComparisonWarning, f"{where}: cohort(s) with fewer than 5 units: {', '.join(small_cohorts)}.")
 
-        p = len(cells)
-        IF = np.zeros((p, N))  # p x N rows: each cell's influence function is contiguous
-        for j, col in enumerate(columns):
-            if col is not None:
-                IF[j] = col
-        IF = IF.T
+        if covs:
+            IF, estimates_cells = _cells_with_covariates(cells, Y, Xw, W, cohort_index, K, time_invariant_x,
+                                                         _BACKEND[method], tuple(covs), where)
+        else:
+            IF, estimates_cells = _cells_unconditional(cells, Y, W, cohort_index, K)
+        for c, e in zip(cells, estimates_cells):
+            c["estimate"] = float(e)
+        IF = IF.T  # N x p view of a p x N array: each cell's influence function is contiguous
         att = np.array([c["estimate"] for c in cells])
         reference = np.array([c["reference"] for c in cells])
         weights_unit = np.ones(N) if W is None else W
@@ -452,10 +448,15 @@ def att_gt(
         keepers = np.flatnonzero((groups_cell <= times_cell) & ~reference)
         overall_att, overall_if = aggregate_influence(att, IF, keepers, simple_weights(groups_cell, keepers, G, weights_unit),
                                                       G=G, unit_weights=weights_unit, groups_cell=groups_cell, with_wif=True)
-        full_if = np.column_stack([overall_if, IF])
         estimates = np.concatenate([[overall_att], att])
-        se, inference, band, crit = _standard_errors(full_if, estimates, clusters, n_clusters, bootstrap, seed, level,
-                                                     band_columns=1 + np.flatnonzero(~reference))
+        if bootstrap is None:
+            se_cells, inference, band, crit = _standard_errors(IF, att, clusters, n_clusters, None, seed, level, None)
+            se_overall = _standard_errors(overall_if[:, None], estimates[:1], clusters, n_clusters, None, seed, level, None)[0]
+            se = np.concatenate([se_overall, se_cells])
+        else:
+            full_if = np.column_stack([overall_if, IF])
+            se, inference, band, crit = _standard_errors(full_if, estimates, clusters, n_clusters, bootstrap, seed, level,
+                                                         band_columns=1 + np.flatnonzero(~reference))
         se[1:][reference] = np.nan
         terms = ["ATT"] + [f"g={c['group']:g},t={c['time']:g}" for c in cells]
         extra = {
@@ -473,9 +474,10 @@ def att_gt(
         # event_time for group-time rows would turn the default coefficient plot into an event study of
         # overlapping cohorts: keep the column for users, but plot with plot_group_time instead.
 
-        pre = np.flatnonzero((groups_cell > times_cell) & ~reference)
+        # anticipation cells are not evidence on pre-trends: the Wald test uses t < g - anticipation
+        pre = np.flatnonzero((times_cell < groups_cell - anticipation) & ~reference)
         diagnostics: dict[str, Any] = {
-            "n_cells": p,
+            "n_cells": len(cells),
             "cohorts": {f"{g:g}": n for g, n in cohort_size.items()},
             "n_never_treated": int(never.sum()),
             "periods": [float(x) for x in periods],
@@ -522,19 +524,72 @@ def att_gt(
     )
 
 
-def _unconditional(dy: np.ndarray, treated: np.ndarray, control: np.ndarray, W: np.ndarray | None, N: int):
-    """Difference of (weighted) mean changes and its influence function on all N units."""
-    if W is None:
-        wt = treated.astype(float)
-        wc = control.astype(float)
-    else:
-        wt = W * treated
-        wc = W * control
-    st, sc = wt.sum(), wc.sum()
-    mt = float(wt @ dy) / st
-    mc = float(wc @ dy) / sc
-    psi = N * (wt * (dy - mt) / st - wc * (dy - mc) / sc)
-    return mt - mc, psi
+def _cells_unconditional(cells, Y, W, cohort_index, K):
+    """All ATT(g, t) without covariates at once: differences of (weighted) mean changes, from group
+    sums of the units x periods array; influence functions built in blocks of cells (p x N)."""
+    N, T = Y.shape
+    p = len(cells)
+    w = np.ones(N) if W is None else W
+    sum_w = np.bincount(cohort_index, weights=w, minlength=K + 1)
+    sum_wy = np.stack([np.bincount(cohort_index, weights=w * Y[:, s], minlength=K + 1) for s in range(T)], axis=1)
+    treated = np.zeros((p, K + 1))
+    comparison = np.zeros((p, K + 1))
+    t_idx = np.array([c["ti"] for c in cells])
+    b_idx = np.array([c["base"] for c in cells])
+    active = np.array([not c["reference"] for c in cells])
+    for j, c in enumerate(cells):
+        treated[j, c["k"]] = 1.0
+        comparison[j] = c["comparison"]
+    change = (sum_wy[:, t_idx] - sum_wy[:, b_idx]).T  # p x (K+1) weighted sums of Y_t - Y_base
+    st = treated @ sum_w
+    sc = comparison @ sum_w
+    mt = (treated * change).sum(axis=1) / st
+    mc = (comparison * change).sum(axis=1) / np.where(sc > 0, sc, 1.0)
+    att = np.where(active, mt - mc, 0.0)
+    # role of each cohort in each cell: +1/st (treated), -1/sc (comparison), 0; and the mean to remove
+    # influence function of cell j: N w_i (dy_i - mt_j) / st_j on its cohort's block of rows,
+    # -N w_i (dy_i - mc_j) / sc_j on the comparison cohorts' blocks, 0 elsewhere
+    bounds = np.searchsorted(cohort_index, np.arange(K + 2))
+    Yt = np.ascontiguousarray(Y.T)  # periods x units: each period's outcomes contiguous
+    IF = np.zeros((p, N))
+    for j, c in enumerate(cells):  # loop over cells and cohort blocks; the work inside is vectorised
+        if c["reference"]:
+            continue
+        parts = [(c["k"], mt[j], N / st[j])] + [(k, mc[j], -N / sc[j]) for k in np.flatnonzero(c["comparison"])]
+        for k, mean, scale in parts:
+            rows = slice(bounds[k], bounds[k + 1])
+            out = IF[j, rows]
+            np.subtract(Yt[t_idx[j], rows], Yt[b_idx[j], rows], out=out)
+            out -= mean
+            out *= scale
+            if W is not None:
+                out *= W[rows]
+    return IF, att
+
+
+def _cells_with_covariates(cells, Y, Xw, W, cohort_index, K, time_invariant_x, backend, names, where):
+    """ATT(g, t) with covariates: one 2x2 backend call per cell; comparisons (and their propensity and
+    regression fits) shared by cells with the same units and covariate values."""
+    N = Y.shape[0]
+    IF = np.zeros((len(cells), N))
+    att = np.zeros(len(cells))
+    comparisons: dict[tuple, PanelComparison] = {}
+    for j, c in enumerate(cells):
+        if c["reference"]:
+            continue
+        treated = cohort_index == c["k"]
+        sub = treated | c["comparison"][cohort_index]
+        key = (c["k"], c["comparison"].tobytes(), None if time_invariant_x else c["base"])
+        comp = comparisons.get(key)
+        if comp is None:
+            comp = PanelComparison(treated[sub], Xw[sub, c["base"], :], None if W is None else W[sub],
+                                   names=names, where=f"{where} (g={c['group']:g}, t={c['time']:g})")
+            comparisons[key] = comp
+        dy = Y[sub, c["ti"]] - Y[sub, c["base"]]
+        two = comp.estimate(dy, backend)
+        att[j] = two.att
+        IF[j, sub] = two.influence * (N / comp.n)
+    return IF, att
 
 
 def _covariance(IF: np.ndarray, clusters: np.ndarray | None, n_clusters: int | None) -> np.ndarray:
@@ -554,14 +609,14 @@ def _standard_errors(IF, estimates, clusters, n_clusters, bootstrap, seed, level
             se = np.sqrt((S**2).sum(axis=0)) / n
             text = f"analytic, from influence functions summed within {n_clusters} clusters; normal critical values"
         else:
-            se = np.sqrt(np.einsum("ij,ij->j", IF, IF)) / n
+            se = np.sqrt(np.einsum("ij,ij->j", IF, IF)) / n  # column sums of squares, no n x p temporary
             text = "analytic, from influence functions (units as the sampling level); normal critical values"
         return se, text, None, None
     draws = multiplier_bootstrap(IF, n_draws=int(bootstrap), seed=seed, clusters=clusters, n_clusters=n_clusters,
                                  kind=MULTIPLIER, estimates=estimates, level=level, band=band_columns)
     se = draws.std_errors.copy()
     low, high = draws.bands(estimates)
-    text = (f"multiplier bootstrap ({bootstrap} draws, Mammen weights"
+    text = (f"multiplier bootstrap ({bootstrap} draws, Rademacher weights"
             + (f", clustered by {n_clusters} clusters" if clusters is not None else "")
             + f", seed {seed}); standard errors from the interquartile range of the draws; conf_low/conf_high "
             f"pointwise, band_low/band_high uniform (critical value {draws.critical_value:.3f})")
