@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from impact.data import as_list, check_constant_within, check_option, cluster_codes, prepare
+from impact.data import (
+    as_list,
+    check_absorbing,
+    check_binary,
+    check_constant_within,
+    check_option,
+    cluster_codes,
+    prepare,
+)
 from impact.did.drdid import PanelComparison
 from impact.errors import (
     DataError,
@@ -150,7 +158,8 @@ def att_gt(
     outcome: str,
     unit: str,
     time: str,
-    cohort: str,
+    cohort: str | None = None,
+    treatment: str | None = None,
     covariates: str | Sequence[str] | None = None,
     control_group: ControlGroup = "never",
     method: ATTGTMethod = "reg",
@@ -176,6 +185,9 @@ def att_gt(
     cohort : str
         The period in which the unit is first treated; 0 or missing for never-treated units. Must
         be constant within unit. Cohorts after the last period count as never treated.
+    treatment : str, optional
+        Instead of ``cohort``: a 0/1 treatment-status column; the cohort of a unit is the first period
+        with treatment 1 (never-treated: 0). Treatment must be absorbing (once 1, stays 1).
     covariates : str or list of str, optional
         Pre-treatment covariates. Values in each comparison's base period are used (as R ``did``);
         time-invariant covariates are the intended use.
@@ -188,9 +200,9 @@ def att_gt(
         Sant'Anna-Zhao estimator, as R ``did``). Without covariates all three coincide.
     anticipation : int
         Number of periods before ``cohort`` in which units may already react; the base period of
-        ATT(g, t) for t >= g - anticipation is the last period before ``g - anticipation``. Cells with
-        g - anticipation <= t < g appear in the event study but not in the pre-trend test nor in the
-        post-treatment averages (which use t >= g).
+        ATT(g, t) for t >= g is the last period before ``g - anticipation``, and not-yet-treated
+        comparison units must start after ``max(t, base) + anticipation``. Cells with
+        g - anticipation <= t < g appear in the event study but not in the pre-trend test.
     base_period : {"varying", "universal"}
         Pre-treatment ATT(g, t) compare period t with t - 1 ("varying", R ``did``'s default) or with the
         cohort's base period ("universal"; that cell is reported as 0 without standard error).
@@ -264,16 +276,20 @@ def att_gt(
     covs = as_list(covariates)
 
     with recording_warnings() as log:
-        roles = {"outcome": outcome, "unit": unit, "time": time, "cohort": cohort, "covariates": covs,
-                 "weights": weights, "cluster": cluster}
-        used = [c for c in dict.fromkeys([outcome, unit, time, cohort, *covs, weights, cluster]) if c is not None]
+        if (cohort is None) == (treatment is None):
+            raise SpecError(f"{where}: give exactly one of cohort= (first treated period, 0 for never treated) "
+                            "or treatment= (a 0/1 treatment-status column).")
+        timing = cohort if cohort is not None else treatment
+        roles = {"outcome": outcome, "unit": unit, "time": time, ("cohort" if cohort else "treatment"): timing,
+                 "covariates": covs, "weights": weights, "cluster": cluster}
+        used = [c for c in dict.fromkeys([outcome, unit, time, timing, *covs, weights, cluster]) if c is not None]
         missing_cols = [c for c in used if c not in getattr(df, "columns", [])]
-        if not missing_cols and isinstance(df, pd.DataFrame) and df[cohort].isna().any():
+        if cohort is not None and not missing_cols and isinstance(df, pd.DataFrame) and df[cohort].isna().any():
             # never-treated units may have a missing cohort: code them 0 before the missing-value check
             df = df.loc[:, used]
             df[cohort] = df[cohort].fillna(0)
         prepared = prepare(df, where=where, roles=roles,
-                           numeric=[outcome, time, cohort, *covs] + ([weights] if weights else []),
+                           numeric=[outcome, time, timing, *covs] + ([weights] if weights else []),
                            missing=missing, unit=unit)
         frame = prepared.frame
         flow = list(prepared.flow)
@@ -288,7 +304,15 @@ def att_gt(
             prepare(frame, where=where, roles={"unit": unit, "time": time}, unique=[unit, time])  # raises, naming rows
         if n_periods < 2:
             raise DataError(f"{where}: needs at least two periods in {time!r}; found {n_periods}.")
-
+        if treatment is not None:
+            frame = frame.copy()
+            check_binary(frame, treatment, where)
+            check_absorbing(frame, unit=unit, time=time, treatment=treatment, where=where)
+            status = frame[treatment].to_numpy(dtype=float)
+            first = np.full(n_units, np.inf)
+            np.minimum.at(first, unit_codes[status == 1], periods[time_codes[status == 1]])
+            cohort = "__cohort__"
+            frame[cohort] = np.where(np.isfinite(first), first, 0.0)[unit_codes]
         g_unit = _fail_on_varying(frame, unit_codes, n_units, cohort, unit, where).astype(float)
         w_unit = _fail_on_varying(frame, unit_codes, n_units, weights, unit, where).astype(float) if weights else None
         c_unit = _fail_on_varying(frame, unit_codes, n_units, cluster, unit, where) if cluster else None
@@ -399,9 +423,9 @@ def att_gt(
             base_post = int(np.flatnonzero(periods + anticipation < g)[-1])
             for ti in range(0 if base_period == "universal" else 1, T):
                 t = periods[ti]
-                # cells in the anticipation window (g - anticipation <= t < g) also use the cohort's base
-                # period, under either base_period option (as R did)
-                base = base_post if (t >= g - anticipation or base_period == "universal") else ti - 1
+                # post-treatment cells (t >= g) compare with the last period before g - anticipation; with a
+                # varying base, earlier cells (anticipation window included) compare t with t - 1 (as R did)
+                base = base_post if (t >= g or base_period == "universal") else ti - 1
                 reference = base_period == "universal" and ti == base
                 comparison = np.zeros(K + 1, dtype=bool)
                 comparison[K] = True
