@@ -416,7 +416,12 @@ def att_gt(
             W = W[order]
         if clusters is not None:
             clusters = clusters[order]
-        group_sizes = np.bincount(cohort_index, minlength=K + 1)
+        # units that count: those with a positive sampling weight
+        group_sizes = np.bincount(cohort_index, weights=None if W is None else (W > 0).astype(float),
+                                  minlength=K + 1).astype(int)
+        if (group_sizes[:K] == 0).any():
+            empty_cohorts = ", ".join(f"{g:g}" for g in cohorts[group_sizes[:K] == 0])
+            raise DataError(f"{where}: cohort(s) {empty_cohorts} have no unit with a positive weight in {weights!r}.")
         cells: list[dict[str, Any]] = []
         empty: list[str] = []
         for k, g in enumerate(cohorts):
