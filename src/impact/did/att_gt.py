@@ -104,8 +104,11 @@ class ATTGTResult(Result):
         return aggregate_att_gt(self, kind, min_e=min_e, max_e=max_e, balance_e=balance_e)
 
     def figures(self) -> dict[str, Callable[[Axes | None], Axes]]:
-        return {"Group-time average treatment effects": self.plot_group_time,
-                "Overall and group-time estimates": self.plot}
+        return {"Group-time average treatment effects": self.plot_group_time}
+
+    def plot(self, ax: Axes | None = None) -> Axes:
+        """The group-time plot (:meth:`plot_group_time`); event studies come from ``aggregate("dynamic")``."""
+        return self.plot_group_time(ax)
 
     def plot_group_time(self, ax: Axes | None = None) -> Axes:
         """ATT(g, t) against calendar time, one colour per cohort; pre-treatment cells open."""
