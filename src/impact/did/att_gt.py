@@ -404,7 +404,6 @@ def att_gt(
             clusters, n_clusters = cluster_codes(c_unit[keep], where=where, treated=ever_treated, name=cluster)
         cohort_size = {g: int(np.count_nonzero(G == g)) for g in cohorts}
 
-        # -- the group-time cells ----------------------------------------------------------------------
         # -- the group-time cells: which cohort, period, base period and comparison cohorts ---------------
         K = len(cohorts)
         cohort_index = np.where(never, K, np.searchsorted(cohorts, G))  # K = never treated
@@ -603,24 +602,29 @@ def _cells_with_covariates(cells, Y, Xw, W, cohort_index, K, time_invariant_x, b
     """ATT(g, t) with covariates: one 2x2 backend call per cell; comparisons (and their propensity and
     regression fits) shared by cells with the same units and covariate values."""
     N = Y.shape[0]
+    Yt = np.ascontiguousarray(Y.T)
+    bounds = np.searchsorted(cohort_index, np.arange(K + 2))
     IF = np.zeros((len(cells), N))
     att = np.zeros(len(cells))
-    comparisons: dict[tuple, PanelComparison] = {}
+    comparisons: dict[tuple, tuple[PanelComparison, np.ndarray]] = {}
     for j, c in enumerate(cells):
         if c["reference"]:
             continue
-        treated = cohort_index == c["k"]
-        sub = treated | c["comparison"][cohort_index]
         key = (c["k"], c["comparison"].tobytes(), None if time_invariant_x else c["base"])
-        comp = comparisons.get(key)
-        if comp is None:
-            comp = PanelComparison(treated[sub], Xw[sub, c["base"], :], None if W is None else W[sub],
+        if key not in comparisons:
+            # units are sorted by cohort: the comparison's rows are the treated block and the
+            # comparison cohorts' blocks
+            blocks = [c["k"], *np.flatnonzero(c["comparison"])]
+            rows = np.concatenate([np.arange(bounds[k], bounds[k + 1]) for k in blocks])
+            treated = cohort_index[rows] == c["k"]
+            comp = PanelComparison(treated, Xw[rows, c["base"], :], None if W is None else W[rows],
                                    names=names, where=f"{where} (g={c['group']:g}, t={c['time']:g})")
-            comparisons[key] = comp
-        dy = Y[sub, c["ti"]] - Y[sub, c["base"]]
+            comparisons[key] = (comp, rows)
+        comp, rows = comparisons[key]
+        dy = Yt[c["ti"], rows] - Yt[c["base"], rows]
         two = comp.estimate(dy, backend)
         att[j] = two.att
-        IF[j, sub] = two.influence * (N / comp.n)
+        IF[j, rows] = two.influence * (N / comp.n)
     return IF, att
 
 

@@ -28,6 +28,7 @@ from impact.errors import (
     OverlapWarning,
     SampleWarning,
     SmallComparisonWarning,
+    SpecError,
     recording_warnings,
     warn,
 )
@@ -212,17 +213,24 @@ class PanelComparison:
                        context=" among the comparison units")
             self._cache["rank"] = True
 
-    def _propensity(self) -> tuple[np.ndarray, np.ndarray]:
-        """Logit propensity score (capped below one) and the influence function of its coefficients."""
+    def _propensity(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Logit propensity score (capped below one), the score weights w (D - ps) and (X'VX)^-1.
+
+        The coefficients' influence function is ``n * (w (D - ps))_i * X_i' (X'VX)^-1``; it is only ever
+        needed multiplied by a k-vector, so it is never formed as an n x k matrix.
+        """
         if "ps" not in self._cache:
             check_rank(self.X, list(self.names), self.where, context=" in the propensity-score model")
             beta, H_inv = _logit_mle(self.X, self.D, self.w, self.where)
             ps = np.minimum(special.expit(self.X @ beta), _PS_CAP)
-            lin_rep = ((self.w * (self.D - ps))[:, None] * self.X) @ H_inv * self.n
             self._cache["beta"] = beta
-            self._cache["ps"] = (ps, lin_rep)
+            self._cache["ps"] = (ps, self.w * (self.D - ps), H_inv)
             self._overlap_note(ps)
         return self._cache["ps"]  # type: ignore[return-value]
+
+    def _linear_correction(self, score: np.ndarray, inverse: np.ndarray, moment: np.ndarray) -> np.ndarray:
+        """``n * score_i * X_i' inverse @ moment``: an estimated-coefficient term of an influence function."""
+        return self.n * score * (self.X @ (inverse @ moment))
 
     def _calibrated_propensity(self) -> np.ndarray:
         if "ps_cal" not in self._cache:
@@ -248,17 +256,34 @@ class PanelComparison:
     def _ols(self, delta_y: np.ndarray, extra_weight: np.ndarray | None = None, key: str = "ols"):
         """(Weighted) least squares of delta_y on X among comparison units: fitted values for all units,
         and the residual-score matrix needed for the coefficients' influence function."""
-        self._check_controls()
-        c = (1 - self.D) * self.w * (1.0 if extra_weight is None else extra_weight)
         if key not in self._cache:
+            self._check_controls()
+            c = (1 - self.D) * self.w * (1.0 if extra_weight is None else extra_weight)
             XtX = (self.X * c[:, None]).T @ self.X
-            self._cache[key] = linalg.inv(XtX, check_finite=False)
-        inv = self._cache[key]
-        beta = inv @ (self.X.T @ (c * delta_y))  # type: ignore[operator]
+            self._cache[key] = (c, linalg.inv(XtX, check_finite=False))
+        c, inv = self._cache[key]  # type: ignore[misc]
+        beta = inv @ ((c * delta_y) @ self.X)
         fitted = self.X @ beta
         return fitted, c, inv
 
     # -- the estimators -------------------------------------------------------------------------------
+    def _weights(self, calibrated: bool) -> dict[str, object]:
+        """Treated and comparison weights for the propensity-score methods, with their sums and
+        covariate moments (none depends on the outcome, so they are cached)."""
+        key = "weights_cal" if calibrated else "weights"
+        if key not in self._cache:
+            ps = self._calibrated_propensity() if calibrated else self._propensity()[0]
+            keep = self._trim(ps)
+            odds = ps / (1 - ps)
+            w_treat = keep * self.w * self.D
+            w_cont = keep * self.w * (1 - self.D) * odds
+            self._cache[key] = {
+                "ps": ps, "keep": keep, "odds": odds, "w_treat": w_treat, "w_cont": w_cont,
+                "mean_treat": w_treat.mean(), "mean_cont": w_cont.mean(),
+                "X_treat": (w_treat @ self.X) / self.n, "X_cont": (w_cont @ self.X) / self.n,
+            }
+        return self._cache[key]  # type: ignore[return-value]
+
     def estimate(self, delta_y: np.ndarray, method: str) -> TwoByTwo:
         """ATT and influence function for the outcome change ``delta_y`` (one value per unit)."""
         dy = np.asarray(delta_y, dtype=float)
@@ -268,63 +293,60 @@ class PanelComparison:
             return self._unconditional(dy)
         if method == "reg":
             fitted, c, inv = self._ols(dy)
-            lin_rep_ols = ((c * (dy - fitted))[:, None] * X) @ inv * n
             w_treat = w * D
-            eta_treat = np.mean(w_treat * dy) / np.mean(w_treat)
-            eta_cont = np.mean(w_treat * fitted) / np.mean(w_treat)
-            inf_treat = (w_treat * dy - w_treat * eta_treat) / np.mean(w_treat)
-            inf_cont = (w_treat * fitted - w_treat * eta_cont + lin_rep_ols @ np.mean(w_treat[:, None] * X, axis=0))
-            psi = inf_treat - inf_cont / np.mean(w_treat)
+            mean_treat = w_treat.mean()
+            eta_treat = (w_treat @ dy) / n / mean_treat
+            eta_cont = (w_treat @ fitted) / n / mean_treat
+            ols_term = self._linear_correction(c * (dy - fitted), inv, (w_treat @ X) / n)
+            psi = (w_treat * (dy - eta_treat) - w_treat * (fitted - eta_cont) - ols_term) / mean_treat
             return TwoByTwo(float(eta_treat - eta_cont), psi, self.n_treated, self.n_control)
 
         if method == "imp":
-            ps = self._calibrated_propensity()
-            keep = self._trim(ps)
-            odds = ps / (1 - ps)
-            fitted, _, _ = self._ols(dy, extra_weight=odds, key="ols_imp")
-            w_treat = keep * w * D
-            w_cont = keep * w * (1 - D) * odds
+            q = self._weights(calibrated=True)
+            fitted, _, _ = self._ols(dy, extra_weight=q["odds"], key="ols_imp")
             resid = dy - fitted
-            eta_treat = np.mean(w_treat * resid) / np.mean(w_treat)
-            eta_cont = np.mean(w_cont * resid) / np.mean(w_cont)
-            psi = (w_treat * (resid - eta_treat)) / np.mean(w_treat) - (w_cont * (resid - eta_cont)) / np.mean(w_cont)
-            return self._out(eta_treat - eta_cont, psi, ps, keep)
+            w_treat, w_cont = q["w_treat"], q["w_cont"]
+            eta_treat = (w_treat @ resid) / n / q["mean_treat"]
+            eta_cont = (w_cont @ resid) / n / q["mean_cont"]
+            # the tilting and weighted-regression first-order conditions make the estimation effects vanish
+            psi = w_treat * (resid - eta_treat) / q["mean_treat"] - w_cont * (resid - eta_cont) / q["mean_cont"]
+            return self._out(eta_treat - eta_cont, psi, q)
 
-        ps, lin_rep_ps = self._propensity()
-        keep = self._trim(ps)
-        w_treat = keep * w * D
-        w_cont = keep * w * (1 - D) * ps / (1 - ps)
+        q = self._weights(calibrated=False)
+        _, score, H_inv = self._propensity()
+        w_treat, w_cont = q["w_treat"], q["w_cont"]
         if method == "ipw":
-            p_treat = np.mean(w * D)
+            p_treat = (w @ D) / n
             att_treat, att_cont = w_treat * dy, w_cont * dy
-            att = (np.mean(att_treat) - np.mean(att_cont)) / p_treat
-            correction = lin_rep_ps @ np.mean(att_cont[:, None] * X, axis=0)
+            att = (att_treat.sum() - att_cont.sum()) / n / p_treat
+            correction = self._linear_correction(score, H_inv, (att_cont @ X) / n)
             psi = (att_treat - att_cont - correction - w * D * att) / p_treat
-            return self._out(att, psi, ps, keep)
+            return self._out(att, psi, q)
         if method == "std_ipw":
-            eta_treat = np.mean(w_treat * dy) / np.mean(w_treat)
-            eta_cont = np.mean(w_cont * dy) / np.mean(w_cont)
-            inf_treat = w_treat * (dy - eta_treat) / np.mean(w_treat)
-            M2 = np.mean((w_cont * (dy - eta_cont))[:, None] * X, axis=0)
-            inf_cont = (w_cont * (dy - eta_cont) + lin_rep_ps @ M2) / np.mean(w_cont)
-            return self._out(eta_treat - eta_cont, inf_treat - inf_cont, ps, keep)
+            eta_treat = (w_treat @ dy) / n / q["mean_treat"]
+            eta_cont = (w_cont @ dy) / n / q["mean_cont"]
+            centred = w_cont * (dy - eta_cont)
+            inf_treat = w_treat * (dy - eta_treat) / q["mean_treat"]
+            inf_cont = (centred + self._linear_correction(score, H_inv, (centred @ X) / n)) / q["mean_cont"]
+            return self._out(eta_treat - eta_cont, inf_treat - inf_cont, q)
         if method == "trad":
             fitted, c, inv = self._ols(dy)
-            lin_rep_ols = ((c * (dy - fitted))[:, None] * X) @ inv * n
             resid = dy - fitted
-            eta_treat = np.mean(w_treat * resid) / np.mean(w_treat)
-            eta_cont = np.mean(w_cont * resid) / np.mean(w_cont)
-            inf_treat = (w_treat * (resid - eta_treat) - lin_rep_ols @ np.mean(w_treat[:, None] * X, axis=0)) / np.mean(w_treat)
-            M2 = np.mean((w_cont * (resid - eta_cont))[:, None] * X, axis=0)
-            M3 = np.mean(w_cont[:, None] * X, axis=0)
-            inf_cont = (w_cont * (resid - eta_cont) + lin_rep_ps @ M2 - lin_rep_ols @ M3) / np.mean(w_cont)
-            return self._out(eta_treat - eta_cont, inf_treat - inf_cont, ps, keep)
+            eta_treat = (w_treat @ resid) / n / q["mean_treat"]
+            eta_cont = (w_cont @ resid) / n / q["mean_cont"]
+            ols_score = c * resid
+            centred = w_cont * (resid - eta_cont)
+            inf_treat = (w_treat * (resid - eta_treat) - self._linear_correction(ols_score, inv, q["X_treat"])) / q["mean_treat"]
+            inf_cont = (centred + self._linear_correction(score, H_inv, (centred @ X) / n)
+                        - self._linear_correction(ols_score, inv, q["X_cont"])) / q["mean_cont"]
+            return self._out(eta_treat - eta_cont, inf_treat - inf_cont, q)
         raise EstimationError(f"{self.where}: unknown 2x2 method {method!r}")  # guarded at the boundary
 
-    def _out(self, att: float, psi: np.ndarray, ps: np.ndarray, keep: np.ndarray) -> TwoByTwo:
+    def _out(self, att: float, psi: np.ndarray, q: dict[str, object]) -> TwoByTwo:
         control = self.D == 0
-        return TwoByTwo(float(att), psi, self.n_treated, self.n_control, int(np.count_nonzero(keep[control] == 0)),
-                        float(ps[control].min()), float(ps[control].max()))
+        ps, keep = q["ps"], q["keep"]
+        return TwoByTwo(float(att), psi, self.n_treated, self.n_control, int(np.count_nonzero(keep[control] == 0)),  # type: ignore[index]
+                        float(ps[control].min()), float(ps[control].max()))  # type: ignore[index]
 
     def _unconditional(self, dy: np.ndarray) -> TwoByTwo:
         wt = self.w * self.D
@@ -413,7 +435,7 @@ def drdid(
     where = "drdid"
     check_option("method", method, DRDID_METHODS)
     if panel is not True:
-        raise DataError(f"{where}: only panel data (panel=True) are supported; for repeated cross-sections "
+        raise SpecError(f"{where}: only panel data (panel=True) are supported; for repeated cross-sections "
                         "there is no estimator in this version.")
     covs = as_list(covariates)
     with recording_warnings() as log:
