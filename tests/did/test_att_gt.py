@@ -446,3 +446,15 @@ def test_simulation_coverage() -> None:
         hits += int(((post["conf_low"] <= values) & (values <= post["conf_high"])).sum())
         total += len(post)
     assert 0.92 <= hits / total <= 0.975
+
+
+def test_time_varying_covariates_taken_from_base_period(mpdta: pd.DataFrame) -> None:
+    # lpop is time-invariant in mpdta; adding noise in periods that are never a base period of a
+    # post-treatment cell (2007) leaves the post-treatment ATT(g,t) unchanged
+    noisy = mpdta.assign(lpop=np.where(mpdta["year"] == 2007, mpdta["lpop"] + 1.0, mpdta["lpop"]))
+    a = att_gt(mpdta, **MP, covariates="lpop", method="dr").group_time().set_index("term")
+    b = att_gt(noisy, **MP, covariates="lpop", method="dr")
+    assert "covariates_note" in b.diagnostics
+    b = b.group_time().set_index("term")
+    post = a.index[a["post"]]
+    np.testing.assert_allclose(b.loc[post, "estimate"], a.loc[post, "estimate"], atol=1e-12)

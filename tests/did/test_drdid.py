@@ -140,3 +140,20 @@ def test_unbalanced_units_dropped_with_warning() -> None:
         res = drdid(short, outcome="y", unit="id", time="period", treatment="d", method="reg")
     assert res.n_units == 195
     assert any("one period" in step.note for step in res.sample_flow)
+
+
+def test_collinear_covariates_named() -> None:
+    from impact.errors import EstimationError
+
+    data = _two_period(300, seed=4).assign(x3=lambda f: 2 * f["x1"])
+    with pytest.raises(EstimationError, match="x3"):
+        drdid(data, outcome="y", unit="id", time="period", treatment="d", covariates=["x1", "x3"], method="trad")
+
+
+def test_time_varying_covariates_use_the_base_period() -> None:
+    # a covariate that changes in the post period must not change the estimate (first-period values used)
+    data = _two_period(400, seed=6)
+    moved = data.assign(x1=np.where(data["period"] == 1, data["x1"] + np.random.default_rng(0).normal(size=len(data)), data["x1"]))
+    a = drdid(data, outcome="y", unit="id", time="period", treatment="d", covariates=["x1", "x2"], method="imp")
+    b = drdid(moved, outcome="y", unit="id", time="period", treatment="d", covariates=["x1", "x2"], method="imp")
+    assert a.estimate == pytest.approx(b.estimate, abs=1e-10)

@@ -390,10 +390,19 @@ def att_gt(
         Xw = None
         time_invariant_x = True
         if covs:
-            Xw = np.empty((N, T, len(covs)))
-            for j, c in enumerate(covs):
-                Xw[u_rows, t_rows, j] = frame[c].to_numpy(dtype=float)[row_keep]
-            time_invariant_x = bool(np.all(Xw == Xw[:, :1, :]))
+            # time-invariant covariates (the intended use) are held once per unit (N x 1 x k); only
+            # covariates that vary over time need the units x periods x covariates array
+            values = [frame[c].to_numpy(dtype=float)[row_keep] for c in covs]
+            per_unit = np.empty((N, len(covs)))
+            for j, v in enumerate(values):
+                per_unit[u_rows, j] = v
+            time_invariant_x = all(np.array_equal(per_unit[u_rows, j], v) for j, v in enumerate(values))
+            if time_invariant_x:
+                Xw = per_unit[:, None, :]
+            else:
+                Xw = np.empty((N, T, len(covs)))
+                for j, v in enumerate(values):
+                    Xw[u_rows, t_rows, j] = v
 
         cohorts = np.sort(np.unique(G[~never]))
         if len(cohorts) == 0:
@@ -617,7 +626,8 @@ def _cells_with_covariates(cells, Y, Xw, W, cohort_index, K, time_invariant_x, b
             blocks = [c["k"], *np.flatnonzero(c["comparison"])]
             rows = np.concatenate([np.arange(bounds[k], bounds[k + 1]) for k in blocks])
             treated = cohort_index[rows] == c["k"]
-            comp = PanelComparison(treated, Xw[rows, c["base"], :], None if W is None else W[rows],
+            comp = PanelComparison(treated, Xw[rows, 0 if time_invariant_x else c["base"], :],
+                                   None if W is None else W[rows],
                                    names=names, where=f"{where} (g={c['group']:g}, t={c['time']:g})")
             comparisons[key] = (comp, rows)
         comp, rows = comparisons[key]

@@ -206,11 +206,19 @@ class PanelComparison:
         self._cache: dict[str, object] = {}
 
     # -- cached nuisance fits ---------------------------------------------------------------------
+    def _full_rank(self, X: np.ndarray, w: np.ndarray | None, context: str) -> None:
+        """Raise (naming the collinear columns) if X is rank deficient; a cheap k x k test first."""
+        Z = X if w is None else X * np.sqrt(w)[:, None]
+        gram = Z.T @ Z
+        scale = np.sqrt(np.clip(np.diag(gram), 1e-300, None))
+        smallest = np.linalg.eigvalsh(gram / np.outer(scale, scale))[0] if len(gram) else 1.0
+        if not smallest > 1e-10:
+            check_rank(Z, list(self.names), self.where, context=context)
+
     def _check_controls(self) -> None:
         if "rank" not in self._cache:
-            Xc = self.X[self.D == 0]
-            check_rank(Xc * np.sqrt(self.w[self.D == 0])[:, None], list(self.names), self.where,
-                       context=" among the comparison units")
+            control = self.D == 0
+            self._full_rank(self.X[control], self.w[control], " among the comparison units")
             self._cache["rank"] = True
 
     def _propensity(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -220,7 +228,7 @@ class PanelComparison:
         needed multiplied by a k-vector, so it is never formed as an n x k matrix.
         """
         if "ps" not in self._cache:
-            check_rank(self.X, list(self.names), self.where, context=" in the propensity-score model")
+            self._full_rank(self.X, None, " in the propensity-score model")
             beta, H_inv = _logit_mle(self.X, self.D, self.w, self.where)
             ps = np.minimum(special.expit(self.X @ beta), _PS_CAP)
             self._cache["beta"] = beta
