@@ -458,3 +458,27 @@ def test_time_varying_covariates_taken_from_base_period(mpdta: pd.DataFrame) -> 
     b = b.group_time().set_index("term")
     post = a.index[a["post"]]
     np.testing.assert_allclose(b.loc[post, "estimate"], a.loc[post, "estimate"], atol=1e-12)
+
+
+# csdid 0.4.3, sampling weights w = 1 + countyreal % 3, DR with lpop, analytic SEs:
+#   a = ATTgt(yname="lemp", tname="year", idname="countyreal", gname="first.treat", data=mpdta,
+#             xformla="lemp~lpop", weights_name="w"); a.fit(est_method="dr", bstrap=False)
+#   a.aggte(typec=..., bstrap=False) -> overall_att, overall_se, att_egt, se_egt
+# Tolerances: 1e-7 on estimates, 1e-5 relative on SEs (values rounded to 8 decimals).
+CSDID_WEIGHTED = {
+    "simple": ([-0.03387409], [0.01295779]),
+    "dynamic": ([-0.06961576, 0.02409559, -0.01339681, -0.02537962, -0.01676085, -0.03891012, -0.13379923, -0.08899284],
+                [0.02092569, 0.01543968, 0.01376952, 0.01534826, 0.0135869, 0.01772765, 0.03830945, 0.03597618]),
+    "group": ([-0.0259754, -0.07210754, -0.01681148, -0.02206771], [0.01402295, 0.02787407, 0.01848753, 0.01891604]),
+    "calendar": ([-0.0352116, -0.01152348, -0.05411463, -0.04439974, -0.03080854],
+                 [0.01702054, 0.02397428, 0.03407401, 0.02136328, 0.01505046]),
+}
+
+
+def test_weighted_aggregations_match_csdid(mpdta: pd.DataFrame) -> None:
+    data = mpdta.assign(w=1.0 + mpdta["countyreal"] % 3)
+    res = att_gt(data, **MP, covariates="lpop", method="dr", weights="w")
+    for kind, (estimates, std_errors) in CSDID_WEIGHTED.items():
+        table = res.aggregate(kind).tidy()
+        np.testing.assert_allclose(table["estimate"], estimates, atol=1e-7)
+        np.testing.assert_allclose(table["std_error"], std_errors, rtol=1e-5)
