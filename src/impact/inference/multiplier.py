@@ -73,19 +73,20 @@ class MultiplierDraws:
         return est - self.critical_value * self.std_errors, est + self.critical_value * self.std_errors
 
 
-def _chunk(rng: np.random.Generator, rows: int, psi32: np.ndarray, colsum: np.ndarray, kind: str) -> np.ndarray:
-    """``rows`` draws of ``V @ psi`` (V: rows x m multipliers), via a 0/1 indicator matrix:
-    V = a + (b - a) * B, so V @ psi = a * colsum(psi) + (b - a) * (B @ psi)."""
-    m = psi32.shape[0]
+def _chunk(rng: np.random.Generator, buffer: np.ndarray, psi32: np.ndarray, colsum: np.ndarray, kind: str) -> np.ndarray:
+    """``len(buffer)`` draws of ``V @ psi`` (V: rows x m multipliers), via a 0/1 indicator matrix written
+    into the reused single-precision ``buffer``: V = a + (b - a) * B, so
+    V @ psi = a * colsum(psi) + (b - a) * (B @ psi)."""
+    rows, m = buffer.shape
     if kind == "rademacher":
         # one random bit per multiplier: -1 + 2 * bit
         raw = np.frombuffer(rng.bytes(rows * ((m + 7) // 8)), dtype=np.uint8).reshape(rows, -1)
-        indicator = np.unpackbits(raw, axis=1, count=m).astype(np.float32)
+        np.copyto(buffer, np.unpackbits(raw, axis=1, count=m), casting="unsafe")
         low, high = -1.0, 1.0
     else:
-        indicator = (rng.random((rows, m), dtype=np.float32) >= _MAMMEN_P_LOW).astype(np.float32)
+        np.copyto(buffer, rng.random((rows, m), dtype=np.float32) >= _MAMMEN_P_LOW, casting="unsafe")
         low, high = _MAMMEN_LOW, _MAMMEN_HIGH
-    return low * colsum[None, :] + (high - low) * (indicator @ psi32).astype(np.float64)
+    return low * colsum[None, :] + (high - low) * (buffer @ psi32).astype(np.float64)
 
 
 def multiplier_bootstrap(
@@ -100,7 +101,7 @@ def multiplier_bootstrap(
     level: float = 0.95,
     scale: Literal["iqr", "sd"] = "iqr",
     band: np.ndarray | None = None,
-    chunk_elements: int = 4_000_000,
+    chunk_elements: int = 8_000_000,
 ) -> MultiplierDraws:
     """Multiplier bootstrap of estimates from their influence functions.
 
@@ -183,9 +184,10 @@ def multiplier_bootstrap(
     colsum = psi_eff.sum(axis=0)
     deviations = np.empty((n_draws, p))
     rows = max(1, min(n_draws, chunk_elements // max(m, 1)))
+    buffer = np.empty((rows, m), dtype=np.float32)  # reused: fresh pages for every chunk cost more than the work
     for start in range(0, n_draws, rows):  # chunks of draws bound memory; each chunk is one matmul
         stop = min(n_draws, start + rows)
-        deviations[start:stop] = _chunk(rng, stop - start, psi32, colsum, kind)
+        deviations[start:stop] = _chunk(rng, buffer[: stop - start], psi32, colsum, kind)
     deviations /= n
 
     if scale == "iqr":
