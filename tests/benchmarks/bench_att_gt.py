@@ -145,7 +145,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 try:
                     proc = subprocess.run([sys.executable, worker, tool, case, data_paths[n], str(repeats)],
-                                          capture_output=True, text=True, timeout=TIMEOUT, env=env)
+                                          capture_output=True, text=True, timeout=TIMEOUT, env=env, check=False)
                     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
                     if not line:
                         err = (proc.stderr.strip().splitlines() or ["no output"])[-1]

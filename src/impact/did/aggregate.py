@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from impact.did.att_gt import ATTGTResult
 
-__all__ = ["AggregateKind", "ATTAggregateResult", "aggregate_att_gt"]
+__all__ = ["ATTAggregateResult", "AggregateKind", "aggregate_att_gt"]
 
 AggregateKind = Literal["simple", "dynamic", "group", "calendar"]
 _LABEL = {"dynamic": ("e", "event_time"), "group": ("g", "group"), "calendar": ("t", "time")}

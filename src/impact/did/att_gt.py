@@ -45,7 +45,7 @@ from impact.results import FlowStep, Result, effects_table
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["att_gt", "ATTGTResult"]
+__all__ = ["ATTGTResult", "att_gt"]
 
 ControlGroup = Literal["never", "notyet"]
 ATTGTMethod = Literal["reg", "ipw", "dr"]

@@ -34,7 +34,7 @@ from impact.errors import (
 )
 from impact.results import Result, effects_table
 
-__all__ = ["DRDIDMethod", "TwoByTwo", "PanelComparison", "drdid"]
+__all__ = ["DRDIDMethod", "PanelComparison", "TwoByTwo", "drdid"]
 
 DRDIDMethod = Literal["imp", "trad", "reg", "ipw", "std_ipw"]
 DRDID_METHODS: tuple[str, ...] = ("imp", "trad", "reg", "ipw", "std_ipw")

@@ -23,7 +23,7 @@ from scipy import stats
 from impact.data import check_option
 from impact.errors import SpecError
 
-__all__ = ["MultiplierKind", "MultiplierDraws", "multiplier_bootstrap"]
+__all__ = ["MultiplierDraws", "MultiplierKind", "multiplier_bootstrap"]
 
 MultiplierKind = Literal["mammen", "rademacher"]
 
