@@ -103,7 +103,9 @@ def aggregate_influence(
     ``sum_k att_k [(w_i 1{G_i = g_k} - p_k) / S - (sum_j (w_i 1{G_i = g_j} - p_j)) p_k / S^2]``.
     """
     estimate = float(weights @ att[keepers])
-    influence = IF[:, keepers] @ weights
+    full = np.zeros(IF.shape[1])
+    full[keepers] = weights
+    influence = IF @ full  # a matrix-vector product on the stored layout, no copy of the kept columns
     if with_wif:
         pg = _cohort_share(groups_cell[keepers], G, unit_weights)
         S = pg.sum()

@@ -13,6 +13,7 @@ is a difference of (weighted) group means of ``Y_t - Y_base`` and each influence
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -293,7 +294,7 @@ def att_gt(
             df[cohort] = df[cohort].fillna(0)
         prepared = prepare(df, where=where, roles=roles,
                            numeric=[outcome, time, timing, *covs] + ([weights] if weights else []),
-                           missing=missing, unit=unit)
+                           missing=missing, unit=None)
         frame = prepared.frame
         flow = list(prepared.flow)
 
@@ -307,6 +308,12 @@ def att_gt(
             prepare(frame, where=where, roles={"unit": unit, "time": time}, unique=[unit, time])  # raises, naming rows
         if n_periods < 2:
             raise DataError(f"{where}: needs at least two periods in {time!r}; found {n_periods}.")
+        # unit counts of the sample flow (prepare was not asked to count them: a second pass over units)
+        if len(flow) == 1:
+            flow[0] = dataclasses.replace(flow[0], units=n_units)
+        else:
+            flow[0] = dataclasses.replace(flow[0], units=int(df[unit].nunique()))
+            flow[1:] = [dataclasses.replace(step, units=n_units) for step in flow[1:]]
         if treatment is not None:
             frame = frame.copy()
             check_binary(frame, treatment, where)
@@ -326,7 +333,8 @@ def att_gt(
                             "treated); negative values found.")
 
         keep = np.ones(n_units, dtype=bool)
-        per_unit_rows = np.bincount(unit_codes, minlength=n_units)
+        balanced = len(frame) == n_units * n_periods  # no duplicates, so every unit has every period
+        per_unit_rows = np.full(n_units, n_periods) if balanced else np.bincount(unit_codes, minlength=n_units)
         incomplete = per_unit_rows < n_periods
         if incomplete.any():
             k = int(incomplete.sum())
@@ -376,14 +384,20 @@ def att_gt(
                 raise DataError(f"{where}: fewer than two periods remain before the last cohort starts.")
 
         # units x periods arrays of the estimation sample
-        new_code = np.cumsum(keep) - 1
-        row_keep = keep[unit_codes] & period_keep[time_codes]
-        period_index = np.cumsum(period_keep) - 1
-        u_rows, t_rows = new_code[unit_codes[row_keep]], period_index[time_codes[row_keep]]
+        if keep.all() and period_keep.all():
+            row_keep = slice(None)
+            u_rows, t_rows, flat = unit_codes, time_codes, key
+        else:
+            new_code = np.cumsum(keep) - 1
+            row_keep = keep[unit_codes] & period_keep[time_codes]
+            period_index = np.cumsum(period_keep) - 1
+            u_rows, t_rows = new_code[unit_codes[row_keep]], period_index[time_codes[row_keep]]
+            flat = u_rows.astype(np.int64) * int(period_keep.sum()) + t_rows
         periods = periods[period_keep]
         N, T = int(keep.sum()), len(periods)
-        Y = np.empty((N, T))
-        Y[u_rows, t_rows] = frame[outcome].to_numpy(dtype=float)[row_keep]
+        Y = np.empty(N * T)
+        Y[flat] = frame[outcome].to_numpy(dtype=float)[row_keep]  # one flat scatter into units x periods
+        Y = Y.reshape(N, T)
         G = g_unit[keep]
         never = G == 0
         W = None if w_unit is None else w_unit[keep] / w_unit[keep].mean()
@@ -570,8 +584,9 @@ def _cells_unconditional(cells, Y, W, cohort_index, K):
     N, T = Y.shape
     p = len(cells)
     w = np.ones(N) if W is None else W
-    sum_w = np.bincount(cohort_index, weights=w, minlength=K + 1)
-    sum_wy = np.stack([np.bincount(cohort_index, weights=w * Y[:, s], minlength=K + 1) for s in range(T)], axis=1)
+    starts = np.searchsorted(cohort_index, np.arange(K + 1))  # units are sorted by cohort; no block is empty
+    sum_w = np.add.reduceat(w, starts)
+    sum_wy = np.add.reduceat(Y if W is None else W[:, None] * Y, starts, axis=0)  # (K+1) x T block sums
     treated = np.zeros((p, K + 1))
     comparison = np.zeros((p, K + 1))
     t_idx = np.array([c["ti"] for c in cells])
