@@ -101,7 +101,7 @@ def multiplier_bootstrap(
     level: float = 0.95,
     scale: Literal["iqr", "sd"] = "iqr",
     band: np.ndarray | None = None,
-    chunk_elements: int = 8_000_000,
+    chunk_elements: int = 16_000_000,
 ) -> MultiplierDraws:
     """Multiplier bootstrap of estimates from their influence functions.
 
