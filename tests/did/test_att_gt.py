@@ -435,7 +435,7 @@ def test_simulation_recovers_heterogeneous_dynamic_effects() -> None:
 def test_simulation_coverage() -> None:
     """95% CIs of ATT(g,t) (DR with the covariate) cover the truth about 95% of the time.
 
-    200 replications x 21 post cells; each cell's coverage is binomial(200, 0.95): pooled coverage
+    200 replications x 14 post cells; each cell's coverage is binomial(200, 0.95): pooled coverage
     must lie within [0.92, 0.975]. Runs in about 15 s on 2 cores."""
     hits, total = 0, 0
     for rep in range(200):
