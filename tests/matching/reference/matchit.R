@@ -125,7 +125,21 @@ results$cem_default <- c(list(implied_breaks_reproduce_matchit_strata = same_par
 ## ---- CEM, user cut-points ----------------------------------------------------------------------
 cuts <- list(age = 4, educ = c(0, 9, 12, 16), re74 = 3)
 m_cem2 <- matchit(f, data = d, method = "cem", cutpoints = cuts)
-results$cem_user <- c(list(formula = deparse(f),
+user_breaks <- sturges_breaks
+for (v in c("age", "re74")) {
+  k <- cuts[[v]]
+  b <- seq(min(d[[v]]), max(d[[v]]), length.out = k + 1)
+  user_breaks[[v]] <- list(n_bins = k, interior_breaks = b[-c(1, k + 1)])
+}
+user_breaks$educ <- list(n_bins = length(cuts$educ) + 1, interior_breaks = sort(unique(cuts$educ)))
+own_key2 <- do.call(paste, c(lapply(num_covs, function(v)
+  findInterval(d[[v]], c(-Inf, user_breaks[[v]]$interior_breaks, Inf))), list(d$race)))
+both2 <- own_key2 %in% intersect(own_key2[d$treat == 1], own_key2[d$treat == 0])
+same2 <- all(both2 == !is.na(m_cem2$subclass)) &&
+  length(unique(own_key2[both2])) == length(unique(na.omit(m_cem2$subclass)))
+stopifnot(same2)
+results$cem_user <- c(list(implied_breaks_reproduce_matchit_strata = same2,
+                           implied_breaks = user_breaks, formula = deparse(f),
                            cutpoints = "list(age = 4, educ = c(0, 9, 12, 16), re74 = 3); others Sturges"),
                       match_summary(m_cem2))
 
