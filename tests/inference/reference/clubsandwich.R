@@ -134,9 +134,9 @@ notes$thornton <- paste0(
   "Model lm(got ~ any + age + distvct[, weights = w]); cluster = villnum. ",
   "CR2 SE / Satterthwaite df / p from coef_test(vcov='CR2', test='Satterthwaite'); ",
   "CR1S SE from vcovCR(type='CR1S') with naive-t df = G-1. Weighted fits use vcovCR.lm's defaults for a ",
-  "weighted lm: inverse_var = FALSE and target = identity working variance (Phi = I), with the weights W ",
-  "entering the bread (X'WX)^-1, the meat X_g' W_g A_g e_g, and the CR2 adjustment A_g built from ",
-  "I - X_g (X'WX)^-1 X_g' W_g (see clubSandwich's vignette / Pustejovsky & Tipton 2018).")
+  "weighted lm: inverse_var = FALSE (weights not treated as inverse-variance) and target = NULL, i.e. ",
+  "targetVariance.default = identity working variance (Phi = I); the weights enter through the WLS bread and ",
+  "the CR2 adjustment (Pustejovsky & Tipton 2018, general weighted form; formula not restated here).")
 
 ## ---- (d) Wald test on (c) unweighted ---------------------------------------------------
 wt <- Wald_test(fit_c, constraints = constrain_zero(c("age", "distvct")), vcov = "CR2",
