@@ -11,7 +11,8 @@ Conventions, as MatchIt 4 ``summary(m, standardize = TRUE)``:
   ATE sqrt((s_t^2 + s_c^2) / 2). For a binary covariate s = sqrt(p (1 - p)) (no n - 1).
 * Variance ratio var_t / var_c with weighted variances
   sum w (x - m)^2 / (sum w - sum w^2 / sum w); not defined (NaN) for binary covariates.
-* eCDF statistics over the pooled distinct values of the covariate: mean and maximum of
+* eCDF statistics over the pooled distinct values of the covariate in the full sample (also
+  after matching, with unmatched units at weight 0): mean and maximum of
   |F_t(x) - F_c(x)|, the weighted empirical CDFs (the mean includes the largest value, where the
   difference is 0); for a binary covariate both equal the absolute difference in proportions.
 """
@@ -117,7 +118,9 @@ def balance_table(
             if not k1.any() or not k0.any():
                 row.update({f"{k}_{label}": np.nan for k in ("mean_treated", "mean_control", "smd", "var_ratio", "ecdf_mean", "ecdf_max")})
                 continue
-            a1, b1, a0, b0 = x1[k1], w1[k1], x0[k0], w0[k0]
+            # units with weight 0 drop out of the means and variances; their values stay on the
+            # eCDF grid (MatchIt evaluates the eCDFs at every distinct value of the full sample)
+            a1, b1, a0, b0 = x1, w1, x0, w0
             m1, m0 = _wmean(a1, b1), _wmean(a0, b0)
             row[f"mean_treated_{label}"] = m1
             row[f"mean_control_{label}"] = m0

@@ -316,17 +316,13 @@ class Matching:
             tau, diff = -tau, -diff
         K = np.bincount(pairs.ravel(), minlength=len(other)).astype(float)
         # conditional variance of the comparison units: J nearest units of the same group
-        metric = self._match_metric[other]
-        from scipy.spatial import cKDTree
-
-        tree = cKDTree(metric.reshape(len(other), -1))
+        metric = self._match_metric[other].reshape(len(other), -1)
         need = np.flatnonzero(K > 1)
         sigma2 = np.zeros(len(other))
         if need.size:
+            # J nearest other comparison units, ties to the unit first in the data (as the matches)
             k = min(J + 1, len(other))
-            _, nb = tree.query(metric.reshape(len(other), -1)[need], k=k)
-            nb = nb.reshape(len(need), k)
-            # drop the unit itself (or one tied copy) from its own neighbours
+            nb, _ = _nearest.candidate_lists(metric[need], metric, k)
             self_col = nb == need[:, None]
             keep = np.where(self_col.any(axis=1)[:, None], ~self_col, np.arange(k)[None, :] < k - 1)
             nb = nb[keep].reshape(len(need), k - 1)
@@ -689,18 +685,20 @@ def match(
             ids = pd.factorize(s, sort=True)[0]
             subclass[in_matched] = ids
             Nt, Nc = int((in_matched & treated).sum()), int((in_matched & ~treated).sum())
+            mt, mc = in_matched & treated, in_matched & ~treated
+            st, sc = strata[mt], strata[mc]
             if estimand == "ATT":
-                weights[in_matched & treated] = 1.0
-                weights[in_matched & ~treated] = (nt[strata] / nc[strata] * Nc / Nt)[in_matched & ~treated]
+                weights[mt] = 1.0
+                weights[mc] = nt[sc] / nc[sc] * Nc / Nt
             elif estimand == "ATC":
-                weights[in_matched & ~treated] = 1.0
-                weights[in_matched & treated] = (nc[strata] / nt[strata] * Nt / Nc)[in_matched & treated]
+                weights[mc] = 1.0
+                weights[mt] = nc[st] / nt[st] * Nt / Nc
             else:
                 tot = nt + nc
-                w_t = (tot[strata] / nt[strata])[in_matched & treated]
-                w_c = (tot[strata] / nc[strata])[in_matched & ~treated]
-                weights[in_matched & treated] = w_t * Nt / w_t.sum()
-                weights[in_matched & ~treated] = w_c * Nc / w_c.sum()
+                w_t = tot[st] / nt[st]
+                w_c = tot[sc] / nc[sc]
+                weights[mt] = w_t * Nt / w_t.sum()
+                weights[mc] = w_c * Nc / w_c.sum()
             n_ut, n_uc = int((treated & ~in_matched & keep).sum()), int((~treated & ~in_matched & keep).sum())
             if n_ut:
                 warn(SampleWarning, f"{where}: {n_ut} treated unit(s) fall in strata without comparison units and are dropped; the estimand becomes the effect on the matched treated units.")
