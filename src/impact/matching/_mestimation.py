@@ -40,12 +40,21 @@ def jacobian(psi: Callable[[np.ndarray], np.ndarray], theta: np.ndarray) -> np.n
     return A
 
 
-def sandwich(psi: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, where: str) -> np.ndarray:
-    """Covariance of theta from the moment function psi(theta) -> (n, p)."""
+def sandwich(
+    psi: Callable[[np.ndarray], np.ndarray],
+    theta: np.ndarray,
+    where: str,
+    jac: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Covariance of theta from the moment function psi(theta) -> (n, p).
+
+    ``jac(theta)`` may give the mean Jacobian analytically (faster on large samples); otherwise
+    it is computed numerically.
+    """
     moments = psi(theta)
     n = moments.shape[0]
     B = moments.T @ moments / n
-    A = jacobian(psi, theta)
+    A = jac(theta) if jac is not None else jacobian(psi, theta)
     try:
         Ainv = np.linalg.inv(A)
     except np.linalg.LinAlgError as exc:

@@ -41,15 +41,17 @@ BALANCE_COLUMNS = (
 )
 
 
+# elementwise sums rather than np.dot: a 1-D BLAS dot product can be very slow when OpenBLAS
+# threads compete for busy cores
 def _wmean(x: np.ndarray, w: np.ndarray) -> float:
-    return float(np.dot(w, x) / w.sum())
+    return float((w * x).sum() / w.sum())
 
 
 def _wvar(x: np.ndarray, w: np.ndarray) -> float:
     sw = w.sum()
-    m = np.dot(w, x) / sw
-    denom = sw - np.dot(w, w) / sw
-    return float(np.dot(w, (x - m) ** 2) / denom) if denom > 0 else np.nan
+    m = (w * x).sum() / sw
+    denom = sw - (w * w).sum() / sw
+    return float((w * (x - m) ** 2).sum() / denom) if denom > 0 else np.nan
 
 
 def _ecdf_stats(x1: np.ndarray, w1: np.ndarray, x0: np.ndarray, w0: np.ndarray) -> tuple[float, float]:

@@ -38,6 +38,29 @@ def _prob(X1: np.ndarray, beta, link: str):
     return special.ndtr(eta)
 
 
+def _dprob(X1: np.ndarray, beta: np.ndarray, link: str) -> tuple[np.ndarray, np.ndarray]:
+    """Probability and its derivative with respect to the linear index."""
+    eta = X1 @ beta
+    if link == "logit":
+        p = special.expit(eta)
+        return p, p * (1 - p)
+    return special.ndtr(eta), np.exp(-0.5 * eta**2) / np.sqrt(2 * np.pi)
+
+
+def _score_hessian(X1: np.ndarray, d: np.ndarray, beta: np.ndarray, link: str) -> np.ndarray:
+    """Mean derivative of the score moments (the mean Hessian of the log likelihood)."""
+    eta = X1 @ beta
+    if link == "logit":
+        p = special.expit(eta)
+        h = -p * (1 - p)
+    else:
+        log_dens = -0.5 * eta**2 - 0.5 * np.log(2 * np.pi)
+        lam1 = np.exp(log_dens - special.log_ndtr(eta))  # inverse Mills ratios
+        lam0 = np.exp(log_dens - special.log_ndtr(-eta))
+        h = np.where(d == 1, -lam1 * (lam1 + eta), -lam0 * (lam0 - eta))
+    return (X1 * h[:, None]).T @ X1 / len(d)
+
+
 def _score_moments(X1, d, beta, link):
     if link == "logit":
         return _score_psi_logit(X1, d, beta)
@@ -193,8 +216,26 @@ def ipw(
             out = (ww * (y - mu0 - tau * d))[:, None] * TI
             return np.column_stack([out, _score_moments(X1, d, beta, link)])
 
+        def jac(theta):
+            tau, mu0, beta = theta[0], theta[1], theta[2:]
+            pr, dp = _dprob(X1, beta, link)
+            if estimand == "ATE":
+                ww = d / pr + (1 - d) / (1 - pr)
+                dw = (-d / pr**2 + (1 - d) / (1 - pr) ** 2) * dp
+            else:
+                ww = d + (1 - d) * pr / (1 - pr)
+                dw = (1 - d) / (1 - pr) ** 2 * dp
+            r = y - mu0 - tau * d
+            n = len(y)
+            A = np.zeros((2 + k, 2 + k))
+            A[:2, 0] = -(ww * d)[:, None].T @ TI / n
+            A[:2, 1] = -(ww[:, None] * TI).sum(axis=0) / n
+            A[:2, 2:] = (TI * (r * dw)[:, None]).T @ X1 / n
+            A[2:, 2:] = _score_hessian(X1, d, beta, link)
+            return A
+
         theta = np.concatenate([[m1 - m0, m0], model.coef])
-        V = sandwich(psi, theta, where)
+        V = sandwich(psi, theta, where, jac)
         # rows: effect, POM0, POM1 = tau + mu0
         L = np.zeros((3, len(theta)))
         L[0, 0] = 1
@@ -279,6 +320,29 @@ def aipw(
                     _score_moments(X1, d, beta, link),
                 ])
 
+            def jac(theta):
+                c0, c1, beta = theta[2:2 + k], theta[2 + k:2 + 2 * k], theta[2 + 2 * k:]
+                pr, dp = _dprob(X1, beta, link)
+                f0, f1 = X1 @ c0, X1 @ c1
+                n = len(y)
+                A = np.zeros((2 + 3 * k, 2 + 3 * k))
+                da1_dc1 = X1 * (1 - d / pr)[:, None]
+                da0_dc0 = X1 * (1 - (1 - d) / (1 - pr))[:, None]
+                da1_deta = -d * (y - f1) / pr**2 * dp
+                da0_deta = (1 - d) * (y - f0) / (1 - pr) ** 2 * dp
+                sl0, sl1, slb = slice(2, 2 + k), slice(2 + k, 2 + 2 * k), slice(2 + 2 * k, 2 + 3 * k)
+                A[0, 0] = -1
+                A[0, sl0] = -da0_dc0.mean(axis=0)
+                A[0, sl1] = da1_dc1.mean(axis=0)
+                A[0, slb] = ((da1_deta - da0_deta)[:, None] * X1).mean(axis=0)
+                A[1, 1] = -1
+                A[1, sl0] = da0_dc0.mean(axis=0)
+                A[1, slb] = (da0_deta[:, None] * X1).mean(axis=0)
+                A[sl0, sl0] = -(X1 * (1 - d)[:, None]).T @ X1 / n
+                A[sl1, sl1] = -(X1 * d[:, None]).T @ X1 / n
+                A[slb, slb] = _score_hessian(X1, d, beta, link)
+                return A
+
             theta = np.concatenate([[tau, pom0], b0, b1, model.coef])
             w = d / p + (1 - d) / (1 - p)
         else:
@@ -298,9 +362,26 @@ def aipw(
                     ((1 - d) * rr)[:, None] * X1, _score_moments(X1, d, beta, link),
                 ])
 
+            def jac(theta):
+                tau_, delta_, c0, beta = theta[0], theta[1], theta[2:2 + k], theta[2 + k:]
+                pr, dp = _dprob(X1, beta, link)
+                rr = y - X1 @ c0
+                o = pr / (1 - pr)
+                n = len(y)
+                A = np.zeros((2 + 2 * k, 2 + 2 * k))
+                sl0, slb = slice(2, 2 + k), slice(2 + k, 2 + 2 * k)
+                A[0, 0] = A[0, 1] = -d.mean()
+                A[0, sl0] = -(X1 * d[:, None]).mean(axis=0)
+                A[1, 1] = -((1 - d) * o).mean()
+                A[1, sl0] = -(X1 * ((1 - d) * o)[:, None]).mean(axis=0)
+                A[1, slb] = (X1 * ((1 - d) * (rr - delta_) / (1 - pr) ** 2 * dp)[:, None]).mean(axis=0)
+                A[sl0, sl0] = -(X1 * (1 - d)[:, None]).T @ X1 / n
+                A[slb, slb] = _score_hessian(X1, d, beta, link)
+                return A
+
             theta = np.concatenate([[tau, delta], b0, model.coef])
             w = d + (1 - d) * wc
-        V = sandwich(psi, theta, where)
+        V = sandwich(psi, theta, where, jac)
         if estimand == "ATE":
             L = np.zeros((3, len(theta)))
             L[0, 0] = 1
@@ -431,7 +512,7 @@ def entropy_balance(
         weights[t] = 1.0
         weights[~t] = w * t.sum()
         mu1 = y[t].mean()
-        mu0 = float(w @ y[~t])
+        mu0 = float((w * y[~t]).sum())
         tau = mu1 - mu0
 
         def psi(theta):
@@ -443,8 +524,25 @@ def entropy_balance(
             ])
 
         # lambda here is on the scale exp(lambda'(Z - m)), the same as the fitted one
+        def jac(theta):
+            mu0_, lam_, m_ = theta[1], theta[2:2 + k], theta[2 + k:]
+            Zm = Z - m_
+            ex = np.exp(Zm @ lam_) * (1 - d)
+            n = len(y)
+            A = np.zeros((2 + 2 * k, 2 + 2 * k))
+            sll, slm = slice(2, 2 + k), slice(2 + k, 2 + 2 * k)
+            A[0, 0] = A[0, 1] = -d.mean()
+            A[1, 1] = -ex.mean()
+            g = (Zm * (ex * (y - mu0_))[:, None]).mean(axis=0)
+            A[1, sll] = g
+            A[1, slm] = -(ex * (y - mu0_)).mean() * lam_
+            A[sll, sll] = (Zm * ex[:, None]).T @ Zm / n
+            A[sll, slm] = -np.outer((Zm * ex[:, None]).mean(axis=0), lam_) - ex.mean() * np.eye(k)
+            A[slm, slm] = -d.mean() * np.eye(k)
+            return A
+
         theta = np.concatenate([[tau, mu0], lam, target])
-        V = sandwich(psi, theta, where)
+        V = sandwich(psi, theta, where, jac)
         L = np.zeros((3, len(theta)))
         L[0, 0] = 1
         L[1, 1] = 1
