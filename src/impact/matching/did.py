@@ -235,7 +235,7 @@ def matched_did(
                      "max_abs_smd_before": float(np.nanmax(np.abs(bal["smd_before"]))),
                      "max_abs_smd_after": float(np.nanmax(np.abs(bal["smd_after"])))},
     )
-    return MatchedDiDResult(**base, balance=bal, scores=None, paths=paths, matched_units=matched_units)
+    return MatchedDiDResult(**base, scores=None, paths=paths, matched_units=matched_units)
 
 
 def _prepare_cohort(df, where, outcome, unit, time, cohort, covs):

@@ -25,7 +25,7 @@ from impact.errors import (
 from impact.inference.vcov import linear_vcov
 from impact.matching import _nearest
 from impact.matching._design import CovariateDesign, prepare_design
-from impact.matching._results import BalanceResult
+from impact.matching._results import BalanceResult, LazyDiagnostics
 from impact.matching.balance import balance_table
 from impact.matching.propensity import ScoreModel, fit_score
 from impact.results import FlowStep, effects_table
@@ -248,16 +248,19 @@ class Matching:
         scores = None
         if self.distance is not None:
             scores = pd.DataFrame({"score": self.distance.to_numpy(), "treated": self.design.treated.astype(int)})
-        bal = self.balance()
         n = self.n_matched
-        diagnostics = {
-            **self.diagnostics,
-            "n_matched_treated": n["treated"],
-            "n_matched_control": n["control"],
-            "max_abs_smd_before": float(np.nanmax(np.abs(bal["smd_before"]))),
-            "max_abs_smd_after": float(np.nanmax(np.abs(bal["smd_after"]))),
-            "balance": bal,
-        }
+
+        def balance_entries() -> dict:
+            bal = self.balance()
+            return {"balance": bal,
+                    "max_abs_smd_before": float(np.nanmax(np.abs(bal["smd_before"]))),
+                    "max_abs_smd_after": float(np.nanmax(np.abs(bal["smd_after"])))}
+
+        # the balance table is computed when a report or the user first asks for it
+        diagnostics = LazyDiagnostics(
+            {**self.diagnostics, "n_matched_treated": n["treated"], "n_matched_control": n["control"]},
+            balance_entries, ("max_abs_smd_before", "max_abs_smd_after", "balance"),
+        )
         return BalanceResult(
             design=f"match ({self.method})",
             estimand=self.estimand,
@@ -276,7 +279,6 @@ class Matching:
             warnings=tuple(self.warnings) + tuple(log),
             sample_flow=tuple(self.sample_flow) + tuple(prepared.flow[1:]),
             diagnostics=diagnostics,
-            balance=bal,
             scores=scores,
         )
 
@@ -503,7 +505,8 @@ def match(
         design = prepare_design(
             df, where=where, treatment=treatment, covariates=covs,
             extra={"distance": score_col, "exact": exact_cols or None}, numeric_extra=extra_numeric,
-            check_collinear=method in ("nearest", "mahalanobis") or discard != "none",
+            # score models check collinearity themselves (cheaply, on the information matrix)
+            check_collinear=method == "mahalanobis",
         )
         frame = design.prepared.frame
         n = len(frame)

@@ -115,7 +115,7 @@ def _prepare(df, where, outcome, treatment, covariates, estimand, trim, link):
     if outcome in as_list(covariates) or outcome == treatment:
         raise SpecError(f"{where}: the outcome {outcome!r} cannot also be the treatment or a covariate.")
     design = prepare_design(df, where=where, treatment=treatment, covariates=covariates,
-                            extra={"outcome": outcome}, numeric_extra=[outcome])
+                            extra={"outcome": outcome}, numeric_extra=[outcome], check_collinear=False)
     return design
 
 
@@ -137,7 +137,7 @@ def _result(
         n_obs=int(keep.sum()), outcome=outcome, level=level, n_units=int(keep.sum()), n_treated=int(d.sum()),
         settings={**settings, "assumption": ASSUMPTION}, warnings=tuple(log),
         sample_flow=tuple(design.prepared.flow) + tuple(flow), diagnostics=diagnostics, vcov=cov,
-        balance=bal, scores=scores,
+        scores=scores,
     )
 
 
