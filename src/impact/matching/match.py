@@ -637,7 +637,7 @@ def match(
             labels = frame.index.to_numpy()
             other_labels = labels[other_all]
             pairs_out = pd.DataFrame(
-                {f"control_{j + 1}": pd.array([other_labels[c] if c >= 0 else None for c in pairs[:, j]], dtype=object)
+                {f"control_{j + 1}": pd.Series(other_labels[np.clip(pairs[:, j], 0, None)], dtype=object).where(pairs[:, j] >= 0, None).to_numpy()
                  for j in range(ratio)},
                 index=frame.index[focal_all],
             )
