@@ -369,3 +369,12 @@ def test_effect_with_regression_covariates_equals_statsmodels_wls(lalonde):
         cov_type="cluster", cov_kwds={"groups": md["subclass"].astype(int).to_numpy()})
     assert res.estimate == pytest.approx(fit.params["treat"], rel=1e-10)
     assert res.std_error == pytest.approx(fit.bse["treat"], rel=1e-8)
+
+
+def test_outcome_given_to_match_is_used_by_effect(lalonde):
+    # programme specs call match(df, outcome=..., **options) and then .effect()
+    with pytest.warns(Warning):
+        m = im.matching.match(lalonde, treatment="treat", covariates=COVS, outcome="re78")
+    assert m.effect().estimate == m.effect(outcome="re78").estimate
+    with pytest.raises(im.errors.DataError, match="'earnings'"):
+        im.matching.match(lalonde, treatment="treat", covariates=COVS, outcome="earnings")

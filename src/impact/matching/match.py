@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from impact.data import as_list, check_option, prepare
+from impact.data import as_list, check_option, cluster_codes, prepare
 from impact.errors import (
     DataError,
     EstimationError,
@@ -131,7 +131,7 @@ class Matching:
     # -- the effect -------------------------------------------------------------------------
     def effect(
         self,
-        outcome: str,
+        outcome: str | None = None,
         *,
         se: Literal["cluster", "robust", "abadie_imbens"] | None = None,
         covariates: str | list[str] | None = None,
@@ -143,8 +143,9 @@ class Matching:
 
         Parameters
         ----------
-        outcome : str
-            Outcome column of the data passed to :func:`match`.
+        outcome : str, optional
+            Outcome column of the data passed to :func:`match` (default: the ``outcome`` given
+            there).
         se : {"cluster", "robust", "abadie_imbens"}, optional
             ``"cluster"``: weighted regression of the outcome on treatment with CR1 standard errors
             clustered on matched sets (pairs or strata), MatchIt's recommended practice (default
@@ -183,6 +184,10 @@ class Matching:
         inference. JSS 42(8). doi:10.18637/jss.v042.i08
         """
         where = "Matching.effect"
+        if outcome is None:
+            outcome = self.settings.get("outcome")
+            if outcome is None:
+                raise SpecError(f"{where}: name the outcome column, e.g. .effect(outcome='earnings').")
         replace = bool(self.settings.get("replace", False))
         if se is None:
             se = "abadie_imbens" if (self.method in ("nearest", "mahalanobis") and replace) else "cluster"
@@ -233,8 +238,9 @@ class Matching:
                 coef, *_ = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)
                 resid = y - X @ coef
                 if se == "cluster":
-                    codes, G = pd.factorize(self.subclass.loc[frame.index].to_numpy())[0], None
-                    G = int(codes.max() + 1)
+                    # matched sets as clusters; few sets (e.g. exact-matching strata) are warned about
+                    codes, G = cluster_codes(self.subclass.loc[frame.index].to_numpy(dtype=np.int64), where=where,
+                                             treated=d, name="matched sets")
                     cov = linear_vcov(X, resid, kind="cluster", weights=w, clusters=codes, n_clusters=G, where=where)
                     n_clusters = G
                     inference = f"{cov.description}, clustered on matched sets (MatchIt practice)"
@@ -394,6 +400,7 @@ def match(
     cutpoints: dict[str, int | list[float]] | None = None,
     estimand: Literal["ATT", "ATC", "ATE"] = "ATT",
     seed: int | None = None,
+    outcome: str | None = None,
 ) -> Matching:
     """Match treated and comparison units on covariates.
 
@@ -440,6 +447,9 @@ def match(
         ATE only for exact and CEM matching.
     seed : int, optional
         Seed for ``m_order="random"``.
+    outcome : str, optional
+        Outcome column for :meth:`Matching.effect` when it is called without one (programme specs
+        pass the outcome to every design). It plays no part in matching.
 
     Returns
     -------
@@ -497,6 +507,11 @@ def match(
         raise SpecError(f"{where}: cutpoints= is for method='cem'.")
     covs = as_list(covariates)
     exact_cols = as_list(exact)
+    if outcome is not None:
+        if not isinstance(df, pd.DataFrame) or outcome not in df.columns:
+            raise DataError(f"{where}: outcome column {outcome!r} not found in the data.")
+        if outcome in covs or outcome == treatment:
+            raise SpecError(f"{where}: the outcome {outcome!r} cannot also be the treatment or a covariate.")
     user_score = distance not in ("logit", "probit")
     score_col = distance if (user_score and method == "nearest") else None
     extra_numeric = [score_col] if score_col else []
@@ -516,7 +531,7 @@ def match(
             "method": method, "distance": distance if method == "nearest" else None, "ratio": int(ratio),
             "replace": bool(replace), "caliper": caliper, "caliper_scale": caliper_scale,
             "exact": exact_cols, "discard": discard, "estimand": estimand, "seed": seed,
-            "covariates": covs, "treatment": treatment,
+            "covariates": covs, "treatment": treatment, "outcome": outcome,
         }
         diagnostics: dict[str, Any] = {}
 
