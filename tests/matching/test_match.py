@@ -378,3 +378,16 @@ def test_outcome_given_to_match_is_used_by_effect(lalonde):
     assert m.effect().estimate == m.effect(outcome="re78").estimate
     with pytest.raises(im.errors.DataError, match="'earnings'"):
         im.matching.match(lalonde, treatment="treat", covariates=COVS, outcome="earnings")
+
+
+def test_exact_matching_ate_is_stratified_difference(lalonde):
+    # with exact strata, the ATE weights give sum_s (n_s / N) (mean_t,s - mean_c,s) over matched strata
+    covs = ["race", "married", "nodegree"]
+    m = im.matching.match(lalonde, treatment="treat", covariates=covs, method="exact", estimand="ATE")
+    res = m.effect(outcome="re78")
+    md = m.matched_data
+    by = md.groupby("subclass")
+    diff = by.apply(lambda g: g.loc[g.treat == 1, "re78"].mean() - g.loc[g.treat == 0, "re78"].mean(), include_groups=False)
+    expected = float((diff * by.size() / len(md)).sum())
+    assert res.estimate == pytest.approx(expected, rel=1e-10)
+    assert res.estimand == "ATE"
