@@ -137,8 +137,12 @@ def prepare_design(
             model_names.append(col)
             bal_cols.append(x)
             bal_names.append(col)
-    model = np.column_stack(model_cols)
-    balance = model if not cats else np.column_stack(bal_cols)
+    if cats:
+        model = np.column_stack(model_cols)
+        balance = np.column_stack(bal_cols)
+    else:  # often a view of the prepared frame's float block: no second copy of the data
+        model = frame[covs].to_numpy(dtype=float)
+        balance = model
     if check_collinear and _ill_conditioned(model):
         # the QR-based check names the collinear columns; it only runs when the cheap test fails
         check_rank(

@@ -138,7 +138,7 @@ def fit_score(
             dens = np.exp(-0.5 * eta**2) / np.sqrt(2 * np.pi)
             w = dens**2 / (p * (1 - p))
             grad = np.einsum("ij,i->j", Z, (d - p) * dens / (p * (1 - p)))
-        info = np.einsum("ij,i,ik->jk", Z, w, Z, optimize=True)
+        info = _weighted_gram(Z, w)
         if it == 1:
             _check_collinear(info, X, names, where)
         try:
@@ -198,6 +198,16 @@ def _check_collinear(info: np.ndarray, X: np.ndarray, names: list[str], where: s
     eig = np.linalg.eigvalsh(info / np.outer(scale, scale))
     if eig.min() <= 1e-10 * eig.max():
         check_rank(np.column_stack([np.ones(len(X)), X]), ["(Intercept)", *names], where, context=" of the score model")
+
+
+def _weighted_gram(Z: np.ndarray, w: np.ndarray, chunk: int = 16_384) -> np.ndarray:
+    """Z' diag(w) Z in row chunks, so that no n x k temporary is allocated."""
+    k = Z.shape[1]
+    out = np.zeros((k, k))
+    for start in range(0, Z.shape[0], chunk):
+        Zc = Z[start:start + chunk]
+        out += Zc.T @ (Zc * w[start:start + chunk, None])
+    return out
 
 
 def _deviance(eta: np.ndarray, d: np.ndarray, link: str) -> float:
