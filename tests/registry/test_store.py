@@ -291,6 +291,7 @@ def test_export_csv_and_json_are_complete_and_deterministic(registry_url, tmp_pa
     assert [r["spec_hash"] for r in dump["runs"]] == ["spec-1", "spec-2"]
     assert {i["code"] for i in dump["indicators"]} == {"NB_BUDGET", "RCO01", "RCR01", "RCR02"}
     jobs = dump["runs"][1]["evaluations"][0]
+    assert "last_recorded_at" in dump["runs"][0]
     assert jobs["estimates"][0]["estimate"] == pytest.approx(0.75) and jobs["estimates"][1]["df"] == "inf"
 
 
@@ -350,3 +351,18 @@ def test_pooling_uses_only_the_latest_run_and_reports_ambiguity(registry_url):
             reg.pool("RCR01", by="region", design="did.twfe")
         with pytest.raises(SpecError, match="'programme', 'region'"):
             reg.pool("RCR01", by="country")
+
+
+def test_rerunning_everything_exports_identical_files_without_times(registry_url, tmp_path):
+    # "running the main job twice gives the same registry content": times differ, everything else must not
+    outputs = []
+    for attempt in range(2):
+        with Registry(registry_url) as reg:
+            reg.record_run(spec(time=f"2026-11-2{attempt + 6}T00:00:00Z"), evaluations())
+            reg.record_run(spec(programme="skills"), evaluations(shift=0.2))
+            outputs.append(
+                (reg.export(tmp_path / f"{attempt}.csv", times=False).read_text(),
+                 reg.export(tmp_path / f"{attempt}.json", format="json", times=False).read_text())
+            )
+    assert outputs[0] == outputs[1]
+    assert "recorded_at" not in outputs[0][0] and "run_time" not in outputs[0][1]

@@ -96,13 +96,14 @@ def show_run(ctx: click.Context, run_id: int, as_json: bool) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default=None,
               help="Default: from the file extension (.json -> json, otherwise csv).")
+@click.option("--no-times", is_flag=True, help="Leave out run and record times (identical files for identical content).")
 @click.pass_context
 @_one_line_errors
-def export_registry(ctx: click.Context, path: Path, fmt: str | None) -> None:
+def export_registry(ctx: click.Context, path: Path, fmt: str | None, no_times: bool) -> None:
     """Export every stored run (history included) to CSV (one row per estimate) or JSON (everything)."""
     fmt = fmt or ("json" if path.suffix.lower() == ".json" else "csv")
     with _open(ctx.obj["url"]) as registry:
-        written = registry.export(path, format=fmt)
+        written = registry.export(path, format=fmt, times=not no_times)
     click.echo(f"wrote {written}")
 
 

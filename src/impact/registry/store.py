@@ -45,6 +45,7 @@ PoolBy = Literal["programme", "region"]
 
 T = tables
 _ESTIMATE_COLUMNS = (*TIDY_COLUMNS, "df")
+_TIME_COLUMNS = ("run_time", "first_recorded_at", "last_recorded_at")
 
 
 def resolve_url(url: str | os.PathLike[str] | None = None) -> str:
@@ -690,21 +691,33 @@ class Registry:
             raise DataError(f"no run with id {run_id} in the registry; stored run ids: {known[-20:] or 'none'}.")
         return dump["runs"][0]
 
-    def export(self, path: str | os.PathLike[str], format: ExportFormat = "csv") -> Path:
+    def export(self, path: str | os.PathLike[str], format: ExportFormat = "csv", *, times: bool = True) -> Path:
         """Write the whole registry (every run, history included) to ``path``.
 
         ``"csv"``: one row per stored estimate with its programme, run and evaluation columns, plus one
         row per failed evaluation (status ``failed``, its error, empty estimate columns).
         ``"json"``: programmes, indicators and runs, each run with its effect chain and evaluations,
         each evaluation with its estimates, diagnostics, settings, sample flow and warnings.
-        Rows are ordered by their ids so that the same content gives the same file.
+        Rows are ordered by their ids so that the same content gives the same file; with
+        ``times=False`` the run and record times (which change on every re-run) are left out, so that
+        re-running the same specs on the same data exports an identical file.
         """
         if format not in get_args(ExportFormat):
             raise SpecError(f"format must be one of 'csv', 'json'; got {format!r}.")
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         if format == "json":
-            target.write_text(json.dumps(self._dump(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            dump = self._dump()
+            if not times:
+                for record in (*dump["programmes"], *dump["runs"]):
+                    for key in _TIME_COLUMNS:
+                        record.pop(key, None)
+                for run in dump["runs"]:  # the caller's own copy of the time, kept with the spec metadata
+                    meta = run.get("spec_metadata") or {}
+                    for holder in (meta, meta.get("provenance") or {}):
+                        for key in ("time", "run_time"):
+                            holder.pop(key, None)
+            target.write_text(json.dumps(dump, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             return target
         estimates = self.estimates(history=True, role="all")
         estimates["status"] = "ok"
@@ -733,6 +746,8 @@ class Registry:
         table = pd.concat([estimates, failed], ignore_index=True) if len(failed) else estimates
         table = table.sort_values(["run_id", "evaluation", "term"], kind="stable", na_position="first")
         table["extra"] = table["extra"].map(lambda v: None if v is None or v is pd.NA else json.dumps(v, sort_keys=True))
+        if not times:
+            table = table.drop(columns=[c for c in _TIME_COLUMNS if c in table.columns])
         table.to_csv(target, index=False)
         return target
 
