@@ -13,6 +13,7 @@ Numbers follow R ``metafor::rma`` (Viechtbauer 2010) so that results can be chec
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -109,7 +110,7 @@ def _validate(
         names = [str(v) for v in labels]
         if len(names) != y.size:
             raise DataError(f"labels must have one entry per estimate; got {len(names)} labels for {y.size} estimates.")
-        duplicated = sorted({n for n in names if names.count(n) > 1})
+        duplicated = sorted(n for n, count in Counter(names).items() if count > 1)
         if duplicated:
             raise DataError(f"labels must be unique; repeated: {duplicated}.")
         if POOLED_TERM in names:

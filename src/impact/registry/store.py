@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -250,8 +251,7 @@ def _flatten_evaluations(evaluations: Sequence[Mapping[str, Any]]) -> list[dict[
                     "parent": item["name"],
                 }
             )
-    names = [e["name"] for e in out]
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    repeated = sorted(n for n, count in Counter(e["name"] for e in out).items() if count > 1)
     if repeated:
         raise SpecError(f"evaluation names must be unique within a run; repeated: {repeated}.")
     return out
@@ -789,7 +789,9 @@ class Registry:
     def _frame(self, query: sa.Select) -> pd.DataFrame:
         with self.engine.connect() as conn:
             result = conn.execute(query)
-            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            columns = list(result.keys())
+            # plain tuples: pandas probing SQLAlchemy Row objects for attributes is slow
+            return pd.DataFrame([tuple(row) for row in result.fetchall()], columns=columns)
 
     # -- pooling ------------------------------------------------------------------------------
     def pool(
