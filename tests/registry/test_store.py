@@ -366,3 +366,31 @@ def test_rerunning_everything_exports_identical_files_without_times(registry_url
             )
     assert outputs[0] == outputs[1]
     assert "recorded_at" not in outputs[0][0] and "run_time" not in outputs[0][1]
+
+
+def test_concurrent_recording_of_the_same_run_does_not_duplicate(registry_url):
+    # two processes of a portfolio job recording the same programme at the same moment: the unique
+    # keys refuse the second insert and record_run retries as an update
+    import threading
+
+    Registry(registry_url).close()  # schema in place before the race
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def work():
+        try:
+            with Registry(registry_url) as reg:
+                barrier.wait()
+                reg.record_run(spec(), evaluations())
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert row_counts(registry_url) == {
+        "programmes": 1, "indicators": 4, "runs": 1, "effect_chain": 4, "evaluations": 2, "estimates": 4, "warnings": 2
+    }

@@ -368,13 +368,14 @@ class Registry:
 
     def __init__(self, url: str | os.PathLike[str] | None = None) -> None:
         self.url = resolve_url(url)
+        shown = _without_password(self.url)
         try:
-            self.engine = sa.create_engine(self.url, future=True)
+            self.engine = sa.create_engine(self.url)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-            raise SpecError(f"cannot use registry URL {url!r}: {exc}") from None
+            raise SpecError(f"cannot use registry URL {shown!r}: {exc}") from None
         except ImportError as exc:
             raise SpecError(
-                f"the database driver for {url!r} is not installed ({exc.name}); for PostgreSQL: pip install 'psycopg[binary]'"
+                f"the database driver for {shown!r} is not installed ({exc.name}); for PostgreSQL: pip install 'psycopg[binary]'"
             ) from None
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_foreign_keys)
@@ -431,6 +432,14 @@ class Registry:
         -------
         RunRecord
         """
+        try:
+            return self._record_run(spec_metadata, evaluations)
+        except sa.exc.IntegrityError:
+            # another process recorded the same programme, run or evaluation between our look-up and our
+            # insert (the unique keys refused the duplicate); now the row exists and we update it
+            return self._record_run(spec_metadata, evaluations)
+
+    def _record_run(self, spec_metadata: Mapping[str, Any], evaluations: Sequence[Mapping[str, Any]]) -> RunRecord:
         if not isinstance(spec_metadata, Mapping):
             raise SpecError(f"spec_metadata must be a mapping; got {type(spec_metadata).__name__}.")
         if isinstance(evaluations, Mapping | str) or not isinstance(evaluations, Sequence):
@@ -878,6 +887,13 @@ class Registry:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(T["programmes"].c.programme_id, T["programmes"].c.regions)).all()
         return {pid: list(regions or []) for pid, regions in rows}
+
+
+def _without_password(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
