@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import impact as im
 from impact.errors import DataError, EstimationError, SpecError
@@ -236,3 +238,34 @@ def test_reml_falls_back_to_likelihood_search_when_fisher_scoring_oscillates():
     score = ((w**2) * (yi - mu) ** 2).sum() - trace_p
     assert res.tau2 > 0 and abs(score) < 1e-5
     assert res.estimate == pytest.approx(mu, abs=1e-12)
+
+studies = st.integers(min_value=2, max_value=12).flatmap(
+    lambda k: st.tuples(
+        st.lists(st.floats(-3, 3, allow_nan=False), min_size=k, max_size=k),
+        st.lists(st.floats(0.05, 2.0, allow_nan=False), min_size=k, max_size=k),
+        st.permutations(range(k)),
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=studies, method=st.sampled_from(["REML", "DL", "PM", "FE"]), scale=st.floats(0.1, 10))
+def test_properties_order_invariance_scale_equivariance_and_bounds(data, method, scale):
+    estimates, std_errors, order = data
+    y, se = np.array(estimates), np.array(std_errors)
+    res = pool(y, se, method=method)
+    # the pooled estimate is a weighted mean: within the range of the estimates
+    assert y.min() - 1e-9 <= res.estimate <= y.max() + 1e-9
+    assert res.tau2 >= 0 and 0 <= res.diagnostics["I2"] <= 100
+    # order of the studies does not matter
+    permuted = pool(y[list(order)], se[list(order)], method=method)
+    assert permuted.estimate == pytest.approx(res.estimate, abs=1e-6)
+    assert permuted.tau2 == pytest.approx(res.tau2, abs=1e-6)
+    # changing the unit of measurement rescales the estimate, SE and tau (Q and I2 unchanged); tau^2
+    # is found to a solver tolerance, so compare loosely
+    scaled = pool(y * scale, se * scale, method=method)
+    assert scaled.estimate == pytest.approx(res.estimate * scale, rel=1e-4, abs=1e-4 * scale)
+    assert scaled.diagnostics["Q"] == pytest.approx(res.diagnostics["Q"], rel=1e-9)
+    if method in ("FE", "DL"):  # closed forms: exact equivariance
+        assert scaled.std_error == pytest.approx(res.std_error * scale, rel=1e-9)
+        assert scaled.tau2 == pytest.approx(res.tau2 * scale**2, rel=1e-9, abs=1e-12)

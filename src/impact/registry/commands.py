@@ -41,7 +41,11 @@ def _open(url: str | None) -> Registry:
 def _table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "(none)"
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    # blank rather than None/NaN; columns with nothing in them are left out
+    frame = frame.loc[:, [c for c in frame.columns if frame[c].notna().any()]]
+    shown = frame.astype(object).where(frame.notna(), "")
+    formatted = shown.apply(lambda col: col.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v))
+    return formatted.to_string(index=False)
 
 
 @click.group("registry")
@@ -89,7 +93,12 @@ def show_run(ctx: click.Context, run_id: int, as_json: bool) -> None:
         click.echo("\nEffect chain:")
         click.echo(_table(pd.DataFrame(run["effect_chain"]).loc[:, ["level", "text", "indicator_code", "measured"]]))
     click.echo("\nEvaluations (headline estimates):")
-    click.echo(_table(evaluations.drop(columns=["evaluation_id"])))
+    click.echo(_table(evaluations.drop(columns=["evaluation_id", "error"])))
+    failed = evaluations.loc[evaluations["status"] == "failed"]
+    if len(failed):
+        click.echo("\nFailed evaluations:")
+        for name, error in zip(failed["name"], failed["error"], strict=True):
+            click.echo(f"  {name}: {error}")
 
 
 @registry_group.command("export")
