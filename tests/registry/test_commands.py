@@ -82,3 +82,31 @@ def test_pool_errors_are_one_line(filled):
     assert "no stored estimates of indicator 'NOPE'" in out.output and "RCR01" in out.output
     out = CliRunner().invoke(cli(), ["pool", "--indicator", "RCR01", "--by", "country", "--registry", filled])
     assert out.exit_code == 2  # Click usage error lists the choices
+
+
+def test_add_results_json_files(registry_url, tmp_path):
+    # the shape the programme runner writes to reports/NAME/results.json
+    result = Result(design="twfe", estimand="ATT", effects=effects_table(["ATT"], [0.2], [0.1]), headline="ATT",
+                    inference="iid", n_obs=50)
+    content = {
+        "programme": {"id": "growth", "name": "Growth", "regions": ["SE110"], "spec": "growth.toml", "spec_sha256": "abc"},
+        "seed": 1, "command": "impact run analyses/growth.toml", "versions": {"impact": "0.1.0"},
+        "data": [{"name": "firms", "path": "data/firms.csv", "sha256": "f1", "rows_read": 10}],
+        "evaluations": [{"name": "jobs", "indicator": "RCR01", "design": "did.twfe", "status": "ok", "error": None,
+                         "result": result.to_dict(), "robustness": []}],
+        "effect_chain": {"outcomes": [{"text": "jobs", "indicators": ["RCR01"], "measured": None}]},
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(content))
+    runner = CliRunner()
+    out = runner.invoke(cli(), ["registry", "--registry", registry_url, "add", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "new run 1 of growth (1 evaluations, 0 failed)" in out.output
+    out = runner.invoke(cli(), ["registry", "--registry", registry_url, "add", str(path)])
+    assert "updated run 1 of growth" in out.output
+    with Registry(registry_url) as reg:
+        assert len(reg.runs()) == 1
+        assert reg.show(1)["effect_chain"][0]["indicator_code"] == "RCR01"
+    (tmp_path / "bad.json").write_text("{")
+    out = runner.invoke(cli(), ["registry", "--registry", registry_url, "add", str(tmp_path / "bad.json")])
+    assert out.exit_code == 1 and "not valid JSON" in out.output

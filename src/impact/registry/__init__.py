@@ -6,6 +6,24 @@ stores one run idempotently; ``runs()``, ``estimates()``, ``show()``, ``export()
 :func:`impact.meta.pool`. The command line is in :mod:`impact.registry.commands`.
 """
 
-from impact.registry.store import DEFAULT_PATH, ENV_VAR, Registry, RunRecord, combined_hash, record_run, resolve_url
+from impact.registry.store import (
+    DEFAULT_PATH,
+    ENV_VAR,
+    Registry,
+    RunRecord,
+    combined_hash,
+    record_results,
+    record_run,
+    resolve_url,
+)
 
-__all__ = ["DEFAULT_PATH", "ENV_VAR", "Registry", "RunRecord", "combined_hash", "record_run", "resolve_url"]
+__all__ = [
+    "DEFAULT_PATH",
+    "ENV_VAR",
+    "Registry",
+    "RunRecord",
+    "combined_hash",
+    "record_results",
+    "record_run",
+    "resolve_url",
+]

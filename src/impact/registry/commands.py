@@ -16,7 +16,7 @@ import click
 import pandas as pd
 
 from impact.errors import ImpactError
-from impact.registry.store import ENV_VAR, Registry
+from impact.registry.store import ENV_VAR, Registry, record_results
 
 __all__ = ["pool_command", "registry_group"]
 
@@ -114,6 +114,22 @@ def export_registry(ctx: click.Context, path: Path, fmt: str | None, no_times: b
     with _open(ctx.obj["url"]) as registry:
         written = registry.export(path, format=fmt, times=not no_times)
     click.echo(f"wrote {written}")
+
+
+@registry_group.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+@_one_line_errors
+def add_results(ctx: click.Context, files: tuple[Path, ...]) -> None:
+    """Record programme runs from results.json files (e.g. reports/*/results.json) written earlier."""
+    for path in files:
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise click.ClickException(f"{path}: not valid JSON ({exc})") from None
+        record = record_results(content, url=ctx.obj["url"])
+        state = "new run" if record.created else "updated run"
+        click.echo(f"{path}: {state} {record.run_id} of {record.programme_id} ({record.n_evaluations} evaluations, {record.n_failed} failed)")
 
 
 @click.command("pool")

@@ -34,6 +34,7 @@ __all__ = [
     "Registry",
     "RunRecord",
     "combined_hash",
+    "record_results",
     "record_run",
     "resolve_url",
 ]
@@ -912,3 +913,36 @@ def record_run(
     record one programme run (see :meth:`Registry.record_run`) and close it."""
     with Registry(url) as registry:
         return registry.record_run(spec_metadata, evaluations)
+
+
+def record_results(
+    results: Mapping[str, Any],
+    *,
+    effect_chain: Any = None,
+    indicators: Any = None,
+    url: str | os.PathLike[str] | None = None,
+) -> RunRecord:
+    """Record a programme run given as the content of its ``results.json``.
+
+    ``results`` has ``programme`` (the spec metadata: id, name, regions, spec_sha256, ...), ``data`` (one
+    ``{name, sha256, ...}`` per data source), ``versions`` and ``evaluations`` (each evaluation's record
+    with ``result`` = ``Result.to_dict()`` or ``error``, and its ``robustness`` checks), as the programme
+    runner writes it. ``effect_chain`` and ``indicators`` (see :meth:`Registry.record_run`) are taken from
+    the arguments or else from ``results`` itself when it carries them.
+    """
+    if not isinstance(results, Mapping) or not isinstance(results.get("programme"), Mapping):
+        raise SpecError("results must be the content of a results.json: a mapping with 'programme' and 'evaluations'.")
+    evaluations = results.get("evaluations")
+    if not isinstance(evaluations, Sequence) or isinstance(evaluations, str):
+        raise SpecError("results['evaluations'] must be a list of evaluation records.")
+    meta: dict[str, Any] = dict(results["programme"])
+    for key in ("data", "versions", "provenance"):
+        if results.get(key) is not None and key not in meta:
+            meta[key] = results[key]
+    chain = effect_chain if effect_chain is not None else results.get("effect_chain", meta.get("effect_chain"))
+    codes = indicators if indicators is not None else results.get("indicators", meta.get("indicators"))
+    if chain is not None:
+        meta["effect_chain"] = jsonable(chain)
+    if codes is not None:
+        meta["indicators"] = jsonable(codes)
+    return record_run(meta, evaluations, url=url)
