@@ -277,7 +277,8 @@ def pool(
     level : float
         Confidence level of the intervals and the prediction interval.
     labels : sequence, optional
-        Unique names of the studies (``term`` of their rows); default ``"study 1"``, ...
+        Unique names of the studies (``term`` of their rows); default the index of ``estimates`` when it
+        is a pandas Series with a non-default index, else ``"study 1"``, ...
 
     Returns
     -------
@@ -340,6 +341,8 @@ def pool(
     """
     if not isinstance(knha, bool | np.bool_):
         raise SpecError(f"knha must be True or False; got {knha!r}.")
+    if labels is None and isinstance(estimates, pd.Series) and not isinstance(estimates.index, pd.RangeIndex):
+        labels = [str(v) for v in estimates.index]
     y, se, names = _validate(estimates, std_errors, labels, method, level)
     k = y.size
     v = se**2

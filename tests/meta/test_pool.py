@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -103,6 +104,13 @@ def test_study_rows_and_weights():
     assert studies["weight"].sum() == pytest.approx(100)
     assert res.headline == "pooled" and res.n_obs == 13
     assert isinstance(res, MetaResult) and isinstance(res, im.Result)
+
+
+def test_series_index_names_the_studies():
+    estimates = pd.Series([0.1, 0.3, 0.2], index=["north", "south", "east"])
+    res = pool(estimates, np.array([0.1, 0.2, 0.1]))
+    assert res.studies()["term"].tolist() == ["north", "south", "east"]
+    assert pool(estimates.reset_index(drop=True), [0.1, 0.2, 0.1]).studies()["term"].tolist() == ["study 1", "study 2", "study 3"]
 
 
 def test_result_is_jsonable_and_summarises():
