@@ -24,7 +24,10 @@ def registry_url(request, tmp_path):
     if not base:
         pytest.skip(f"PostgreSQL tests skipped: {POSTGRES_ENV} is not set (run `. .ci/postgres.sh` to start a server)")
     schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(resolve_url(base))
+    try:
+        admin = sa.create_engine(resolve_url(base))
+    except ImportError as exc:
+        pytest.skip(f"PostgreSQL tests skipped: the psycopg driver is not installed ({exc.name}); pip install 'psycopg[binary]'")
     try:
         with admin.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
