@@ -1,1 +1,8 @@
-"""rct."""
+"""Randomised trials: assignment, design-based estimators, randomisation inference, non-compliance,
+attrition, multiple outcomes and power (in the spirit of R's DeclareDesign stack: randomizr,
+estimatr, ri2)."""
+
+from impact.rct._common import RCTResult
+from impact.rct.estimators import difference_in_means, lin, regression
+
+__all__ = ["RCTResult", "difference_in_means", "lin", "regression"]
