@@ -4,5 +4,6 @@ estimatr, ri2)."""
 
 from impact.rct._common import RCTResult
 from impact.rct.estimators import difference_in_means, lin, regression
+from impact.rct.randomization import balance_table, randomization_test
 
-__all__ = ["RCTResult", "difference_in_means", "lin", "regression"]
+__all__ = ["RCTResult", "difference_in_means", "lin", "regression", "randomization_test", "balance_table"]

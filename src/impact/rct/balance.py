@@ -50,6 +50,7 @@ def balance_rows(
         p = float(2 * stats.t.sf(abs(diff / se), dof)) if se > 0 else float("nan")
         rows.append({
             "covariate": cov, "mean_control": float(m0), "mean_treatment": float(m1), "difference": float(diff),
+            "std_error": float(se),
             "std_difference": float(diff / pooled) if pooled > 0 else float("nan"),
             "variance_ratio": float(s1 / s0) if s0 > 0 else float("nan"), "p_value": p,
             "n_control": int(x0.size), "n_treatment": int(x1.size),
