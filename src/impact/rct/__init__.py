@@ -3,7 +3,8 @@ attrition, multiple outcomes and power (in the spirit of R's DeclareDesign stack
 estimatr, ri2)."""
 
 from impact.rct._common import RCTResult
+from impact.rct.assignment import Assignment, assign
 from impact.rct.estimators import difference_in_means, lin, regression
 from impact.rct.randomization import balance_table, randomization_test
 
-__all__ = ["RCTResult", "difference_in_means", "lin", "regression", "randomization_test", "balance_table"]
+__all__ = ["RCTResult", "Assignment", "assign", "difference_in_means", "lin", "regression", "randomization_test", "balance_table"]

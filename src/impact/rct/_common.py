@@ -98,6 +98,9 @@ def resolve_arms(frame: pd.DataFrame, treatment: str, condition1: Any, condition
         if numeric and set(np.asarray(levels, dtype=float)) <= {0.0, 1.0}:
             indicator = check_binary(frame, treatment, where)
             return Arms(0, 1, indicator.astype(float), np.ones(len(frame), bool), treatment)
+        if set(map(str, levels)) == {"control", "treatment"}:  # labels written by assign()
+            return Arms("control", "treatment", (values == "treatment").to_numpy(dtype=float),
+                        np.ones(len(frame), bool), treatment)
         listed = ", ".join(show(v) for v in sorted(levels, key=str)[:8])
         raise SpecError(
             f"{where}: treatment column {treatment!r} has values {listed}; with more than two arms or "
