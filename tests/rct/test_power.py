@@ -61,7 +61,7 @@ def test_cluster_power_agrees_with_simulation():
         y = 0.3 * tc[cl] + u[cl] + rng.normal(scale=np.sqrt(0.9), size=400)
         return pd.DataFrame({"y": y, "t": tc[cl], "c": cl})
 
-    sim = im.rct.simulate_power(draw, "difference_in_means", n_simulations=300, seed=3,
+    sim = im.rct.simulate_power(draw, "difference_in_means", n_simulations=200, seed=3,
                                 options={"outcome": "y", "treatment": "t", "clusters": "c"}, true_effect=0.3)
     assert abs(sim.power - analytic) < 3 * sim.monte_carlo_error + 0.03
     table = sim.summary_table()
