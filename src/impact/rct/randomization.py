@@ -119,6 +119,18 @@ def _float(R: np.ndarray, m: int) -> np.ndarray:
     return R.astype(np.float32 if m > 2000 else np.float64)
 
 
+def _products(R: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """R (draws, m) of 0/1 codes times V (m,) or (m, k), without converting R or calling BLAS.
+
+    ``einsum`` reads the int8 labels directly (casting in its inner loop) and runs single-threaded:
+    a multi-threaded BLAS matrix-vector product is memory-bound here and, on a busy machine, many
+    times slower than this.
+    """
+    if V.ndim == 1:
+        return np.einsum("ij,j->i", R, V)
+    return np.einsum("ij,jk->ik", R, V)
+
+
 def _dim_statistic(design: RandomisationDesign, y: np.ndarray, extra: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
     """Unit-weighted (estimatr) difference in means, blocks weighted by size; optional 2nd outcome."""
     m = design.scheme.m
@@ -135,11 +147,11 @@ def _dim_statistic(design: RandomisationDesign, y: np.ndarray, extra: np.ndarray
             coef_b = np.where((n1_b > 0) & (n0_b > 0), weights_b * (1 / n1_b + 1 / n0_b), 0.0)
             const = [-np.sum(np.where(n0_b > 0, weights_b * S / np.where(n0_b > 0, n0_b, 1), 0.0)) for S in S_b]
         block_of_ru = np.repeat(np.arange(design.n_blocks), np.diff(np.append(design.starts, m)))
-        a = np.column_stack([s * coef_b[block_of_ru] for s in ysum])
-        a_cast = a.astype(np.float32) if m > 2000 else a
+        dtype = np.float32 if m > 2000 else np.float64
+        vectors = [np.ascontiguousarray(s * coef_b[block_of_ru], dtype=dtype) for s in ysum]
 
         def linear(R: np.ndarray) -> np.ndarray:
-            out = (_float(R, m) @ a_cast).astype(float) + np.array(const)[None, :]
+            out = np.column_stack([_products(R, v).astype(float) + c for v, c in zip(vectors, const)])
             return out if extra is not None else out[:, 0]
 
         return linear
@@ -222,9 +234,9 @@ def _coefficient_statistic(design: RandomisationDesign, y: np.ndarray, covariate
         n1 = design.block_totals(Rd, design.count)
         tmt = (n1 - n1**2 / N_b[None, :]).sum(axis=1)  # T' M_blocks T
         if Qsum.shape[1]:
-            tmt = tmt - ((Rd @ Qsum) ** 2).sum(axis=1)
+            tmt = tmt - (_products(R, Qsum) ** 2).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return (Rd @ targets) / tmt[:, None]
+            return _products(R, targets) / tmt[:, None]
 
     return coefficient
 
@@ -426,7 +438,8 @@ def randomization_test(
             "observed_statistic": observed,
             "n_draws": null.n_draws,
             "exact": null.exact,
-            "n_possible_assignments": f"{float(null.n_assignments):.3g}" if null.n_assignments > 10**15 else int(null.n_assignments),
+            "n_possible_assignments": (int(null.n_assignments) if null.n_assignments <= 1e15
+                                       else f"about 10^{design.scheme.log_n_assignments() / np.log(10):.0f}"),
             "alternative": alternative,
             "analytic_std_error": se,
         }
@@ -515,7 +528,7 @@ def balance_table(
             n1 = design.block_totals(Rd, design.count)
             tmt = (n1 - n1**2 / counts[None, :]).sum(axis=1)
             with np.errstate(divide="ignore", invalid="ignore"):
-                return ((Rd @ Qsum) ** 2).sum(axis=1) / tmt
+                return (_products(R, Qsum) ** 2).sum(axis=1) / tmt
 
         null = null_distribution(r_squared, design.scheme, n_permutations=n_permutations, seed=seed, exact=exact)
         p = float(permutation_p_values(null, "greater"))
