@@ -242,3 +242,24 @@ def test_input_not_mutated_and_result_serialises(thornton):
     d = r.to_dict()
     assert d["diagnostics"]["consort"][0]["assigned"] == int((thornton["any"] == 0).sum())
     assert "Covariate balance between arms" in r.figures()
+
+
+def test_lin_is_unbiased_and_covers_with_heterogeneous_effects():
+    # Known ATE 1.0 with effects varying in x (Lin 2013's setting): mean estimate within 3 MC SE of
+    # the truth, HC2 95% intervals cover in 92-98.5% of 300 trials, and Lin is no less precise than DiM.
+    rng = np.random.default_rng(21)
+    est, dim_est, covered = [], [], 0
+    for _ in range(300):
+        x = rng.normal(size=120)
+        t = rng.permutation(np.repeat([0, 1], 60))
+        y = 2 * x + t * (1.0 + 1.5 * x) + rng.normal(size=120)
+        d = pd.DataFrame({"y": y, "t": t, "x": x})
+        r = im.rct.lin(d, outcome="y", treatment="t", covariates=["x"])
+        lo, hi = r.conf_int()
+        covered += lo <= 1.0 + 1.5 * x.mean() <= hi  # sample ATE
+        est.append(r.estimate)
+        dim_est.append(im.rct.difference_in_means(d, outcome="y", treatment="t").estimate)
+    est = np.array(est)
+    assert abs(est.mean() - 1.0) < 3 * est.std() / np.sqrt(300)
+    assert 0.92 <= covered / 300 <= 0.985
+    assert est.std() < np.std(dim_est)

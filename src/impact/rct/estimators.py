@@ -60,7 +60,13 @@ def _flow_and_balance(df, frame, *, treatment, outcome, received, observed, bala
                                               outcome=outcome, analysed=frame.index)
     table = None
     if balance:
-        table = balance_rows(frame, t, as_list(balance), blocks=blocks, where=where)
+        covs = as_list(balance)
+        missing = [c for c in covs if c not in df.columns]
+        if missing:
+            raise DataError(f"{where}: balance covariate(s) {missing} not found in the data.")
+        extra = df.loc[frame.index, [c for c in covs if c not in frame.columns]]
+        source = pd.concat([frame, extra], axis=1) if extra.shape[1] else frame
+        table = balance_rows(source, t, covs, blocks=blocks, where=where)
         diagnostics["balance"] = table
     return diagnostics, table
 
