@@ -165,3 +165,17 @@ def test_errors():
         im.rct.randomization_test(nsw, outcome="re78", treatment="treat", covariates=["age"])
     with pytest.raises(DataError, match="treat"):
         im.rct.balance_table(nsw, treatment="treatment", covariates=["age"])
+
+
+def test_design_from_assign_reruns_its_procedure():
+    firms = im.datasets.load("sweden_firms")
+    a = im.rct.assign(firms.drop(columns=["assigned"]), method="block", blocks="region_code", seed=3)
+    data = a.data.assign(y=np.random.default_rng(1).normal(size=len(firms)))
+    r = im.rct.randomization_test(data, outcome="y", treatment="assignment", design=a, n_permutations=500, seed=1)
+    manual = im.rct.randomization_test(data, outcome="y", treatment="assignment", blocks="region_code",
+                                       n_permutations=500, seed=1)
+    assert r.p_value == manual.p_value and r.settings["blocks"] == "region_code"
+    s = im.rct.assign(firms.drop(columns=["assigned"]), method="simple", prob=0.3, seed=4)
+    rs = im.rct.randomization_test(s.data.assign(y=data.y), outcome="y", treatment="assignment", design=s,
+                                   n_permutations=500, seed=1)
+    assert rs.settings["method"] == "simple" and rs.settings["prob"] == pytest.approx(0.3)

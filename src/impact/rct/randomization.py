@@ -301,6 +301,7 @@ def randomization_test(
     condition2: Any = None,
     alternative: Literal["two-sided", "greater", "less"] = "two-sided",
     level: float = 0.95,
+    design: Any = None,
 ) -> RCTResult:
     """Fisher randomisation test of the sharp null of no effect for any unit.
 
@@ -324,6 +325,10 @@ def randomization_test(
         enumerate all assignments (``"auto"``: when there are no more than ``n_permutations``).
     alternative : {"two-sided", "greater", "less"}
         Two-sided compares absolute values.
+    design : Assignment, optional
+        The :class:`~impact.rct.Assignment` that produced the trial (from :func:`assign`): its
+        procedure (simple or complete, blocks, clusters, probability) is re-run, so ``blocks``,
+        ``clusters``, ``method`` and ``prob`` need not be repeated.
 
     Returns
     -------
@@ -358,6 +363,18 @@ def randomization_test(
     True
     """
     where = "randomization_test"
+    if design is not None:
+        from impact.rct.assignment import Assignment
+
+        if not isinstance(design, Assignment):
+            raise SpecError(f"{where}: design= must be an Assignment returned by im.rct.assign().")
+        if len(design.arms) != 2 and (condition1 is None or condition2 is None):
+            raise SpecError(f"{where}: the design has {len(design.arms)} arms; say which two to compare with condition1=/condition2=.")
+        blocks = blocks or design.blocks
+        clusters = clusters or design.clusters
+        if design.method == "simple":
+            method = "simple"
+            prob = float(design.probabilities.iloc[0, -1]) if prob is None else prob
     custom = callable(statistic)
     if not custom:
         check_option("statistic", statistic, STATISTICS)
