@@ -263,3 +263,14 @@ def test_lin_is_unbiased_and_covers_with_heterogeneous_effects():
     assert abs(est.mean() - 1.0) < 3 * est.std() / np.sqrt(300)
     assert 0.92 <= covered / 300 <= 0.985
     assert est.std() < np.std(dim_est)
+
+
+def test_regression_with_block_fixed_effects_equals_dummies(thornton):
+    # blocks= is the same fit as adding the block dummies by hand (lm_robust(got ~ any + factor(villnum)))
+    x = thornton[thornton.villnum.isin(thornton.villnum.unique()[:30])]
+    dummies = pd.get_dummies(x.villnum, prefix="v", drop_first=True, dtype=float)
+    by_hand = im.rct.regression(pd.concat([x, dummies], axis=1), outcome="got", treatment="any", covariates=list(dummies.columns))
+    blocked = im.rct.regression(x, outcome="got", treatment="any", blocks="villnum")
+    assert blocked.estimate == pytest.approx(by_hand.estimate, abs=1e-12)
+    assert blocked.std_error == pytest.approx(by_hand.std_error, abs=1e-12)
+    assert blocked.settings["covariates"] == [] and blocked.settings["blocks"] == "villnum"

@@ -341,12 +341,18 @@ def _fit(
     received: str | None = None,
     observed: str | None = None,
     balance: Sequence[str] | None = None,
+    blocks: str | None = None,
 ) -> RCTResult:
     with recording_warnings() as log:
         prepared = prepare(df, where=where, roles={"outcome": outcome, "treatment": treatment, "covariates": covariates,
-                                                   "clusters": clusters, "weights": weights},
+                                                   "clusters": clusters, "weights": weights, "blocks": blocks},
                            numeric=[outcome, *covariates] + ([weights] if weights else []))
         frame = prepared.frame
+        user_covariates = list(covariates)
+        if blocks:  # block fixed effects as dummies (additive, never interacted)
+            dummies = pd.get_dummies(frame[blocks], prefix=str(blocks), drop_first=True, dtype=float)
+            frame = pd.concat([frame, dummies], axis=1)
+            covariates = [*covariates, *dummies.columns]
         D, terms, _ = _treatment_design(frame, treatment, control, where)
         if D.shape[1] == 1:
             check_arms(D[:, 0], where)
@@ -403,8 +409,8 @@ def _fit(
     return RCTResult(
         design=where, estimand="ATE", effects=table, headline=terms[0], inference=cov.description,
         n_obs=n, outcome=outcome, level=level, n_treated=int(t_any.sum()), n_clusters=n_clusters,
-        settings={"treatment": treatment, "covariates": covariates, "clusters": clusters, "se_type": se_type,
-                  "control": control, "weights": weights, "assumption": _ASSUMPTION},
+        settings={"treatment": treatment, "covariates": user_covariates, "blocks": blocks, "clusters": clusters,
+                  "se_type": se_type, "control": control, "weights": weights, "assumption": _ASSUMPTION},
         warnings=tuple(log), sample_flow=prepared.flow, diagnostics=diagnostics, vcov=cov.matrix, balance=bal,
     )
 
@@ -418,6 +424,7 @@ def regression(
     clusters: str | None = None,
     se_type: SeType | None = None,
     control: Any = None,
+    blocks: str | None = None,
     weights: str | None = None,
     level: float = 0.95,
     received: str | None = None,
@@ -440,6 +447,8 @@ def regression(
         ``stata`` is HC1 without clusters and CR1 (df = G - 1) with clusters.
     control : optional
         For a treatment column with several arms: the comparison arm; each other arm gets a term.
+    blocks : str, optional
+        Randomisation blocks, entered as fixed effects (one dummy per block but the first).
     weights : str, optional
         Analytic weights (weighted least squares).
 
@@ -464,7 +473,7 @@ def regression(
     """
     return _fit("regression", df, outcome=outcome, treatment=treatment, covariates=as_list(covariates),
                 clusters=clusters, se_type=se_type, level=level, interact=False, control=control, weights=weights,
-                received=received, observed=observed, balance=balance)
+                received=received, observed=observed, balance=balance, blocks=blocks)
 
 
 def lin(
