@@ -274,3 +274,22 @@ def test_regression_with_block_fixed_effects_equals_dummies(thornton):
     assert blocked.estimate == pytest.approx(by_hand.estimate, abs=1e-12)
     assert blocked.std_error == pytest.approx(by_hand.std_error, abs=1e-12)
     assert blocked.settings["covariates"] == [] and blocked.settings["blocks"] == "villnum"
+
+
+@pytest.mark.parametrize(
+    ("key", "call"),
+    [
+        ("dim_blocked_weighted", lambda d, c: im.rct.difference_in_means(d, outcome="y", treatment="z", blocks="block", weights="w")),
+        ("dim_clustered_weighted", lambda d, c: im.rct.difference_in_means(c, outcome="y", treatment="z", clusters="cluster", weights="w")),
+        ("lm_robust_HC2_weighted", lambda d, c: im.rct.regression(d, outcome="y", treatment="z", covariates=["x"], weights="w")),
+        ("lm_lin_weighted", lambda d, c: im.rct.lin(d, outcome="y", treatment="z", covariates=["x"], weights="w")),
+    ],
+)
+def test_weighted_designs_match_estimatr(key, call):
+    # estimatr_extra.R section (3b): difference_in_means(..., weights = w) blocked and clustered,
+    # lm_robust(y ~ z + x, weights = w), lm_lin(y ~ z, covariates = ~ x, weights = w)
+    ref = EXTRA["weighted"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", im.errors.FragileInferenceWarning)
+        r = call(pd.DataFrame(ref["data"]), pd.DataFrame(ref["cluster_data"]))
+    check(headline(r), ref[key])

@@ -366,7 +366,8 @@ def _fit(
                 raise DataError(f"{where}: weights in {weights!r} must be positive.")
         names = ["(Intercept)", *terms]
         if interact:
-            means = Xcov.mean(axis=0)
+            # lm_lin centres at the (weighted, with weights) sample means, so tau is the (weighted) ATE
+            means = Xcov.mean(axis=0) if w is None else (w @ Xcov) / w.sum()
             centred = Xcov - means
             inter = np.column_stack([D[:, [a]] * centred for a in range(D.shape[1])]) if covariates else np.empty((n, 0))
             X = np.column_stack([np.ones(n), D, centred, inter])
@@ -405,7 +406,7 @@ def _fit(
             "control_mean": float(y[~D.any(axis=1)].mean()),
         })
         if interact:
-            diagnostics["covariate_means"] = {c: float(m) for c, m in zip(covariates, Xcov.mean(axis=0))}
+            diagnostics["covariate_means"] = {c: float(m) for c, m in zip(covariates, means)}
     return RCTResult(
         design=where, estimand="ATE", effects=table, headline=terms[0], inference=cov.description,
         n_obs=n, outcome=outcome, level=level, n_treated=int(t_any.sum()), n_clusters=n_clusters,
@@ -492,7 +493,7 @@ def lin(
     """Lin (2013) covariate adjustment: treatment fully interacted with centred covariates.
 
     As ``estimatr::lm_lin(outcome ~ treatment, covariates = ~ x1 + x2)``: covariates are centred at
-    their sample means so that the treatment coefficient is the ATE; HC2 standard errors (CR2 with
+    their sample means (weighted means with ``weights``) so that the treatment coefficient is the ATE; HC2 standard errors (CR2 with
     clusters). The covariates also fill a balance table (``diagnostics["balance"]``).
 
     Notes
