@@ -179,3 +179,16 @@ def test_design_from_assign_reruns_its_procedure():
     rs = im.rct.randomization_test(s.data.assign(y=data.y), outcome="y", treatment="assignment", design=s,
                                    n_permutations=500, seed=1)
     assert rs.settings["method"] == "simple" and rs.settings["prob"] == pytest.approx(0.3)
+
+
+def test_blocks_with_one_arm_are_left_out_of_the_statistic(small_blocked):
+    # a block where every unit is treated carries no comparison: the statistic (and its draws) equal
+    # those of the data without that block
+    extra = pd.DataFrame({"y": [5.0, 6.0, 7.0], "t": [1, 1, 1], "b": [9, 9, 9]})
+    with_block = im.rct.randomization_test(pd.concat([small_blocked, extra]), outcome="y", treatment="t", blocks="b")
+    without = im.rct.randomization_test(small_blocked, outcome="y", treatment="t", blocks="b")
+    assert with_block.estimate == pytest.approx(without.estimate, abs=1e-12)
+    assert with_block.p_value == pytest.approx(without.p_value, abs=1e-12)
+    simple = im.rct.randomization_test(pd.concat([small_blocked, extra]), outcome="y", treatment="t", blocks="b",
+                                       method="simple", prob=0.5, n_permutations=2000, seed=1)
+    assert simple.estimate == pytest.approx(without.estimate, abs=1e-12)

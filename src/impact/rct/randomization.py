@@ -135,7 +135,6 @@ def _dim_statistic(design: RandomisationDesign, y: np.ndarray, extra: np.ndarray
     """Unit-weighted (estimatr) difference in means, blocks weighted by size; optional 2nd outcome."""
     m = design.scheme.m
     N_b = np.add.reduceat(design.count, design.starts) if design.n_blocks > 1 else np.array([design.count.sum()])
-    weights_b = N_b / N_b.sum()
     outcomes = [y] if extra is None else [y, extra]
     ysum = [design.ru_sums(v - v.mean()) for v in outcomes]
     S_b = [np.add.reduceat(s, design.starts) if design.n_blocks > 1 else np.array([s.sum()]) for s in ysum]
@@ -143,9 +142,12 @@ def _dim_statistic(design: RandomisationDesign, y: np.ndarray, extra: np.ndarray
     if design.fixed_counts:
         n1_b = np.add.reduceat(design.scheme.labels.astype(float), design.starts) if design.n_blocks > 1 else np.array([float(design.scheme.labels.sum())])
         n0_b = N_b - n1_b
-        with np.errstate(divide="ignore", invalid="ignore"):
-            coef_b = np.where((n1_b > 0) & (n0_b > 0), weights_b * (1 / n1_b + 1 / n0_b), 0.0)
-            const = [-np.sum(np.where(n0_b > 0, weights_b * S / np.where(n0_b > 0, n0_b, 1), 0.0)) for S in S_b]
+        # blocks holding one arm only say nothing about the effect (and never change): weight 0
+        valid = (n1_b > 0) & (n0_b > 0)
+        w_b = np.where(valid, N_b, 0.0) / np.sum(np.where(valid, N_b, 0.0))
+        safe1, safe0 = np.where(valid, n1_b, 1.0), np.where(valid, n0_b, 1.0)
+        coef_b = np.where(valid, w_b * (1 / safe1 + 1 / safe0), 0.0)
+        const = [-np.sum(np.where(valid, w_b * S / safe0, 0.0)) for S in S_b]
         block_of_ru = np.repeat(np.arange(design.n_blocks), np.diff(np.append(design.starts, m)))
         dtype = np.float32 if m > 2000 else np.float64
         vectors = [np.ascontiguousarray(s * coef_b[block_of_ru], dtype=dtype) for s in ysum]
@@ -160,12 +162,17 @@ def _dim_statistic(design: RandomisationDesign, y: np.ndarray, extra: np.ndarray
         Rf = _float(R, m)
         n1 = design.block_totals(Rf, design.count.astype(Rf.dtype)).astype(float)
         n0 = N_b[None, :] - n1
+        # per draw, blocks where the draw left one arm empty get weight 0 (weights renormalised)
+        valid = (n1 > 0) & (n0 > 0)
+        w = np.where(valid, N_b[None, :], 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = w / w.sum(axis=1, keepdims=True)
         cols = []
         for s, S in zip(ysum, S_b):
             s1 = design.block_totals(Rf, s.astype(Rf.dtype)).astype(float)
             with np.errstate(divide="ignore", invalid="ignore"):
-                diff = s1 / n1 - (S[None, :] - s1) / n0
-            cols.append(diff @ weights_b)
+                diff = np.where(valid, s1 / np.where(valid, n1, 1) - (S[None, :] - s1) / np.where(valid, n0, 1), 0.0)
+            cols.append((diff * w).sum(axis=1))
         out = np.column_stack(cols)
         return out if extra is not None else out[:, 0]
 
