@@ -232,10 +232,11 @@ class AssignmentScheme:
 
         def draw(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
             keys = rng.integers(0, top, size=(*shape, s), dtype=dtype)
-            kth = np.partition(keys, k - 1, axis=-1)[..., k - 1 : k]
-            below = keys <= kth
-            tie = np.count_nonzero(below, axis=-1) != k  # the k-th smallest key is not unique
-            return (~below if flip else below), tie
+            part = np.partition(keys, k - 1, axis=-1)
+            kth = part[..., k - 1 : k]
+            # a tie at the threshold: a key after position k-1 equals the k-th smallest
+            tie = part[..., k:].min(axis=-1) == kth[..., 0] if k < s else np.zeros(kth.shape[:-1], bool)
+            return (keys > kth if flip else keys <= kth), tie
 
         chosen, bad = draw((size, J))
         while bad.any():
