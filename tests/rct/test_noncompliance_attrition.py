@@ -64,6 +64,12 @@ def test_late_recovers_the_voucher_trial_truth(firms):
     assert flow["treatment (1)"]["received"] == ((firms.assigned == 1) & (firms.takeup == 1)).sum()
     assert flow["control (0)"]["lost_to_follow_up"] == ((firms.assigned == 0) & (firms.responded == 0)).sum()
     assert flow["control (0)"]["analysed"] == ((firms.assigned == 0) & firms.turnover_growth.notna()).sum()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = r.figures()["Participant flow (CONSORT)"](None)
+    assert len(ax.patches) == 8  # 4 stages x 2 arms
+    matplotlib.pyplot.close(ax.figure)
 
 
 def test_weak_instrument_warns():

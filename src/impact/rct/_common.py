@@ -43,7 +43,31 @@ class RCTResult(Result):
             figs["Covariate balance between arms"] = self.plot_balance
         if self.null_distribution is not None:
             figs["Randomisation distribution of the statistic"] = self.plot_randomization
+        if self.diagnostics.get("consort"):
+            figs["Participant flow (CONSORT)"] = self.plot_flow
         return figs
+
+    def plot_flow(self, ax: Axes | None = None) -> Axes:
+        """Participant flow per arm: assigned, received the intervention, lost to follow-up, analysed."""
+        from impact.report.plots import new_axes
+
+        ax = new_axes(ax)
+        flow = pd.DataFrame(self.diagnostics["consort"]).set_index("arm")
+        stages = [c for c in ("assigned", "received", "lost_to_follow_up", "analysed") if c in flow.columns]
+        table = flow[stages]
+        y = np.arange(len(stages))
+        height = 0.8 / max(1, len(table))
+        colours = ["#7f7f7f", "#1f4e79", "#9db9d3", "#b22222"]
+        for i, (arm, row) in enumerate(table.iterrows()):
+            bars = ax.barh(y + i * height, row.to_numpy(dtype=float), height=height, label=str(arm), color=colours[i % 4])
+            ax.bar_label(bars, fmt="%d", padding=2, fontsize=8)
+        ax.set_yticks(y + height * (len(table) - 1) / 2, [s.replace("_", " ") for s in stages])
+        ax.invert_yaxis()
+        ax.set_xlabel("Units")
+        ax.legend(title="arm", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+        ax.set_title("Participant flow by arm")
+        ax.figure.tight_layout()
+        return ax
 
     def plot_balance(self, ax: Axes | None = None) -> Axes:
         """Standardised differences between arms per covariate (love plot) with +-0.1 guides."""
