@@ -534,7 +534,7 @@ def att_gt(
             "n_cells": len(cells),
             "cohorts": {f"{g:g}": n for g, n in cohort_size.items()},
             "n_never_treated": int(never.sum()),
-            "periods": [float(x) for x in periods],
+            "periods": ", ".join(f"{x:g}" for x in periods),
         }
         if len(pre):
             Vpre = _covariance(IF[:, pre], clusters, n_clusters)

@@ -507,7 +507,7 @@ def drdid(
     diagnostics = {
         "n_treated": est.n_treated,
         "n_comparison": est.n_control,
-        "periods": [jsonable_period(p) for p in periods],
+        "periods": f"{jsonable_period(periods[0])} (pre), {jsonable_period(periods[1])} (post)",
     }
     if est.ps_min is not None:
         diagnostics.update({"propensity_min_comparison": est.ps_min, "propensity_max_comparison": est.ps_max,
