@@ -482,3 +482,22 @@ def test_weighted_aggregations_match_csdid(mpdta: pd.DataFrame) -> None:
         table = res.aggregate(kind).tidy()
         np.testing.assert_allclose(table["estimate"], estimates, atol=1e-7)
         np.testing.assert_allclose(table["std_error"], std_errors, rtol=1e-5)
+
+
+def test_webb_multiplier_bootstrap_for_few_clusters() -> None:
+    # Issue 3: aggregated CS effects with a wild (Webb) bootstrap of clustered influence functions.
+    # mpdta has no state identifier, so counties are grouped into 20 pseudo-regions by id; Webb and
+    # Rademacher draws must agree with the analytic clustered SE up to Monte Carlo error.
+    import impact as im
+
+    mpdta = im.datasets.load("mpdta")
+    mpdta["region"] = pd.factorize(mpdta["countyreal"])[0] % 20
+    kwargs = dict(outcome="lemp", unit="countyreal", time="year", cohort="first.treat", cluster="region")
+    with pytest.warns(im.errors.FewClustersWarning, match="20 clusters"):
+        analytic = im.did.att_gt(mpdta, **kwargs).aggregate("dynamic")
+        webb = im.did.att_gt(mpdta, **kwargs, bootstrap=1999, bootstrap_weights="webb", seed=3).aggregate("dynamic")
+    assert "Webb weights" in webb.inference and "20 clusters" in webb.inference
+    assert webb.estimate == pytest.approx(analytic.estimate, abs=1e-12)
+    assert webb.std_error == pytest.approx(analytic.std_error, rel=0.15)
+    with pytest.raises(im.errors.SpecError, match="bootstrap_weights"):
+        im.did.att_gt(mpdta, **kwargs, bootstrap=99, bootstrap_weights="normal")

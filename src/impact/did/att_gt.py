@@ -58,7 +58,6 @@ _METHOD_TEXT = {
     "dr": "doubly robust (Sant'Anna & Zhao 2020, traditional)",
 }
 SMALL_COMPARISON = 10
-MULTIPLIER = "rademacher"
 ASSUMPTION = (
     "Parallel trends: had they not been treated, each cohort's average outcome would have changed as "
     "the comparison units' did (conditionally on the covariates), with no effect before treatment "
@@ -174,6 +173,7 @@ def att_gt(
     panel: bool = True,
     allow_unbalanced: bool = False,
     bootstrap: int | None = None,
+    bootstrap_weights: Literal["rademacher", "mammen", "webb"] = "rademacher",
     seed: int | None = None,
     level: float = 0.95,
     missing: Literal["drop", "error"] = "drop",
@@ -222,8 +222,12 @@ def att_gt(
         period are DROPPED (counted in the sample flow, with a SampleWarning). (R ``did``'s
         ``allow_unbalanced_panel`` instead treats the data as repeated cross-sections; not done here.)
     bootstrap : int, optional
-        Number of multiplier-bootstrap draws (Rademacher weights) for standard errors and uniform bands;
-        None for analytic standard errors.
+        Number of multiplier-bootstrap draws for standard errors and uniform bands; None for analytic
+        standard errors.
+    bootstrap_weights : {"rademacher", "mammen", "webb"}
+        Distribution of the multipliers (drawn per cluster when ``cluster`` is given). Webb's six-point
+        weights are the wild-bootstrap choice with few clusters (e.g. ~20 regions): with G clusters
+        Rademacher has only 2^G distinct draws.
     seed : int, optional
         Seed of the multiplier bootstrap (also used by ``aggregate``).
     level : float
@@ -268,6 +272,7 @@ def att_gt(
     check_option("method", method, ("reg", "ipw", "dr"))
     check_option("base_period", base_period, ("varying", "universal"))
     check_option("missing", missing, ("drop", "error"))
+    check_option("bootstrap_weights", bootstrap_weights, ("rademacher", "mammen", "webb"))
     if isinstance(anticipation, bool) or not isinstance(anticipation, int | np.integer) or anticipation < 0:
         raise SpecError(f"anticipation must be a non-negative integer number of periods; got {anticipation!r}.")
     if bootstrap is not None and (isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or bootstrap < 2):
@@ -504,12 +509,12 @@ def att_gt(
                                                       G=G, unit_weights=weights_unit, groups_cell=groups_cell, with_wif=True)
         estimates = np.concatenate([[overall_att], att])
         if bootstrap is None:
-            se_cells, inference, band, crit = _standard_errors(IF, att, clusters, n_clusters, None, seed, level, None)
-            se_overall = _standard_errors(overall_if[:, None], estimates[:1], clusters, n_clusters, None, seed, level, None)[0]
+            se_cells, inference, band, crit = _standard_errors(IF, att, clusters, n_clusters, None, seed, level, None, None)
+            se_overall = _standard_errors(overall_if[:, None], estimates[:1], clusters, n_clusters, None, seed, level, None, None)[0]
             se = np.concatenate([se_overall, se_cells])
         else:
             full_if = np.column_stack([overall_if, IF])
-            se, inference, band, crit = _standard_errors(full_if, estimates, clusters, n_clusters, bootstrap, seed, level,
+            se, inference, band, crit = _standard_errors(full_if, estimates, clusters, n_clusters, bootstrap, seed, level, bootstrap_weights,
                                                          band_columns=1 + np.flatnonzero(~reference))
         se[1:][reference] = np.nan
         terms = ["ATT"] + [f"g={c['group']:g},t={c['time']:g}" for c in cells]
@@ -551,7 +556,7 @@ def att_gt(
     settings = {
         "control_group": control_group, "method": method, "method_description": _METHOD_TEXT[method],
         "anticipation": anticipation, "base_period": base_period, "covariates": covs, "weights": weights,
-        "cluster": cluster, "bootstrap": bootstrap, "seed": seed, "multiplier": MULTIPLIER if bootstrap else None,
+        "cluster": cluster, "bootstrap": bootstrap, "seed": seed, "multiplier": bootstrap_weights if bootstrap else None,
         "allow_unbalanced": allow_unbalanced, "assumption": ASSUMPTION,
     }
     return ATTGTResult(
@@ -661,7 +666,7 @@ def _covariance(IF: np.ndarray, clusters: np.ndarray | None, n_clusters: int | N
     return IF.T @ IF / n**2
 
 
-def _standard_errors(IF, estimates, clusters, n_clusters, bootstrap, seed, level, band_columns):
+def _standard_errors(IF, estimates, clusters, n_clusters, bootstrap, seed, level, weights, band_columns):
     """Analytic or multiplier-bootstrap standard errors (and uniform bands) for the columns of IF."""
     n = IF.shape[0]
     if bootstrap is None:
@@ -674,10 +679,10 @@ def _standard_errors(IF, estimates, clusters, n_clusters, bootstrap, seed, level
             text = "analytic, from influence functions (units as the sampling level); normal critical values"
         return se, text, None, None
     draws = multiplier_bootstrap(IF, n_draws=int(bootstrap), seed=seed, clusters=clusters, n_clusters=n_clusters,
-                                 kind=MULTIPLIER, estimates=estimates, level=level, band=band_columns)
+                                 kind=weights, estimates=estimates, level=level, band=band_columns)
     se = draws.std_errors.copy()
     low, high = draws.bands(estimates)
-    text = (f"multiplier bootstrap ({bootstrap} draws, Rademacher weights"
+    text = (f"multiplier bootstrap ({bootstrap} draws, {weights.capitalize()} weights"
             + (f", clustered by {n_clusters} clusters" if clusters is not None else "")
             + f", seed {seed}); standard errors from the interquartile range of the draws; conf_low/conf_high "
             f"pointwise, band_low/band_high uniform (critical value {draws.critical_value:.3f})")

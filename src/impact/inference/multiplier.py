@@ -25,7 +25,7 @@ from impact.errors import SpecError
 
 __all__ = ["MultiplierDraws", "MultiplierKind", "multiplier_bootstrap"]
 
-MultiplierKind = Literal["mammen", "rademacher"]
+MultiplierKind = Literal["mammen", "rademacher", "webb"]
 
 _SQRT5 = math.sqrt(5.0)
 # Mammen (1993) two-point distribution: mean 0, variance 1, third moment 1.
@@ -73,11 +73,19 @@ class MultiplierDraws:
         return est - self.critical_value * self.std_errors, est + self.critical_value * self.std_errors
 
 
+_WEBB32 = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)], dtype=np.float32)
+
+
 def _chunk(rng: np.random.Generator, buffer: np.ndarray, psi32: np.ndarray, colsum: np.ndarray, kind: str) -> np.ndarray:
     """``len(buffer)`` draws of ``V @ psi`` (V: rows x m multipliers), via a 0/1 indicator matrix written
     into the reused single-precision ``buffer``: V = a + (b - a) * B, so
     V @ psi = a * colsum(psi) + (b - a) * (B @ psi)."""
     rows, m = buffer.shape
+    if kind == "webb":
+        # Webb's six-point distribution (+-sqrt(1/2), +-1, +-sqrt(3/2), each 1/6): with few clusters it
+        # has far more distinct draws than Rademacher's 2^G (Webb 2023)
+        np.take(_WEBB32, rng.integers(0, 6, size=(rows, m), dtype=np.int8), out=buffer)
+        return (buffer @ psi32).astype(np.float64)
     if kind == "rademacher":
         # one random bit per multiplier: -1 + 2 * bit
         raw = np.frombuffer(rng.bytes(rows * ((m + 7) // 8)), dtype=np.uint8).reshape(rows, -1)
@@ -117,9 +125,10 @@ def multiplier_bootstrap(
     clusters : ndarray (n,) of int codes 0..G-1, optional
         One multiplier per cluster (units in a cluster share it), for inference clustered above
         the unit level.
-    kind : {"mammen", "rademacher"}
+    kind : {"mammen", "rademacher", "webb"}
         Distribution of the multipliers: Mammen's two-point distribution (mean 0, variance 1,
-        skewness 1) or Rademacher signs.
+        skewness 1), Rademacher signs, or Webb's six-point distribution (recommended when the
+        multipliers are drawn per cluster and there are few clusters).
     estimates : ndarray (p,), optional
         Point estimates; when given, ``draws`` holds ``estimates + deviations``.
     level : float
@@ -152,7 +161,7 @@ def multiplier_bootstrap(
     Callaway, B., & Sant'Anna, P. H. C. (2021). Difference-in-differences with multiple time
     periods. *Journal of Econometrics* 225(2), 200-230. doi:10.1016/j.jeconom.2020.12.001
     """
-    check_option("kind", kind, ("mammen", "rademacher"))
+    check_option("kind", kind, ("mammen", "rademacher", "webb"))
     check_option("scale", scale, ("iqr", "sd"))
     psi = np.asarray(influence, dtype=float)
     if psi.ndim == 1:
