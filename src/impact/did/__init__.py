@@ -1,1 +1,3 @@
 """did."""
+from impact.did.event_study import event_study
+from impact.did.pretrends import pretrend_test
