@@ -1,3 +1,4 @@
 """did."""
 from impact.did.event_study import event_study
 from impact.did.pretrends import pretrend_test
+from impact.did.bacon import bacon
