@@ -207,13 +207,10 @@ def event_study(
             cluster_values=panel.cluster_values[keep], cluster_name=cluster or unit, vcov=vcov,
             treated=(panel.cohort[keep] > 0), where=where, rank_hint=hint,
         )
-        result = _assemble(
-            where=where, design="event_study", estimand="ATT by event time (dynamic TWFE)",
-            event_times=event_times, refs=refs, coef=fit.coef[: len(event_times)],
-            vcov=fit.vcov[: len(event_times), : len(event_times)], dof=fit.df[: len(event_times)],
-            inference=fit.description, level=level,
+        effects, V = _assemble(
+            where=where, event_times=event_times, refs=refs, coef=fit.coef[: len(event_times)],
+            vcov=fit.vcov[: len(event_times), : len(event_times)], dof=fit.df[: len(event_times)], level=level,
         )
-        effects, V = result
         counts = pd.Series(be[np.isfinite(be)]).value_counts().sort_index()
         frame = prepared.frame
         treated_units = int(frame.loc[panel.cohort[keep] > 0, unit].nunique())
@@ -258,47 +255,49 @@ def event_study(
 def _assemble(
     *,
     where: str,
-    design: str,
-    estimand: str,
     event_times: Sequence[int],
     refs: Sequence[int],
     coef: np.ndarray,
     vcov: np.ndarray,
     dof: np.ndarray,
-    inference: str,
     level: float,
+    combination: np.ndarray | None = None,
     headline_weights: np.ndarray | None = None,
+    headline: str = HEADLINE,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Effects table (event-time rows incl. references, then the headline) and its covariance.
 
-    The headline is ``headline_weights @ coef`` (default: equal weights on event times >= 0).
+    Each reported event time ``event_times[j]`` is ``combination[j] @ coef`` (default: the j-th
+    coefficient); the headline is ``headline_weights @ coef`` (default: equal weights on the event
+    times >= 0). Reference rows are zero with no standard error.
     """
     et = np.asarray(event_times)
-    post = et >= 0
+    p = len(coef)
+    C = np.eye(p)[: len(et)] if combination is None else np.asarray(combination, dtype=float)
     if headline_weights is None:
+        post = et >= 0
         if not post.any():
             raise SpecError(f"{where}: the window has no post-treatment event time; set lags >= 0.")
-        headline_weights = post / post.sum()
+        headline_weights = (post / post.sum()) @ C
     all_e = sorted(set(et.tolist()) | set(refs))
     k = len(all_e)
-    m = k + 1
-    L = np.zeros((m, len(et)))  # effects rows as linear combinations of the coefficients
+    L = np.zeros((k + 1, p))
     for row, ev in enumerate(all_e):
         if ev in refs:
             continue
-        L[row, int(np.flatnonzero(et == ev)[0])] = 1.0
+        L[row] = C[int(np.flatnonzero(et == ev)[0])]
     L[k] = headline_weights
     est = L @ coef
     V = L @ vcov @ L.T
     se = np.sqrt(np.clip(np.diag(V), 0, None))
-    dof_rows = np.empty(m)
-    for row in range(m):
+    dof_rows = np.empty(k + 1)
+    for row in range(k + 1):
         used = np.flatnonzero(L[row] != 0)
         dof_rows[row] = float(np.min(dof[used])) if len(used) else math.inf
     dof_rows = np.where(np.isfinite(dof_rows) & (dof_rows > 0), dof_rows, math.inf)
     is_ref = np.array([ev in refs for ev in all_e] + [False])
     se = np.where(is_ref, np.nan, se)
-    terms = [f"e={ev}" for ev in all_e] + [HEADLINE]
+    terms = [f"e={ev}" for ev in all_e] + [headline]
     effects = effects_table(
         terms, est, se, df=dof_rows, level=level,
         event_time=[float(ev) for ev in all_e] + [math.nan],
