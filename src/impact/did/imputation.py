@@ -77,7 +77,7 @@ def _first_stage(panel: StaggeredPanel, where: str, unit_name: str):
         note = (f"dropped {len(panel.treated_first_period)} unit(s) treated from the first period: without an untreated "
                 "period their unit effect, and so Y(0), cannot be imputed")
         warn(SampleWarning, f"{where}: {note}.")
-        prepared = prepared.with_step(prepared.frame.loc[keep], "always-treated units", note, unit_name)
+        prepared = prepared.with_step(panel.frame.loc[keep], "always-treated units", note, unit_name)
     untreated_periods = np.unique(panel.time_codes[keep & ~treated])
     no_control = keep & treated & ~np.isin(panel.time_codes, untreated_periods)
     if no_control.any():
@@ -86,7 +86,7 @@ def _first_stage(panel: StaggeredPanel, where: str, unit_name: str):
                 "where every unit is treated: their period effect, and so Y(0), cannot be imputed")
         warn(SampleWarning, f"{where}: {note}.")
         keep &= ~no_control
-        prepared = prepared.with_step(prepared.frame.loc[keep], "periods without untreated units", note, unit_name)
+        prepared = prepared.with_step(panel.frame.loc[keep], "periods without untreated units", note, unit_name)
     if not (keep & treated).any():
         raise DataError(f"{where}: no treated observation can be imputed (see the sample flow).")
     if not (keep & ~treated).any():

@@ -109,7 +109,7 @@ def sun_abraham(
             note = (f"dropped {len(panel.treated_first_period)} unit(s) treated from the first period: they have no "
                     "pre-period, so their cohort effects are not identified")
             warn(SampleWarning, f"{where}: {note}.")
-            prepared = prepared.with_step(prepared.frame.loc[keep], "always-treated units", note, unit)
+            prepared = prepared.with_step(panel.frame.loc[keep], "always-treated units", note, unit)
         if control == "never":
             if not (g[keep] == 0).any():
                 raise DataError(
@@ -124,7 +124,7 @@ def sun_abraham(
                 note = (f"control='last': cohort {last:g} is the control group; dropped its periods from {last:g} on "
                         "and any never-treated units")
                 keep &= ~cut
-                prepared = prepared.with_step(prepared.frame.loc[keep], "last-treated cohort as control", note, unit)
+                prepared = prepared.with_step(panel.frame.loc[keep], "last-treated cohort as control", note, unit)
             control_mask = g == last
             if not (keep & (g > 0) & ~control_mask).any():
                 raise DataError(f"{where}: no treated cohort is left besides the control cohort {last:g}.")
