@@ -36,7 +36,7 @@ def twfe_dense(d):
     U = pd.get_dummies(d["id"].astype(str)).to_numpy(float)
     T = pd.get_dummies(d["period"].astype(str), drop_first=True).to_numpy(float)
     Z = np.column_stack([d["D"].to_numpy(float), U, T])
-    return np.linalg.lstsq(Z, d["y"].to_numpy(float), rcond=None)[0][0]
+    return np.linalg.solve(Z.T @ Z, Z.T @ d["y"].to_numpy(float))[0]  # full rank: all units, periods but one
 
 
 def brute_force_2x2(d, treated_first, control_first, start, stop):
@@ -87,7 +87,8 @@ def test_each_2x2_estimate_and_weight_against_subsample_regressions():
         Tm = pd.get_dummies(sub["period"].astype(str)).to_numpy(float)
         Z = np.column_stack([U, Tm])
         Dv = sub["D"].to_numpy(float)
-        resid = Dv - Z @ np.linalg.lstsq(Z, Dv, rcond=None)[0]
+        Z = Z[:, :-1]  # drop one period dummy: full rank
+        resid = Dv - Z @ np.linalg.solve(Z.T @ Z, Z.T @ Dv)
         raw.append(n_sub**2 * (resid @ resid) / n_sub)
     raw = np.array(raw)
     np.testing.assert_allclose(res.comparisons["weight"], raw / raw.sum(), rtol=1e-9)

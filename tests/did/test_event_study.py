@@ -42,7 +42,8 @@ def dense_twfe(y, X, unit, time, weights=None):
     T = pd.get_dummies(pd.Series(time).astype(str), drop_first=True).to_numpy(float)
     Z = np.column_stack([X, U, T])
     w = np.ones(len(y)) if weights is None else np.sqrt(weights)
-    coef = np.linalg.lstsq(Z * w[:, None], y * w, rcond=None)[0]
+    Zw = Z * w[:, None]
+    coef = np.linalg.solve(Zw.T @ Zw, Zw.T @ (y * w))  # full rank: all units, periods but one
     return coef[: X.shape[1]]
 
 

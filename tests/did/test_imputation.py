@@ -46,7 +46,7 @@ def dense_bjs(d, *, y, unit, time, cohort, covariates=(), weights=None, leave_ou
     w = np.ones(len(d)) if weights is None else d[weights].to_numpy(float)
     Z0, Z1 = Z[~D], Z[D]
     W0 = w[~D]
-    A = np.linalg.pinv((Z0 * W0[:, None]).T @ Z0)
+    A = np.linalg.inv((Z0 * W0[:, None]).T @ Z0)  # full rank: all units, periods but one
     yv = d[y].to_numpy(float)
     b = A @ (Z0 * W0[:, None]).T @ yv[~D]
     yhat = Z @ b
