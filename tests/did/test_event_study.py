@@ -230,3 +230,21 @@ class TestBadInput:
         b = quiet(im.did.event_study, mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat")
         np.testing.assert_allclose(a.tidy()["estimate"], b.tidy()["estimate"])
         assert d["first.treat"].isna().any()  # the caller's frame is untouched
+
+
+def test_wild_bootstrap_equals_twfe_wild_for_a_single_post_bin(mpdta):
+    """leads=1, lags=0 with binned endpoints is the static TWFE (e>=0 indicator, e<=-1 reference), so the
+    restricted wild cluster bootstrap must reproduce im.did.twfe(vcov="wild") draw for draw (same seed)."""
+    d = mpdta.assign(D=((mpdta["first.treat"] > 0) & (mpdta["year"] >= mpdta["first.treat"])).astype(int))
+    es = quiet(im.did.event_study, d, outcome="lemp", unit="countyreal", time="year", cohort="first.treat",
+               leads=1, lags=0, vcov="wild", seed=3, n_bootstrap=999)
+    tw = quiet(im.did.twfe, d, outcome="lemp", treatment="D", unit="countyreal", time="year", vcov="wild", seed=3,
+               n_bootstrap=999)
+    row = es.tidy().set_index("term").loc["e=0"]
+    assert row["estimate"] == pytest.approx(tw.estimate, abs=1e-12)
+    assert row["std_error"] == pytest.approx(tw.std_error, rel=1e-10)
+    assert row["p_value"] == pytest.approx(tw.p_value, abs=1e-12)
+    assert (row["conf_low"], row["conf_high"]) == pytest.approx(tw.conf_int(), abs=1e-9)
+    assert es.settings["bootstrap_weights"] == "webb"
+    with pytest.raises(SpecError, match="vcov='wild'"):
+        im.did.sun_abraham(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat", vcov="wild")

@@ -191,8 +191,10 @@ class FERegression:
     description: str
     n_clusters: int | None
     resid: np.ndarray
-    X: np.ndarray  # the reported columns after absorption
+    X: np.ndarray  # the design after absorption (reported columns first; for CR2/wild, period dummies follow)
     y: np.ndarray  # the outcome after absorption
+    clusters: np.ndarray | None = None  # integer cluster codes (clustered kinds)
+    absorbed: int = 0  # number of absorbed fixed-effect parameters
 
 
 REGRESSION_VCOV = ("iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2")
@@ -216,8 +218,10 @@ def fe_regression(
 ) -> FERegression:
     """OLS/WLS of ``y`` on ``X`` with unit and time effects absorbed; covariance of X's coefficients.
 
-    For CR2 only unit effects are absorbed (they must be nested in the clusters) and period dummies
-    enter as explicit columns, as CR2's adjustment matrices require.
+    For CR2 and the wild bootstrap only unit effects are absorbed (they must be nested in the clusters)
+    and period dummies enter as explicit columns, as CR2's adjustment matrices and the bootstrap's
+    restricted residuals require. For ``vcov="wild"`` the covariance returned is CR1 (the bootstrap
+    itself is run by the caller, per linear combination, on ``X``/``y``/``clusters``).
     """
     from impact.data import check_rank, cluster_codes
     from impact.errors import EstimationError, SpecError
@@ -225,12 +229,13 @@ def fe_regression(
     from impact.inference.vcov import linear_vcov
 
     n, k = X.shape
-    clustered = vcov in ("cluster", "CR1", "CR1-fixest", "CR2")
+    clustered = vcov in ("cluster", "CR1", "CR1-fixest", "CR2", "wild")
+    explicit_periods = vcov in ("CR2", "wild")
     clusters = n_clusters = None
     if clustered:
         clusters, n_clusters = cluster_codes(cluster_values, where=where, treated=treated, name=cluster_name)
     units_frame = pd.DataFrame({"unit": unit_codes, "time": time_codes})
-    if vcov == "CR2":
+    if explicit_periods:
         fe = FixedEffects.from_columns(units_frame, ["unit"])
         dummies = (time_codes[:, None] == np.arange(1, n_periods)[None, :]).astype(float)
         design = np.column_stack([X, dummies])
@@ -241,9 +246,9 @@ def fe_regression(
     if clustered:
         nested_flags = fe.nested_in(clusters)
         nested = sum(s for s, flag in zip(fe.sizes, nested_flags) if flag)
-        if vcov == "CR2" and not nested_flags[0]:
+        if explicit_periods and not nested_flags[0]:
             raise SpecError(
-                f"{where}: vcov='CR2' needs units nested within clusters ({cluster_name!r} splits some units); "
+                f"{where}: vcov={vcov!r} needs units nested within clusters ({cluster_name!r} splits some units); "
                 "cluster at the unit level or a coarser one, or use vcov='cluster'."
             )
     absorbed_all = absorb(np.column_stack([y, design]), fe, weights=weights)
@@ -258,7 +263,7 @@ def fe_regression(
     cov = linear_vcov(
         Xt,
         resid,
-        kind=vcov,
+        kind="cluster" if vcov == "wild" else vcov,
         weights=weights,
         clusters=clusters,
         n_clusters=n_clusters,
@@ -276,4 +281,6 @@ def fe_regression(
         resid=resid,
         X=Xt,
         y=yt,
+        clusters=clusters,
+        absorbed=fe.n_parameters,
     )

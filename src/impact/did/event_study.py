@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EventStudyResult", "event_study"]
 
-EventVcov = Literal["iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2"]
+EventVcov = Literal["iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2", "wild"]
 HEADLINE = "ATT (average e>=0)"
 
 
@@ -64,6 +64,9 @@ def event_study(
     vcov: EventVcov = "cluster",
     level: float = 0.95,
     missing: MissingPolicy = "drop",
+    n_bootstrap: int = 9_999,
+    bootstrap_weights: Literal["webb", "rademacher"] = "webb",
+    seed: int | None = None,
 ) -> EventStudyResult:
     """Dynamic TWFE event study with relative-time indicators.
 
@@ -94,8 +97,14 @@ def event_study(
         Cluster column (default: the unit).
     weights : str, optional
         Analytic weights.
-    vcov : {"cluster", "CR1", "CR1-fixest", "CR2", "HC1", "iid"}
-        Covariance of the coefficients; see :mod:`impact.inference.vcov`.
+    vcov : {"cluster", "CR1", "CR1-fixest", "CR2", "HC1", "iid", "wild"}
+        Covariance of the coefficients; see :mod:`impact.inference.vcov`. ``"wild"``: restricted wild
+        cluster bootstrap (:func:`impact.inference.wild.wild_cluster_bootstrap`) run separately for each
+        coefficient and for the headline average (by reparametrising the design so that it is one
+        coefficient): p-values and intervals come from the bootstrap, standard errors and the joint
+        pre-trend test from CR1.
+    n_bootstrap, bootstrap_weights, seed
+        Draws, weight distribution (Webb's six-point or Rademacher) and seed of the wild bootstrap.
     level : float
         Confidence level.
     missing : {"drop", "error"}
@@ -135,8 +144,9 @@ def event_study(
     >>> res.tidy()[["term", "estimate"]]  # doctest: +SKIP
     """
     where = "event_study"
-    check_option("vcov", vcov, REGRESSION_VCOV)
+    check_option("vcov", vcov, (*REGRESSION_VCOV, "wild"))
     check_option("bin_endpoints", bin_endpoints, (True, False))
+    check_option("bootstrap_weights", bootstrap_weights, ("webb", "rademacher"))
     if not 0 < level < 1:
         raise SpecError(f"{where}: level must be between 0 and 1, got {level}.")
     with recording_warnings() as log:
@@ -211,6 +221,13 @@ def event_study(
             where=where, event_times=event_times, refs=refs, coef=fit.coef[: len(event_times)],
             vcov=fit.vcov[: len(event_times), : len(event_times)], dof=fit.df[: len(event_times)], level=level,
         )
+        inference_text = fit.description
+        if vcov == "wild":
+            effects = _wild_effects(effects, fit, event_times, refs, weights=None if panel.weights is None else panel.weights[keep],
+                                    n_bootstrap=n_bootstrap, weight_type=bootstrap_weights, seed=seed, level=level)
+            inference_text = (f"restricted wild cluster bootstrap ({bootstrap_weights} weights, {n_bootstrap:,} draws, "
+                              f"{fit.n_clusters} clusters) per coefficient for p-values and intervals; standard errors "
+                              "and the joint pre-trend test use CR1")
         counts = pd.Series(be[np.isfinite(be)]).value_counts().sort_index()
         frame = prepared.frame
         treated_units = int(frame.loc[panel.cohort[keep] > 0, unit].nunique())
@@ -226,7 +243,7 @@ def event_study(
             effects=effects,
             headline=HEADLINE,
             inference=(
-                f"{fit.description}; headline = equally weighted average of the post-period coefficients "
+                f"{inference_text}; headline = equally weighted average of the post-period coefficients "
                 f"e=0..{high}, with its standard error from the same covariance"
             ),
             n_obs=int(keep.sum()),
@@ -237,6 +254,7 @@ def event_study(
             n_clusters=fit.n_clusters,
             settings={
                 "leads": -low, "lags": high, "reference": refs, "bin_endpoints": bin_endpoints, "vcov": vcov,
+                **({"n_bootstrap": n_bootstrap, "bootstrap_weights": bootstrap_weights, "seed": seed} if vcov == "wild" else {}),
                 "cluster": cluster or unit, "covariates": list(panel.covariate_names), "weights": weights,
                 "assumption": "Parallel trends and no anticipation, with treatment effects homogeneous across "
                 "adoption cohorts (otherwise coefficients mix effects of other event times).",
@@ -250,6 +268,39 @@ def event_study(
             diagnostics["pretrend_test"] = test
         res = res.replace(warnings=tuple(log), diagnostics=diagnostics)
     return res
+
+
+def _wild_effects(effects: pd.DataFrame, fit, event_times, refs, *, weights, n_bootstrap, weight_type, seed, level):
+    """Replace p-values and intervals of every estimated row by restricted wild cluster bootstrap ones.
+
+    Row ``a'b`` is tested as one coefficient of the reparametrised design ``X R^-1`` where ``R`` is the
+    identity with row ``j`` replaced by ``a`` (so the ``j``-th new coefficient is ``a'b``).
+    """
+    from impact.inference.wild import wild_cluster_bootstrap
+
+    p_full = fit.X.shape[1]
+    et = list(event_times)
+    post = [j for j, ev in enumerate(et) if ev >= 0]
+    out = effects.copy()
+    for row in range(len(out)):
+        if bool(out.loc[row, "reference"]):
+            continue
+        ev = out.loc[row, "event_time"]
+        a = np.zeros(p_full)
+        if np.isnan(ev):
+            a[post] = 1.0 / len(post)
+        else:
+            a[et.index(int(ev))] = 1.0
+        j = int(np.flatnonzero(a)[0])
+        R = np.eye(p_full)
+        R[j] = a
+        X_new = fit.X @ np.linalg.inv(R)
+        boot = wild_cluster_bootstrap(
+            X_new, fit.y, fit.clusters, coef=j, weights=weights, n_clusters=fit.n_clusters,
+            weight_type=weight_type, n_bootstrap=n_bootstrap, seed=seed, level=level, absorbed=fit.absorbed,
+        )
+        out.loc[row, ["p_value", "conf_low", "conf_high"]] = [boot.p_value, boot.conf_low, boot.conf_high]
+    return out
 
 
 def _assemble(

@@ -10,7 +10,7 @@ import pandas as pd
 
 from impact.data import MissingPolicy, check_option
 from impact.did._staggered import REGRESSION_VCOV, fe_regression, integer_event_time, staggered_panel
-from impact.did.event_study import EventStudyResult, EventVcov, _assemble
+from impact.did.event_study import EventStudyResult, _assemble
 from impact.did.pretrends import pretrend_test
 from impact.errors import DataError, SampleWarning, SpecError, recording_warnings, warn
 
@@ -34,7 +34,7 @@ def sun_abraham(
     lags: int | None = None,
     cluster: str | None = None,
     weights: str | None = None,
-    vcov: EventVcov = "cluster",
+    vcov: Literal["iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2"] = "cluster",
     level: float = 0.95,
     missing: MissingPolicy = "drop",
 ) -> EventStudyResult:
@@ -57,7 +57,9 @@ def sun_abraham(
     leads, lags : int, optional
         Report event times ``-leads .. lags`` only (the regression stays fully saturated).
     cluster, weights, vcov, level, missing
-        As in :func:`impact.did.event_study`.
+        As in :func:`impact.did.event_study`, except that ``vcov="wild"`` is not offered (the
+        interaction-weighted effects are combinations of many cohort coefficients; use CR2 with few
+        clusters).
 
     Returns
     -------
