@@ -63,7 +63,7 @@ def run_task(code: str, units: int, periods: int, repeat: int) -> dict:
         "out['peak_mb'] = usage.ru_maxrss / 1024\n"
         "print(json.dumps(out))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, env=os.environ.copy())
+    proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, env=os.environ.copy(), check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

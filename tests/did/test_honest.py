@@ -98,7 +98,7 @@ def test_smoothness_m0_is_linear_trend_extrapolation(mpdta_es):
 
 def test_relative_magnitudes_identified_set_and_bonferroni(mpdta_es):
     res = quiet(im.did.honest, mpdta_es, Mbar=[0, 0.5, 1, 2])
-    e, b, V = estimated(mpdta_es)
+    _, b, _ = estimated(mpdta_es)
     tidy = res.tidy().set_index("term")
     # Mbar = 0 is the original interval
     assert tidy.loc["Mbar=0", "conf_low"] == pytest.approx(tidy.loc["original", "conf_low"], rel=1e-12)

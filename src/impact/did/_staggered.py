@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from impact.data import MissingPolicy, Prepared, as_list, check_constant_within, check_option, prepare
+from impact.data import (
+    MissingPolicy,
+    Prepared,
+    as_list,
+    check_constant_within,
+    check_option,
+    prepare,
+)
 from impact.errors import DataError, SampleWarning, warn
 from impact.inference.absorb import FixedEffects
 

@@ -11,10 +11,20 @@ import numpy as np
 import pandas as pd
 
 from impact.data import MissingPolicy, check_option
-from impact.did._staggered import REGRESSION_VCOV, fe_regression, integer_event_time, staggered_panel
+from impact.did._staggered import (
+    REGRESSION_VCOV,
+    fe_regression,
+    integer_event_time,
+    staggered_panel,
+)
 from impact.did.pretrends import pretrend_plot, pretrend_test
-from impact.errors import DataError, EstimationError, SampleWarning, SpecError, recording_warnings, warn
-from impact.results import FlowStep, Result, effects_table
+from impact.errors import (
+    SampleWarning,
+    SpecError,
+    recording_warnings,
+    warn,
+)
+from impact.results import Result, effects_table
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -208,7 +218,7 @@ def event_study(
         if n_never == 0:
             hint = (
                 "There are no never-treated units: a fully dynamic specification is not identified. Add a "
-                "second reference period (e.g. reference=(-1, %d)) or bin the endpoints with a narrower window." % low
+                f"second reference period (e.g. reference=(-1, {low})) or bin the endpoints with a narrower window."
             )
         fit = fe_regression(
             panel.y[keep], X, names + list(panel.covariate_names),

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 from scipy import optimize, special, stats
 
 from impact.data import check_option
@@ -20,7 +19,7 @@ from impact.results import Result, effects_table
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["HonestResult", "honest", "flci_smoothness", "rm_bonferroni"]
+__all__ = ["HonestResult", "flci_smoothness", "honest", "rm_bonferroni"]
 
 Method = Literal["relative_magnitude", "smoothness"]
 ORIGINAL = "original"
@@ -61,7 +60,7 @@ class HonestResult(Result):
 def _critical_value_exact(bias_ratio: float, alpha: float) -> float:
     """1 - alpha quantile of |N(bias_ratio, 1)| by root finding."""
     t = abs(bias_ratio)
-    f = lambda c: special.ndtr(c - t) - special.ndtr(-c - t) - (1 - alpha)  # noqa: E731
+    f = lambda c: special.ndtr(c - t) - special.ndtr(-c - t) - (1 - alpha)
     return float(optimize.brentq(f, 0.0, t + 10.0, xtol=1e-13))
 
 
@@ -134,7 +133,7 @@ def flci_smoothness(
     ``{delta: |second differences| <= M, delta(-1) = 0}`` (finite only if ``v`` annihilates linear trends).
     """
     where = "honest"
-    pre, post, grid = _grid(event_time, where)
+    pre, _post, grid = _grid(event_time, where)
     A, trend = _smoothness_basis(grid)
     est_idx = np.flatnonzero(grid != -1)
     n_pre = len(pre)
@@ -199,7 +198,7 @@ def rm_bonferroni(
     ``Dbar`` (Bonferroni over the pre-period differences) and a (1 - alpha/2) interval for ``l'beta_post``;
     for ``Mbar = 0`` it is the usual (1 - alpha) interval.
     """
-    pre, post, grid = _grid(event_time, "honest")
+    pre, _post, _grid_points = _grid(event_time, "honest")
     est = np.asarray(estimates, dtype=float)
     Sigma = np.asarray(vcov, dtype=float)
     n_pre = len(pre)
@@ -293,6 +292,13 @@ def honest(
 
     Armstrong, T. B. & Kolesár, M. (2018). Optimal inference in a class of regression models. *Econometrica*
     86(2), 655-683. https://doi.org/10.3982/ECTA14434
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> mpdta = im.datasets.load("mpdta")
+    >>> es = im.did.event_study(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat")
+    >>> im.did.honest(es, method="smoothness").diagnostics["breakdown"]  # doctest: +SKIP
     """
     where = "honest"
     check_option("method", method, ("relative_magnitude", "smoothness"))
@@ -311,11 +317,11 @@ def honest(
         if method == "smoothness":
             bounds = list(M) if M is not None else [0.0, *(sd_target * np.array([0.1, 0.25, 0.5, 1.0]))]
             name = "M"
-            solve = lambda b: flci_smoothness(est, V, e, l_post, b, alpha=alpha)  # noqa: E731
+            solve = lambda b: flci_smoothness(est, V, e, l_post, b, alpha=alpha)
         else:
             bounds = list(Mbar)
             name = "Mbar"
-            solve = lambda b: rm_bonferroni(est, V, e, l_post, b, alpha=alpha)  # noqa: E731
+            solve = lambda b: rm_bonferroni(est, V, e, l_post, b, alpha=alpha)
         bounds = [float(b) for b in bounds]
         if not bounds or any((not math.isfinite(b)) or b < 0 for b in bounds):
             raise SpecError(f"{where}: {name} must be a non-empty sequence of non-negative numbers, got {bounds}.")

@@ -27,7 +27,7 @@ from impact.errors import DataError, SampleWarning, SpecError, recording_warning
 from impact.inference.absorb import FixedEffects, absorb
 from impact.results import effects_table
 
-__all__ = ["imputation", "did2s"]
+__all__ = ["did2s", "imputation"]
 
 HEADLINE = "ATT"
 
@@ -267,6 +267,13 @@ def imputation(
     ----------
     Borusyak, K., Jaravel, X. & Spiess, J. (2024). Revisiting event-study designs: robust and efficient
     estimation. *Review of Economic Studies* 91(6), 3253-3285. https://doi.org/10.1093/restud/rdae007
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> mpdta = im.datasets.load("mpdta")
+    >>> res = im.did.imputation(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat")
+    >>> res.tidy()[["term", "estimate", "std_error"]]  # doctest: +SKIP
     """
     where = "imputation"
     check_option("leave_out", leave_out, (True, False))
@@ -348,13 +355,19 @@ def did2s(
 
     Butts, K. & Gardner, J. (2022). did2s: two-stage difference-in-differences. *The R Journal* 14(3),
     162-173. https://doi.org/10.32614/RJ-2022-048
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> mpdta = im.datasets.load("mpdta")
+    >>> res = im.did.did2s(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat")
+    >>> res.tidy()[["term", "estimate", "std_error"]]  # doctest: +SKIP
     """
     where = "did2s"
     with recording_warnings() as log:
-        panel, e, stage, prepared, chosen, targets, estimates, clusters, G = _run(
+        panel, _e, stage, prepared, chosen, targets, estimates, clusters, G = _run(
             df, where=where, outcome=outcome, unit=unit, time=time, cohort=cohort, covariates=covariates,
             horizons=horizons, cluster=cluster, weights=weights, level=level, missing=missing)
-        treated = ~stage.untreated
         X2 = (targets > 0).astype(float)  # second-stage regressors: event-time dummies, then D
         WX2 = stage.omega[:, None] * X2
         h = stage.project(WX2)  # Omega_0 Z_0 (Z_0'Omega_0 Z_0)^-1 Z' Omega X2 on untreated rows

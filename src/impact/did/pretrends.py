@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from impact.results import Result
 
-__all__ = ["pretrend_test", "pretrend_wald", "pretrend_plot", "event_time_estimates"]
+__all__ = ["event_time_estimates", "pretrend_plot", "pretrend_test", "pretrend_wald"]
 
 
 def event_time_estimates(result: Result, *, where: str = "pretrend_test") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
