@@ -222,6 +222,7 @@ def fe_regression(
     treated: np.ndarray,
     where: str,
     rank_hint: str = "",
+    cluster_warnings: bool = True,
 ) -> FERegression:
     """OLS/WLS of ``y`` on ``X`` with unit and time effects absorbed; covariance of X's coefficients.
 
@@ -240,7 +241,11 @@ def fe_regression(
     explicit_periods = vcov in ("CR2", "wild")
     clusters = n_clusters = None
     if clustered:
-        clusters, n_clusters = cluster_codes(cluster_values, where=where, treated=treated, name=cluster_name)
+        if cluster_warnings:
+            clusters, n_clusters = cluster_codes(cluster_values, where=where, treated=treated, name=cluster_name)
+        else:  # an auxiliary regression on a sample whose clusters were already checked and reported
+            codes, uniques = pd.factorize(np.asarray(cluster_values), sort=True)
+            clusters, n_clusters = codes.astype(np.int64), len(uniques)
     units_frame = pd.DataFrame({"unit": unit_codes, "time": time_codes})
     if explicit_periods:
         fe = FixedEffects.from_columns(units_frame, ["unit"])

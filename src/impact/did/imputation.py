@@ -23,7 +23,14 @@ import pandas as pd
 from impact.data import MissingPolicy, check_option, check_rank, cluster_codes
 from impact.did._staggered import StaggeredPanel, integer_event_time, staggered_panel
 from impact.did.event_study import EventStudyResult
-from impact.errors import DataError, SampleWarning, SpecError, recording_warnings, warn
+from impact.errors import (
+    DataError,
+    EstimationError,
+    SampleWarning,
+    SpecError,
+    recording_warnings,
+    warn,
+)
 from impact.inference.absorb import FixedEffects, absorb
 from impact.results import effects_table
 
@@ -180,22 +187,34 @@ def _pretrend_leads(panel: StaggeredPanel, stage: _FirstStage, e: np.ndarray, le
     chosen = [k for k in range(-leads, 0) if k in available]
     if not chosen:
         return {"note": "no pre-treatment observations of treated units to test"}
-    D = np.column_stack([(ek == k).astype(float) for k in chosen])
-    X = np.column_stack([D, panel.covariates[keep_idx]])
-    names = [f"e={k}" for k in chosen] + list(panel.covariate_names)
-    fit = fe_regression(
-        panel.y[keep_idx], X, names, unit_codes=panel.unit_codes[keep_idx], time_codes=panel.time_codes[keep_idx],
-        n_periods=len(panel.periods), weights=None if panel.weights is None else panel.weights[keep_idx],
-        cluster_values=panel.cluster_values[keep_idx], cluster_name=cluster_name, vcov="cluster",
-        treated=panel.cohort[keep_idx] > 0, where=where,
-    )
+    requested = len(chosen)
+    fit = None
+    while chosen and fit is None:
+        D = np.column_stack([(ek == k).astype(float) for k in chosen])
+        X = np.column_stack([D, panel.covariates[keep_idx]])
+        names = [f"e={k}" for k in chosen] + list(panel.covariate_names)
+        try:
+            fit = fe_regression(
+                panel.y[keep_idx], X, names, unit_codes=panel.unit_codes[keep_idx],
+                time_codes=panel.time_codes[keep_idx], n_periods=len(panel.periods),
+                weights=None if panel.weights is None else panel.weights[keep_idx],
+                cluster_values=panel.cluster_values[keep_idx], cluster_name=cluster_name, vcov="cluster",
+                treated=panel.cohort[keep_idx] > 0, where=where, cluster_warnings=False,
+            )
+        except EstimationError:
+            # every untreated period of some cohort is a lead: drop the most distant lead and retry
+            chosen = chosen[1:]
+    if fit is None:
+        return {"note": "not computed: the lead indicators are collinear with the unit effects (no untreated "
+                        "period of treated units is left as reference)"}
     k = len(chosen)
     test = pretrend_wald(chosen, fit.coef[:k], fit.vcov[:k, :k], df_denom=float(fit.df[0]))
     test["coefficients"] = [{"event_time": c, "estimate": float(b), "std_error": float(s)}
                             for c, b, s in zip(chosen, fit.coef[:k], np.sqrt(np.diag(fit.vcov)[:k]))]
     test["method"] = ("BJS Test 1: lead indicators added to the untreated-observation regression, CR1 by "
-                      f"{cluster_name}; reference = untreated periods more than {leads} before adoption and "
-                      "never-treated units")
+                      f"{cluster_name}; reference = untreated periods more than {k} before adoption and "
+                      "never-treated units" + (f" ({requested} leads requested; the most distant were dropped to "
+                                              "keep a reference period)" if k < requested else ""))
     return test
 
 
