@@ -231,6 +231,8 @@ def fe_regression(
     restricted residuals require. For ``vcov="wild"`` the covariance returned is CR1 (the bootstrap
     itself is run by the caller, per linear combination, on ``X``/``y``/``clusters``).
     """
+    from scipy import linalg
+
     from impact.data import check_rank, cluster_codes
     from impact.errors import EstimationError, SpecError
     from impact.inference.absorb import absorb
@@ -265,12 +267,26 @@ def fe_regression(
             )
     absorbed_all = absorb(np.column_stack([y, design]), fe, weights=weights)
     yt, Xt = absorbed_all[:, 0], absorbed_all[:, 1:]
-    try:
-        check_rank(Xt[:, :k], list(names), where, context=" after absorbing unit and period effects")
-    except EstimationError as exc:
-        raise EstimationError(f"{exc} {rank_hint}".strip()) from None
     wroot = np.ones(n) if weights is None else np.sqrt(weights)
-    coef, *_ = np.linalg.lstsq(Xt * wroot[:, None], yt * wroot, rcond=None)
+    Xw = Xt * wroot[:, None]
+    xtx = Xw.T @ Xw
+    # fast path: a Cholesky factor whose pivots keep a healthy share of each column's variation means
+    # full rank; otherwise the pivoted QR of check_rank names the collinear columns
+    try:
+        factor = linalg.cho_factor(xtx, lower=False, check_finite=False)
+        pivots = np.diag(factor[0]) ** 2 / np.maximum(np.diag(xtx), 1e-300)
+        healthy = bool(np.all(pivots > 1e-9))
+    except linalg.LinAlgError:
+        healthy = False
+    if not healthy:
+        try:
+            check_rank(Xt[:, :k], list(names), where, context=" after absorbing unit and period effects")
+            check_rank(Xt, list(names) + [f"period dummy {j}" for j in range(Xt.shape[1] - k)], where,
+                       context=" after absorbing unit effects")
+        except EstimationError as exc:
+            raise EstimationError(f"{exc} {rank_hint}".strip()) from None
+        factor = linalg.cho_factor(xtx, lower=False, check_finite=False)
+    coef = linalg.cho_solve(factor, Xw.T @ (yt * wroot), check_finite=False)
     resid = yt - Xt @ coef
     cov = linear_vcov(
         Xt,
