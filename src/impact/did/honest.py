@@ -40,14 +40,13 @@ class HonestResult(Result):
         t = self.tidy()
         rows = t.loc[t["term"] != ORIGINAL]
         bound = rows["bound"].to_numpy(dtype=float)
-        step = float(np.min(np.diff(bound))) if len(bound) > 1 else 1.0
         orig = t.loc[t["term"] == ORIGINAL].iloc[0]
-        x0 = bound.min() - step
-        ax.vlines([x0], [orig["conf_low"]], [orig["conf_high"]], colors=PALETTE["pre"], linewidth=3, label="original")
-        ax.vlines(bound, rows["conf_low"], rows["conf_high"], colors=PALETTE["post"], linewidth=3, label="robust")
+        x = np.arange(1, len(bound) + 1)  # evenly spaced: bounds are often on a log-like grid
+        ax.vlines([0], [orig["conf_low"]], [orig["conf_high"]], colors=PALETTE["pre"], linewidth=3, label="original")
+        ax.vlines(x, rows["conf_low"], rows["conf_high"], colors=PALETTE["post"], linewidth=3, label="robust")
         ax.axhline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
         name = self.settings.get("bound_name", "M")
-        ax.set_xticks([x0, *bound], ["orig.", *[f"{b:g}" for b in bound]])
+        ax.set_xticks([0, *x], ["orig.", *[f"{b:.3g}" for b in bound]])
         ax.set_xlabel(name)
         ax.set_ylabel(f"{self.settings.get('target', '')} effect")
         br = self.diagnostics.get("breakdown")

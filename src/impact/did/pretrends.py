@@ -133,6 +133,9 @@ def pretrend_plot(result: Result, ax: Axes | None = None) -> Axes:
     ax.vlines(e, rows["conf_low"], rows["conf_high"], colors=PALETTE["pre"], linewidth=2)
     ax.scatter(e, rows["estimate"], color=PALETTE["pre"], zorder=3)
     ax.axhline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("Periods relative to treatment start")
     ax.set_ylabel("Pre-period coefficient")
     try:
