@@ -179,3 +179,10 @@ def test_other_results_and_bad_input(mpdta_es):
     with pytest.raises(SpecError, match="method"):
         im.did.honest(mpdta_es, method="both")
     assert stats.norm.ppf(0.975) == pytest.approx(1.959963984540054)
+
+
+def test_chained_method_equals_function(mpdta_es):
+    a = mpdta_es.honest(method="smoothness", M=[0.0, 0.01])
+    b = im.did.honest(mpdta_es, method="smoothness", M=[0.0, 0.01])
+    np.testing.assert_allclose(a.tidy()["conf_low"], b.tidy()["conf_low"])
+    assert mpdta_es.pretrend_test() == mpdta_es.diagnostics["pretrend_test"]

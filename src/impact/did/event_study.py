@@ -48,6 +48,19 @@ class EventStudyResult(Result):
             figs["Pre-trends"] = lambda ax=None: pretrend_plot(self, ax=ax)
         return figs
 
+    def honest(self, **options) -> Result:
+        """Sensitivity to violations of parallel trends: ``impact.did.honest(self, **options)``.
+
+        A method so that programme specs can chain it (``then = [{method = "honest", ...}]``).
+        """
+        from impact.did.honest import honest
+
+        return honest(self, **options)
+
+    def pretrend_test(self) -> dict:
+        """Joint Wald test that every lead is zero (:func:`impact.did.pretrends.pretrend_test`)."""
+        return pretrend_test(self)
+
     def plot(self, ax: Axes | None = None) -> Axes:
         """Event-study plot: coefficients against event time with confidence intervals."""
         from impact.report.plots import coefficient_plot
