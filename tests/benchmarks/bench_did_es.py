@@ -53,13 +53,16 @@ print(json.dumps({{"seconds": best}}))
 """
 
 
-def run_task(code: str, units: int, periods: int, repeat: int) -> dict:
+def run_task(code: str, units: int, periods: int, repeat: int, timeout: float) -> dict:
     script = SETUP.format(units=units, periods=periods) + textwrap.dedent(code) + RUN.format(repeat=repeat)
     wrapper = (
         "import resource, subprocess, sys, json\n"
-        f"p = subprocess.run([sys.executable, '-c', {script!r}], capture_output=True, text=True)\n"
+        "try:\n"
+        f"    p = subprocess.run([sys.executable, '-c', {script!r}], capture_output=True, text=True, timeout={timeout})\n"
+        "    out = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {'error': p.stderr[-300:]}\n"
+        "except subprocess.TimeoutExpired:\n"
+        f"    out = {{'error': 'timed out after {timeout:g} s'}}\n"
         "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-        "out = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {'error': p.stderr[-300:]}\n"
         "out['peak_mb'] = usage.ru_maxrss / 1024\n"
         "print(json.dumps(out))\n"
     )
@@ -72,11 +75,12 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=5000)
     parser.add_argument("--periods", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per task before it is stopped")
     args = parser.parse_args()
     print(f"panel: {args.units:,} units x {args.periods} periods = {args.units * args.periods:,} rows")
     print(f"{'task':42s} {'seconds':>9s} {'peak MB':>9s}")
     for name, code in TASKS.items():
-        out = run_task(code, args.units, args.periods, args.repeat)
+        out = run_task(code, args.units, args.periods, args.repeat, args.timeout)
         if "error" in out:
             print(f"{name:42s} {'error':>9s} {out['peak_mb']:9.0f}   {out['error'].splitlines()[-1] if out['error'] else ''}")
         else:
