@@ -186,3 +186,6 @@ def test_chained_method_equals_function(mpdta_es):
     b = im.did.honest(mpdta_es, method="smoothness", M=[0.0, 0.01])
     np.testing.assert_allclose(a.tidy()["conf_low"], b.tidy()["conf_low"])
     assert mpdta_es.pretrend_test() == mpdta_es.diagnostics["pretrend_test"]
+    c = mpdta_es.honest_smoothness(M=[0.0, 0.01])
+    np.testing.assert_allclose(c.tidy()["conf_high"], b.tidy()["conf_high"])
+    assert mpdta_es.honest_relative_magnitude(Mbar=[1.0]).settings["method"] == "relative_magnitude"

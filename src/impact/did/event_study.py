@@ -57,6 +57,15 @@ class EventStudyResult(Result):
 
         return honest(self, **options)
 
+    def honest_relative_magnitude(self, **options) -> Result:
+        """``honest(self, method="relative_magnitude", **options)``: for chains whose ``method`` key names
+        the method to call (``then = [{method = "honest_relative_magnitude", Mbar = [0, 0.5, 1]}]``)."""
+        return self.honest(method="relative_magnitude", **options)
+
+    def honest_smoothness(self, **options) -> Result:
+        """``honest(self, method="smoothness", **options)`` (see :meth:`honest_relative_magnitude`)."""
+        return self.honest(method="smoothness", **options)
+
     def pretrend_test(self) -> dict:
         """Joint Wald test that every lead is zero (:func:`impact.did.pretrends.pretrend_test`)."""
         return pretrend_test(self)
