@@ -225,5 +225,10 @@ def test_bjs_pretrend_test_matches_dense_regression_on_untreated(mpdta):
     assert test["event_times"] == [-2, -1]
     np.testing.assert_allclose([c["estimate"] for c in test["coefficients"]], coef, atol=1e-10)
     assert 0 <= test["p_value"] <= 1 and test["df_denom"] == 499
+    import matplotlib
+
+    matplotlib.use("Agg")
+    assert set(res.figures()) == {"Event study", "Pre-trends"}
+    assert res.figures()["Pre-trends"](None) is not None
     with pytest.raises(SpecError, match="pretrend_leads"):
         im.did.imputation(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat", pretrend_leads=0)

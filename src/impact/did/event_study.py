@@ -46,7 +46,30 @@ class EventStudyResult(Result):
         figs = {"Event study": self.plot}
         if (self.effects["event_time"] < 0).any():
             figs["Pre-trends"] = lambda ax=None: pretrend_plot(self, ax=ax)
+        elif "coefficients" in self.diagnostics.get("pretrend_test", {}):
+            figs["Pre-trends"] = self._plot_pretrend_coefficients
         return figs
+
+    def _plot_pretrend_coefficients(self, ax: Axes | None = None) -> Axes:
+        """Lead coefficients of an auxiliary pre-trend regression (e.g. BJS Test 1) with the joint test."""
+        from matplotlib.ticker import MaxNLocator
+
+        from impact.report.plots import PALETTE, new_axes
+
+        ax = new_axes(ax)
+        test = self.diagnostics["pretrend_test"]
+        table = pd.DataFrame(test["coefficients"])
+        crit = 1.959963984540054
+        ax.vlines(table["event_time"], table["estimate"] - crit * table["std_error"],
+                  table["estimate"] + crit * table["std_error"], colors=PALETTE["pre"], linewidth=2)
+        ax.scatter(table["event_time"], table["estimate"], color=PALETTE["pre"], zorder=3)
+        ax.axhline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("Periods relative to treatment start")
+        ax.set_ylabel("Lead coefficient (95% CI)")
+        ax.set_title(f"Pre-trends: joint Wald F({test['df_num']:.0f}, {test['df_denom']:.0f}) = "
+                     f"{test['statistic']:.2f}, p = {test['p_value']:.3f}")
+        return ax
 
     def honest(self, **options) -> Result:
         """Sensitivity to violations of parallel trends: ``impact.did.honest(self, **options)``.
