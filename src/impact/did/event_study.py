@@ -17,7 +17,7 @@ from impact.did._staggered import (
     integer_event_time,
     staggered_panel,
 )
-from impact.did.pretrends import pretrend_plot, pretrend_test
+from impact.did.pretrends import EventTimeMethods, pretrend_plot, pretrend_test
 from impact.errors import (
     SampleWarning,
     SpecError,
@@ -36,7 +36,7 @@ HEADLINE = "ATT (average e>=0)"
 
 
 @dataclass(frozen=True, kw_only=True)
-class EventStudyResult(Result):
+class EventStudyResult(EventTimeMethods, Result):
     """Result of an event-study estimator: event-time rows (``event_time`` column) and a headline.
 
     ``vcov`` is the covariance matrix of the rows of ``effects`` in order (reference rows are zero).
@@ -70,28 +70,6 @@ class EventStudyResult(Result):
         ax.set_title(f"Pre-trends: joint Wald F({test['df_num']:.0f}, {test['df_denom']:.0f}) = "
                      f"{test['statistic']:.2f}, p = {test['p_value']:.3f}")
         return ax
-
-    def honest(self, **options) -> Result:
-        """Sensitivity to violations of parallel trends: ``impact.did.honest(self, **options)``.
-
-        A method so that programme specs can chain it (``then = [{method = "honest", ...}]``).
-        """
-        from impact.did.honest import honest
-
-        return honest(self, **options)
-
-    def honest_relative_magnitude(self, **options) -> Result:
-        """``honest(self, method="relative_magnitude", **options)``: for chains whose ``method`` key names
-        the method to call (``then = [{method = "honest_relative_magnitude", Mbar = [0, 0.5, 1]}]``)."""
-        return self.honest(method="relative_magnitude", **options)
-
-    def honest_smoothness(self, **options) -> Result:
-        """``honest(self, method="smoothness", **options)`` (see :meth:`honest_relative_magnitude`)."""
-        return self.honest(method="smoothness", **options)
-
-    def pretrend_test(self) -> dict:
-        """Joint Wald test that every lead is zero (:func:`impact.did.pretrends.pretrend_test`)."""
-        return pretrend_test(self)
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Event-study plot: coefficients against event time with confidence intervals."""

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
     from impact.results import Result
 
+    from impact.results import Result
+
 __all__ = ["event_time_estimates", "pretrend_plot", "pretrend_test", "pretrend_wald"]
 
 
@@ -149,3 +151,28 @@ def pretrend_plot(result: Result, ax: Axes | None = None) -> Axes:
     except (EstimationError, SpecError) as exc:
         ax.set_title(f"Pre-trends (no joint test: {exc})"[:120])
     return ax
+
+
+class EventTimeMethods:
+    """Methods shared by results with event-time rows and a ``vcov`` of their effects (event studies,
+    imputation, Callaway-Sant'Anna dynamic aggregations), so that programme specs can chain them:
+    ``then = [{method = "honest_smoothness"}]``. A mixin without fields, placed before ``Result``."""
+
+    def honest(self, **options: Any) -> Result:
+        """Sensitivity to violations of parallel trends: ``impact.did.honest(self, **options)``."""
+        from impact.did.honest import honest
+
+        return honest(self, **options)  # type: ignore[arg-type]
+
+    def honest_relative_magnitude(self, **options: Any) -> Result:
+        """``honest(self, method="relative_magnitude", **options)``: for chains whose ``method`` key names
+        the method to call (``then = [{method = "honest_relative_magnitude", Mbar = [0, 0.5, 1]}]``)."""
+        return self.honest(method="relative_magnitude", **options)
+
+    def honest_smoothness(self, **options: Any) -> Result:
+        """``honest(self, method="smoothness", **options)`` (see :meth:`honest_relative_magnitude`)."""
+        return self.honest(method="smoothness", **options)
+
+    def pretrend_test(self) -> dict[str, Any]:
+        """Joint Wald test that every pre-treatment event-time effect is zero (:func:`pretrend_test`)."""
+        return pretrend_test(self)  # type: ignore[arg-type]
