@@ -40,7 +40,7 @@ from impact.errors import (
     warn,
 )
 from impact.inference.multiplier import multiplier_bootstrap
-from impact.inference.vcov import wald_test
+from impact.inference.vcov import group_sums, wald_test
 from impact.results import FlowStep, Result, effects_table
 
 if TYPE_CHECKING:
@@ -661,7 +661,7 @@ def _cells_with_covariates(cells, Y, Xw, W, cohort_index, K, time_invariant_x, b
 def _covariance(IF: np.ndarray, clusters: np.ndarray | None, n_clusters: int | None) -> np.ndarray:
     n = IF.shape[0]
     if clusters is not None:
-        S = np.stack([np.bincount(clusters, weights=IF[:, j], minlength=n_clusters) for j in range(IF.shape[1])], axis=1)
+        S = group_sums(clusters, IF, n_clusters)
         return S.T @ S / n**2
     return IF.T @ IF / n**2
 
@@ -671,7 +671,7 @@ def _standard_errors(IF, estimates, clusters, n_clusters, bootstrap, seed, level
     n = IF.shape[0]
     if bootstrap is None:
         if clusters is not None:
-            S = np.stack([np.bincount(clusters, weights=IF[:, j], minlength=n_clusters) for j in range(IF.shape[1])], axis=1)
+            S = group_sums(clusters, IF, n_clusters)
             se = np.sqrt((S**2).sum(axis=0)) / n
             text = f"analytic, from influence functions summed within {n_clusters} clusters; normal critical values"
         else:

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import stats
 
 from impact.data import check_option
+from impact.inference.vcov import group_sums
 from impact.errors import SpecError
 
 __all__ = ["MultiplierDraws", "MultiplierKind", "multiplier_bootstrap"]
@@ -178,10 +179,7 @@ def multiplier_bootstrap(
     if clusters is not None:
         codes = np.asarray(clusters, dtype=np.int64)
         G = int(n_clusters if n_clusters is not None else codes.max() + 1)
-        summed = np.empty((G, p))
-        for j in range(p):  # p columns, not units: bincount is vectorised over units
-            summed[:, j] = np.bincount(codes, weights=psi[:, j], minlength=G)
-        psi_eff, n_clusters_used = summed, G
+        psi_eff, n_clusters_used = group_sums(codes, psi, G), G
     else:
         psi_eff, n_clusters_used = psi, None
 

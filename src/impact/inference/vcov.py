@@ -30,7 +30,7 @@ from scipy import linalg, stats
 
 from impact.errors import EstimationError, SpecError
 
-__all__ = ["VcovKind", "VCOV_KINDS", "Covariance", "linear_vcov", "wald_test", "bread"]
+__all__ = ["VcovKind", "VCOV_KINDS", "Covariance", "linear_vcov", "wald_test", "bread", "group_sums"]
 
 VcovKind = Literal["iid", "HC0", "HC1", "HC2", "HC3", "CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild"]
 VCOV_KINDS: tuple[str, ...] = ("iid", "HC0", "HC1", "HC2", "HC3", "CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild")
@@ -73,8 +73,12 @@ def _inv_sqrt_psd(matrix: np.ndarray) -> np.ndarray:
     return (vecs * inv) @ vecs.T
 
 
-def _cluster_sums(codes: np.ndarray, values: np.ndarray, n_clusters: int) -> np.ndarray:
-    """Sum the rows of ``values`` (n x k) within clusters: G x k."""
+def group_sums(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum the rows of ``values`` (n or n x k) within groups coded 0..G-1: G or G x k (one bincount
+    per column: linear time, no n x G indicator matrix)."""
+    if values.ndim == 1:
+        return np.bincount(codes, weights=values, minlength=n_groups)
+    n_clusters = n_groups
     out = np.empty((n_clusters, values.shape[1]))
     for j in range(values.shape[1]):
         out[:, j] = np.bincount(codes, weights=values[:, j], minlength=n_clusters)
@@ -159,7 +163,7 @@ def linear_vcov(
         raise EstimationError(f"{where}: cluster-robust inference needs at least 2 clusters, got {G}.")
 
     if kind != "CR2":
-        scores = _cluster_sums(clusters, X * resid[:, None], G)
+        scores = group_sums(clusters, X * resid[:, None], G)
         V = M @ (scores.T @ scores) @ M
         if kind in ("cluster", "CR1"):
             V *= G / (G - 1) * (n - 1) / (n - K)

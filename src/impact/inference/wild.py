@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from impact.errors import EstimationError, SpecError
+from impact.inference.vcov import group_sums
 
 __all__ = ["WEIGHT_TYPES", "WildBootstrap", "wild_cluster_bootstrap", "bootstrap_weights"]
 
@@ -63,9 +64,7 @@ def _cluster_terms(x: np.ndarray, r: np.ndarray, Z: np.ndarray, ZtZ_inv: np.ndar
                    clusters: np.ndarray, G: int) -> np.ndarray:
     """T (G x G) with score*_g = sum_h v_h T[h, g] for residual vector r."""
     def csum(values: np.ndarray) -> np.ndarray:
-        if values.ndim == 1:
-            return np.bincount(clusters, weights=values, minlength=G)
-        return np.column_stack([np.bincount(clusters, weights=values[:, j], minlength=G) for j in range(values.shape[1])])
+        return group_sums(clusters, values, G)
 
     xtx = float(x @ x)
     s = csum(x * r)                       # s_g = x~_g' r_g

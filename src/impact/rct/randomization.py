@@ -20,6 +20,7 @@ from scipy import stats
 
 from impact.data import as_list, check_option, check_rank, cluster_codes, prepare
 from impact.errors import DataError, SpecError, recording_warnings
+from impact.inference.vcov import group_sums
 from impact.inference.permutation import AssignmentScheme, NullDistribution, null_distribution, permutation_p_values
 from impact.results import effects_table
 from impact.rct._common import RCTResult, check_arms, resolve_arms, treatment_within_clusters
@@ -51,9 +52,7 @@ class RandomisationDesign:
         """Sum unit-level ``values`` (n,) or (n, k) within randomisation units."""
         values = np.asarray(values, dtype=float)
         m = self.scheme.m
-        if values.ndim == 1:
-            return np.bincount(self.unit_to_ru, weights=values, minlength=m)
-        return np.column_stack([np.bincount(self.unit_to_ru, weights=values[:, j], minlength=m) for j in range(values.shape[1])])
+        return group_sums(self.unit_to_ru, values, m)
 
     def block_totals(self, R: np.ndarray, ru_values: np.ndarray) -> np.ndarray:
         """(draws, blocks) sums of ``ru_values`` over the treated randomisation units of each block."""
