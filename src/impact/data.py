@@ -31,6 +31,7 @@ __all__ = [
     "MissingPolicy",
     "Prepared",
     "check_option",
+    "show",
     "prepare",
     "check_absorbing",
     "check_constant_within",
@@ -64,6 +65,11 @@ def as_list(columns: str | Sequence[str] | None) -> list[str]:
     if isinstance(columns, str):
         return [columns]
     return list(columns)
+
+
+def show(value: Any) -> str:
+    """repr() of a user's value as they would type it (numpy scalars shown as Python scalars)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _rows(index: pd.Index, limit: int = _MAX_LISTED) -> str:
@@ -116,7 +122,7 @@ def _require_numeric(frame: pd.DataFrame, columns: Iterable[str], where: str) ->
         coerced = pd.to_numeric(series, errors="coerce")
         bad = series.notna() & coerced.isna()
         if bad.any():
-            examples = ", ".join(repr(v) for v in series[bad].unique()[:3])
+            examples = ", ".join(show(v) for v in series[bad].unique()[:3])
             raise DataError(
                 f"{where}: column {col!r} must be numeric but holds non-numeric values ({examples}) in "
                 f"rows {_rows(series.index[bad])}. Recode it as numbers (e.g. 0/1 for a treatment dummy, "
@@ -196,7 +202,7 @@ def prepare(
         dup = frame.duplicated(subset=list(unique), keep=False)
         if dup.any():
             keys = frame.loc[dup, list(unique)].drop_duplicates().head(_MAX_LISTED)
-            listed = "; ".join(", ".join(f"{k}={v!r}" for k, v in zip(unique, row)) for row in keys.itertuples(index=False))
+            listed = "; ".join(", ".join(f"{k}={show(v)}" for k, v in zip(unique, row)) for row in keys.itertuples(index=False))
             n_keys = int(frame.loc[dup, list(unique)].drop_duplicates().shape[0])
             raise DataError(
                 f"{where}: {int(dup.sum())} rows share the same {' x '.join(unique)} ({n_keys} duplicated "
@@ -211,7 +217,7 @@ def check_binary(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
     values = frame[column].to_numpy(dtype=float)
     bad = ~np.isin(values, (0.0, 1.0))
     if bad.any():
-        examples = ", ".join(repr(v) for v in pd.unique(values[bad])[:3])
+        examples = ", ".join(show(v) for v in pd.unique(values[bad])[:3])
         raise DataError(
             f"{where}: column {column!r} must be coded 0/1 (or True/False) but holds {examples} in rows "
             f"{_rows(frame.index[bad])}. Recode the treatment indicator as 0 = untreated, 1 = treated."
@@ -244,7 +250,7 @@ def check_absorbing(frame: pd.DataFrame, *, unit: str, time: str, treatment: str
         idx = np.flatnonzero(off) + 1
         units = ordered[unit].to_numpy()[idx]
         times = ordered[time].to_numpy()[idx]
-        listed = ", ".join(f"{unit}={u!r} at {time}={t!r}" for u, t in list(zip(units, times))[:_MAX_LISTED])
+        listed = ", ".join(f"{unit}={show(u)} at {time}={show(t)}" for u, t in list(zip(units, times))[:_MAX_LISTED])
         n_units = len(pd.unique(units))
         raise DataError(
             f"{where}: treatment must be absorbing (once 1, it stays 1) but it switches off for {n_units} "

@@ -121,6 +121,7 @@ def linear_vcov(
     if kind not in VCOV_KINDS or kind == "wild":
         raise SpecError(f"vcov={kind!r} is not a covariance matrix kind; choose one of {VCOV_KINDS[:-1]}.")
     n, k = X.shape
+    X_raw, resid_raw = X, resid
     if weights is not None:
         root = np.sqrt(weights)
         X = X * root[:, None]
@@ -176,32 +177,47 @@ def linear_vcov(
             f"{where}: CR2 needs fixed effects that are nested within clusters to be absorbed and the "
             "others included as columns of X."
         )
-    return _cr2(X, resid, M, clusters, G, df_for if df_for is not None else k)
+    return _cr2(X_raw, resid_raw, weights, M, clusters, G, df_for if df_for is not None else k)
 
 
-def _cr2(X: np.ndarray, resid: np.ndarray, M: np.ndarray, clusters: np.ndarray, G: int, df_for: int) -> Covariance:
-    """Bell-McCaffrey CR2 with Pustejovsky-Tipton Satterthwaite df (identity working model)."""
+def _cr2(X: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, M: np.ndarray, clusters: np.ndarray,
+         G: int, df_for: int) -> Covariance:
+    """Bell-McCaffrey CR2 with Pustejovsky-Tipton (2018) Satterthwaite df, identity working model.
+
+    For WLS with weights W and working model Phi = I (clubSandwich's default for weighted ``lm``):
+    B_g = [(I - H)(I - H)']_gg with H = X M X'W, A_g = B_g^(-1/2) (pseudo-inverse on null directions),
+    meat_g = X_g' W_g A_g e_g. The df of coefficient c uses v_g = A_g W_g X_g M c, p_g = X_g'v_g,
+    q_g = X_g'W_g v_g and Omega = diag(|v_g|^2) - Q M P' - P M Q' + P M (X'W^2X) M P'.
+    Without weights this reduces to A_g = (I - X_g M X_g')^(-1/2) and Omega = diag(|v|^2) - P M P'.
+    """
     n, k = X.shape
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    S = (X * (w**2)[:, None]).T @ X
+    MSM = M @ S @ M
     order = np.argsort(clusters, kind="stable")
     bounds = np.searchsorted(clusters[order], np.arange(G + 1))
     meat_scores = np.empty((G, k))
-    # Q_g = A_g X_g M (n_g x k): used for both the meat and the degrees of freedom
     col_sq = np.empty((G, df_for))
     P = np.empty((G, k, df_for))
+    Qw = np.empty((G, k, df_for))
     for g in range(G):
         idx = order[bounds[g] : bounds[g + 1]]
-        Xg = X[idx]
-        A = _inv_sqrt_psd(np.eye(len(idx)) - Xg @ M @ Xg.T)
-        meat_scores[g] = Xg.T @ (A @ resid[idx])
+        Xg, wg = X[idx], w[idx]
+        XMX = Xg @ M @ Xg.T
+        B = np.eye(len(idx)) - XMX * wg[None, :] - wg[:, None] * XMX + Xg @ MSM @ Xg.T
+        A = _inv_sqrt_psd(B)
+        meat_scores[g] = (Xg * wg[:, None]).T @ (A @ resid[idx])
         if df_for:
-            Q = A @ (Xg @ M[:, :df_for])
-            col_sq[g] = (Q**2).sum(axis=0)
-            P[g] = Xg.T @ Q
+            v = A @ ((Xg * wg[:, None]) @ M[:, :df_for])
+            col_sq[g] = (v**2).sum(axis=0)
+            P[g] = Xg.T @ v
+            Qw[g] = (Xg * wg[:, None]).T @ v
     V = M @ (meat_scores.T @ meat_scores) @ M
     df = np.full(k, np.nan)
     for j in range(df_for):
-        Pj = P[:, :, j]  # G x k
-        omega = np.diag(col_sq[:, j]) - Pj @ M @ Pj.T
+        Pj, Qj = P[:, :, j], Qw[:, :, j]  # G x k
+        cross = Qj @ M @ Pj.T
+        omega = np.diag(col_sq[:, j]) - cross - cross.T + Pj @ MSM @ Pj.T
         df[j] = np.trace(omega) ** 2 / float((omega**2).sum())
     return Covariance(V, df, "CR2", G, f"cluster-robust CR2 (Bell-McCaffrey), {G} clusters, Satterthwaite df")
 
