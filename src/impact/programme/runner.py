@@ -78,6 +78,7 @@ class Outcome:
     then: tuple[Step, ...] = ()
     robustness: tuple[Outcome, ...] = ()
     captured_warnings: tuple[str, ...] = ()
+    trends: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -267,20 +268,71 @@ def _one(
             if query:
                 frame, step = _filter(frame, query, "evaluation sample")
                 flow.append(step)
+            trends = outcome_trends(frame, outcome, options)
             result = _estimate(design, frame, outcome, options, then, seed)
             result = result.replace(sample_flow=tuple(flow) + tuple(result.sample_flow))
             error = None
         except ImpactError as exc:
-            result, error = None, f"{type(exc).__name__}: {exc}"
+            result, error, trends = None, f"{type(exc).__name__}: {exc}", None
         except Exception as exc:  # noqa: BLE001 - an unexpected failure must not stop the other evaluations
-            result, error = None, f"unexpected {type(exc).__name__} in {design}: {exc}"
+            result, error, trends = None, f"unexpected {type(exc).__name__} in {design}: {exc}", None
     recorded = set(result.warnings) if result is not None else set()
     other = []
     for w in caught:
         text = f"{w.category.__name__}: {w.message}"
         if text not in recorded and text not in other:
             other.append(text)
-    return Outcome(**record, result=result, error=error, captured_warnings=tuple(other))
+    return Outcome(**record, result=result, error=error, captured_warnings=tuple(other), trends=trends)
+
+
+_MAX_COHORTS = 8
+
+
+def _show_time(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def outcome_trends(frame: pd.DataFrame, outcome: str, options: Mapping[str, Any]) -> pd.DataFrame | None:
+    """Mean outcome by period and treatment cohort in the evaluation sample (a description, not an estimate).
+
+    Used for the raw-trends figure of designs that name ``unit``, ``time`` and ``treatment`` (0/1) or
+    ``cohort`` (first treated period; 0 or missing = never treated). Returns None when the options do
+    not describe a panel or the columns are not usable; more than eight cohorts are pooled into
+    "treated".
+    """
+    unit, time = options.get("unit"), options.get("time")
+    treatment, cohort = options.get("treatment"), options.get("cohort")
+    names = [c for c in (unit, time, treatment or cohort, outcome) if isinstance(c, str)]
+    if not (isinstance(unit, str) and isinstance(time, str) and len(names) == 4) or any(c not in frame for c in names):
+        return None
+    data = frame[names].dropna()
+    if data.empty or not pd.api.types.is_numeric_dtype(data[outcome]):
+        return None
+    if cohort:
+        start = pd.to_numeric(data[cohort], errors="coerce").where(lambda c: c > 0)
+    else:
+        d = pd.to_numeric(data[treatment], errors="coerce")
+        if not d.isin([0, 1]).all():
+            return None
+        first = data.loc[d == 1].groupby(unit, sort=False)[time].min()
+        start = data[unit].map(first)
+    n_cohorts = start.nunique()
+    label = pd.Series("never treated", index=data.index, dtype=object)
+    treated = start.notna()
+    if n_cohorts > _MAX_COHORTS:
+        label[treated] = "treated"
+    else:
+        label[treated] = [f"first treated {_show_time(v)}" for v in start[treated]]
+    table = (
+        data.assign(group=label, start=start)
+        .groupby(["group", time], sort=True)
+        .agg(mean=(outcome, "mean"), units=(unit, "nunique"), start=("start", "first"))
+        .reset_index()
+        .rename(columns={time: "time"})
+    )
+    return table
 
 
 def count_tasks(spec: Spec) -> int:

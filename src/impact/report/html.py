@@ -64,6 +64,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["num"] = fmt_number
     env.filters["pval"] = fmt_p
+    env.filters["peq"] = lambda p: (lambda t: t if t.startswith("<") else f"= {t}")(fmt_p(p))
     return env
 
 
@@ -261,12 +262,46 @@ def _locator(run: ProgrammeRun):
     return locate
 
 
-def _figures(result: Any) -> list[Figure]:
+def _figures(outcome: Outcome) -> list[Figure]:
+    from impact.report.plots import trends_plot
+
+    figures = []
+    trends = outcome.trends
+    if trends is not None and not trends.empty:
+        time_label = str(outcome.options.get("time", ""))
+        figures.append(
+            render_figure(
+                f"Raw data: mean {outcome.outcome} by {time_label} and treatment cohort (evaluation sample)",
+                lambda ax: trends_plot(trends, ax=ax, outcome=outcome.outcome, time_label=time_label),
+            )
+        )
     try:
-        drawers = result.figures()
+        drawers = outcome.result.figures()
     except Exception as exc:  # noqa: BLE001
-        return [Figure("figures", error=f"{type(exc).__name__}: {exc}")]
-    return [render_figure(title, draw) for title, draw in drawers.items()]
+        return [*figures, Figure("figures", error=f"{type(exc).__name__}: {exc}")]
+    return figures + [render_figure(title, draw) for title, draw in drawers.items()]
+
+
+def _robustness_figure(outcome: Outcome) -> Figure | None:
+    from impact.report.plots import coefficient_plot
+
+    rows = []
+    for item in (outcome, *outcome.robustness):
+        if item.result is not None:
+            low, high = item.result.conf_int()
+            label = item.name if item is not outcome else f"{item.name} (main)"
+            rows.append({"term": label if len(label) <= 48 else label[:46] + "…", "estimate": item.result.estimate,
+                         "conf_low": low, "conf_high": high})
+    if len(rows) < 2:
+        return None
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    return render_figure(
+        f"Robustness: {outcome.name}",
+        lambda ax: coefficient_plot(table, ax=ax),
+        size=(7.2, 0.55 * len(rows) + 1.4),
+    )
 
 
 def _evaluation_context(outcome: Outcome, library: Any) -> dict[str, Any]:
@@ -305,7 +340,7 @@ def _evaluation_context(outcome: Outcome, library: Any) -> dict[str, Any]:
             effect_columns=columns,
             effect_rows=rows,
             diagnostics=_diagnostic_blocks(res.diagnostics),
-            figures=_figures(res),
+            figures=_figures(outcome),
             settings=[(k, _cell(v)) for k, v in settings.items() if k != "assumption"],
         )
     else:
@@ -324,6 +359,7 @@ def _evaluation_context(outcome: Outcome, library: Any) -> dict[str, Any]:
                            p_value=item.result.p_value, n_obs=item.result.n_obs, inference=item.result.inference)
             checks.append(row)
     ctx["checks"] = checks
+    ctx["robustness_figure"] = _robustness_figure(outcome) if checks else None
     return ctx
 
 
@@ -408,7 +444,10 @@ def render_portfolio(
         How p-values were adjusted, in words.
     """
     matrix = []
+    with_indicators = {r["programme"] for r in rows if r["indicator"]}
     for prog in programmes:
+        if prog["id"] not in with_indicators:
+            continue
         cells = []
         for ind in indicators:
             hits = [r for r in rows if r["programme"] == prog["id"] and r["indicator"] == ind["code"]]
