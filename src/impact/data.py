@@ -276,14 +276,19 @@ def cluster_codes(
     where: str,
     treated: np.ndarray | None = None,
     name: str = "cluster",
+    codes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Integer cluster codes and the number of clusters, with the few-cluster checks.
 
     Raises DataError with fewer than two clusters; warns (FewClustersWarning) with fewer than 30,
     and (FewTreatedClustersWarning) when fewer than five clusters contain treated observations.
+    Pass ``codes`` (0..G-1) when the caller has already factorised the same column.
     """
-    codes, uniques = pd.factorize(np.asarray(values), sort=True)
-    n_clusters = len(uniques)
+    if codes is None:
+        codes, uniques = pd.factorize(np.asarray(values), sort=True)
+        n_clusters = len(uniques)
+    else:
+        n_clusters = int(codes.max()) + 1 if len(codes) else 0
     if n_clusters < 2:
         raise DataError(
             f"{where}: cluster-robust inference needs at least 2 clusters in {name!r}; the sample has "
@@ -291,7 +296,7 @@ def cluster_codes(
         )
     n_treated = None
     if treated is not None:
-        n_treated = int(np.unique(codes[np.asarray(treated) != 0]).size)
+        n_treated = int(np.count_nonzero(np.bincount(codes[np.asarray(treated) != 0], minlength=n_clusters)))
     if n_clusters < FEW_CLUSTERS:
         extra = f" ({n_treated} of them treated)" if n_treated is not None else ""
         warn(

@@ -184,11 +184,15 @@ def twfe(
                 bad = frame.index[w <= 0]
                 raise DataError(f"{where}: weights in {weights!r} must be positive; rows {list(bad[:5])} are not.")
 
-        fe = FixedEffects((unit_codes.astype(np.int64), time_codes.astype(np.int64)), (n_units, n_time), (unit, time))
+        balanced = panel and len(frame) == n_units * n_time  # unit x time is unique here
+        fe = FixedEffects((unit_codes.astype(np.int64), time_codes.astype(np.int64)), (n_units, n_time), (unit, time),
+                          balanced=balanced)
+        n_fe_parameters = fe.n_parameters
         clusters, n_clusters = (None, None)
         if clustered:
             treated_cluster = d if cluster_col else None
-            clusters, n_clusters = cluster_codes(frame[cluster_col], where=where, treated=treated_cluster, name=cluster_col)
+            clusters, n_clusters = cluster_codes(frame[cluster_col], where=where, treated=treated_cluster, name=cluster_col,
+                                                 codes=unit_codes.astype(np.int64) if cluster_col == unit else None)
 
         y = frame[outcome].to_numpy(dtype=float)
         X = np.column_stack([d.astype(float)] + [frame[c].to_numpy(dtype=float) for c in covs])
@@ -226,7 +230,7 @@ def twfe(
                 X = np.column_stack([X, np.ones(len(y))])
                 names.append("(Intercept)")
         fe_used = FixedEffects(tuple(fe.codes[i] for i in absorbed_sets), tuple(fe.sizes[i] for i in absorbed_sets),
-                               tuple(fe.names[i] for i in absorbed_sets))
+                               tuple(fe.names[i] for i in absorbed_sets), balanced=balanced and len(absorbed_sets) == 2)
         Z = absorb(np.column_stack([y, X]), fe_used, weights=w)
         y_t, X_t = Z[:, 0], Z[:, 1:]
         check_rank(X_t if w is None else X_t * np.sqrt(w)[:, None], names, where,
@@ -235,7 +239,7 @@ def twfe(
         Xw = X_t * sw[:, None]
         beta = np.linalg.solve(X_t.T @ Xw, Xw.T @ y_t)
         resid = y_t - X_t @ beta
-        absorbed_params = fe.n_parameters if not needs_explicit else (fe_used.n_parameters if fe_used.codes else 0)
+        absorbed_params = n_fe_parameters if not needs_explicit else (fe_used.n_parameters if fe_used.codes else 0)
         nested_params = absorbed_params if needs_explicit else 0  # explicit mode absorbs only nested sets
         if clusters is not None and not needs_explicit:
             nested_params = sum(s for s, nest in zip(fe.sizes, fe.nested_in(clusters)) if nest)
@@ -273,7 +277,7 @@ def twfe(
         wald = effects_table(names[:k_report], beta[:k_report], se, df=dof, level=level)
         for col in ("p_value", "conf_low", "conf_high"):
             effects.loc[1:, col] = wald.loc[1:, col]
-    treated_units = int(np.unique(unit_codes[d == 1]).size)
+    treated_units = int(np.count_nonzero(np.bincount(unit_codes[d == 1], minlength=n_units)))
     settings = {
         "outcome": outcome, "treatment": treatment, "unit": unit, "time": time, "covariates": covs,
         "cluster": cluster_col, "weights": weights, "vcov": vcov, "panel": panel, "absorbing": absorbing,
@@ -285,7 +289,7 @@ def twfe(
         settings.update({"n_bootstrap": n_bootstrap, "bootstrap_weights": bootstrap_weights, "seed": seed})
     diagnostics = {
         "fixed_effects": {"unit levels": n_units, "time levels": n_time,
-                          "absorbed parameters": int(fe.n_parameters)},
+                          "absorbed parameters": int(n_fe_parameters)},
         "treated_observations": int(d.sum()),
     }
     return Result(

@@ -29,6 +29,7 @@ class FixedEffects:
     codes: tuple[np.ndarray, ...]
     sizes: tuple[int, ...]
     names: tuple[str, ...]
+    balanced: bool = False  # two sets forming a complete, duplicate-free grid: one unweighted sweep is exact
 
     @classmethod
     def from_columns(cls, frame: pd.DataFrame, columns: Sequence[str]) -> FixedEffects:
@@ -51,20 +52,17 @@ class FixedEffects:
         total = sum(self.sizes)
         if len(self.codes) == 1:
             return total
-        a, b = self.codes[0], self.codes[1]
-        graph = sparse.coo_matrix(
-            (np.ones(len(a)), (a, b + self.sizes[0])), shape=(total, total)
-        ).tocsr()
-        n_components = csgraph.connected_components(graph, directed=False)[0] if len(self.codes) >= 2 else 1
-        # isolated nodes cannot occur: every level appears in some row
-        return total - n_components - (len(self.codes) - 2)
+        if self.balanced:
+            return total - 1 - (len(self.codes) - 2)
+        return total - _components(self.codes[0], self.codes[1], self.sizes[0], self.sizes[1]) - (len(self.codes) - 2)
 
     def nested_in(self, clusters: np.ndarray) -> list[bool]:
         """For each set, whether every level lies within a single cluster."""
         out = []
         for c, size in zip(self.codes, self.sizes):
-            pairs = pd.DataFrame({"fe": c, "cl": clusters}).drop_duplicates()
-            out.append(len(pairs) == size)
+            owner = np.empty(size, dtype=clusters.dtype)
+            owner[c] = clusters  # any row's cluster; nested iff every row agrees with it
+            out.append(bool(np.array_equal(owner[c], clusters)))
         return out
 
     def leverage(self, weights: np.ndarray | None = None) -> np.ndarray:
@@ -74,6 +72,22 @@ class FixedEffects:
         c = self.codes[0]
         w = np.ones(len(c)) if weights is None else weights
         return w / np.bincount(c, weights=w, minlength=self.sizes[0])[c]
+
+
+def _components(a: np.ndarray, b: np.ndarray, size_a: int, size_b: int) -> int:
+    """Connected components of the bipartite graph linking levels of two sets that share a row.
+
+    Every level of the larger set joins the component of the smallest level of the other set it
+    meets, so the count is found on a graph among the smaller set's levels only.
+    """
+    if size_b > size_a:
+        a, b, size_a, size_b = b, a, size_b, size_a
+    first = np.full(size_a, size_b, dtype=np.int64)
+    np.minimum.at(first, a, b)
+    key = first[a] * size_b + b
+    edges = np.flatnonzero(np.bincount(key, minlength=size_b * size_b)) if size_b**2 <= 50_000_000 else np.unique(key)
+    graph = sparse.coo_matrix((np.ones(len(edges)), (edges // size_b, edges % size_b)), shape=(size_b, size_b))
+    return int(csgraph.connected_components(graph, directed=False)[0])
 
 
 def absorb(
@@ -102,7 +116,7 @@ def absorb(
                 means = np.bincount(c, weights=col if weights is None else col * w, minlength=s) / gw
                 col -= means[c]
                 biggest = max(biggest, float(np.abs(means).max()))
-            if len(fe.codes) == 1 or biggest <= tol * scale[j]:
+            if len(fe.codes) == 1 or (fe.balanced and weights is None) or biggest <= tol * scale[j]:
                 break
         else:
             warn(
