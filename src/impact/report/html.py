@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -290,18 +291,21 @@ def _robustness_figure(outcome: Outcome) -> Figure | None:
         if item.result is not None:
             low, high = item.result.conf_int()
             label = item.name if item is not outcome else f"{item.name} (main)"
-            rows.append({"term": label if len(label) <= 48 else label[:46] + "…", "estimate": item.result.estimate,
+            rows.append({"term": "\n".join(textwrap.wrap(label, 34, max_lines=2, placeholder="…")), "estimate": item.result.estimate,
                          "conf_low": low, "conf_high": high})
     if len(rows) < 2:
         return None
     import pandas as pd
 
     table = pd.DataFrame(rows)
-    return render_figure(
-        f"Robustness: {outcome.name}",
-        lambda ax: coefficient_plot(table, ax=ax),
-        size=(7.2, 0.55 * len(rows) + 1.4),
-    )
+    def draw(ax):
+        coefficient_plot(table, ax=ax)
+        ax.tick_params(axis="y", labelsize=9)
+        ax.tick_params(axis="x", labelsize=9)
+        ax.xaxis.label.set_size(10)
+        return ax
+
+    return render_figure(f"Robustness: {outcome.name}", draw, size=(7.2, 0.6 * len(rows) + 1.3))
 
 
 def _evaluation_context(outcome: Outcome, library: Any) -> dict[str, Any]:
