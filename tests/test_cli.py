@@ -134,3 +134,15 @@ def test_indicators_with_region_library(tmp_path):
     )
     result = invoke("indicators", "--library", str(lib), "--search", "food")
     assert result.exit_code == 0 and "SE-M_FOOD" in result.output
+
+
+def test_pdf_output_when_chromium_is_available(folder):
+    import shutil
+
+    if not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):
+        pytest.skip("headless Chromium is not installed: PDF output cannot be checked here")
+    (folder / "ok.toml").write_text(SPEC.format(id="ok", treatment="d"), encoding="utf-8")
+    result = invoke("run", str(folder / "ok.toml"), "--out", str(folder / "reports"), "--pdf")
+    assert result.exit_code == 0, result.output
+    pdf = folder / "reports" / "ok" / "report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000

@@ -14,6 +14,7 @@ one ``main.add_command(...)`` line each; the error handling of :class:`ImpactGro
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 import traceback
@@ -86,7 +87,8 @@ def _command(target: str, out: str, seed: int) -> str:
 @click.option("--out", "out", default="reports", show_default=True, type=click.Path(file_okay=False, path_type=str),
               help="Folder for the reports (one sub-folder per programme).")
 @click.option("--seed", default=None, type=int, help="Seed for every resampling design (default: impact's fixed seed).")
-def run(target: str, out: str, seed: int | None) -> None:
+@click.option("--pdf", is_flag=True, help="Also print each report to PDF (needs headless Chromium on the PATH).")
+def run(target: str, out: str, seed: int | None, pdf: bool) -> None:
     """Evaluate a programme spec (or every spec in a folder) and write its report.
 
     With a folder, every programme is run even if one fails, reports/index.html summarises the
@@ -119,11 +121,19 @@ def run(target: str, out: str, seed: int | None) -> None:
 
     runs = []
     total = sum(count_tasks(s) for s in loaded)
-    with click.progressbar(length=total, label="Evaluating", file=sys.stderr, show_pos=True,
-                           item_show_func=lambda item: item) as bar:
+    if sys.stderr.isatty():
+        bar_context = click.progressbar(length=total, label="Evaluating", file=sys.stderr, show_pos=True,
+                                        item_show_func=lambda item: item)
+    else:  # logs and pipes get one line per programme instead of a redrawn bar
+        bar_context = contextlib.nullcontext(None)
+    with bar_context as bar:
         for spec in loaded:
+            if bar is None:
+                click.echo(f"evaluating {spec.programme.id} ({count_tasks(spec)} estimation(s))", err=True)
+
             def tick(label: str) -> None:
-                bar.update(1, label)
+                if bar is not None:
+                    bar.update(1, label)
 
             programme_run = evaluate(spec, seed=seed, progress=tick)
             write_outputs(programme_run, out_dir / spec.programme.id, command=command)
@@ -144,6 +154,12 @@ def run(target: str, out: str, seed: int | None) -> None:
     if many:
         index = write_portfolio(runs, failures, out_dir, command=command)
         click.echo(f"portfolio -> {index}")
+    if pdf:
+        from impact.report.pdf import html_to_pdf
+
+        for programme_run in runs:
+            printed = html_to_pdf(out_dir / programme_run.spec.programme.id / "report.html")
+            click.echo(f"pdf -> {printed}")
     n_failed = sum(r.n_failed for r in runs) + len(failures)
     if n_failed:
         click.echo(

@@ -141,8 +141,17 @@ def _diagnostic_blocks(diagnostics: Mapping[str, Any]) -> list[dict[str, Any]]:
     for key, value in diagnostics.items():
         title = str(key).replace("_", " ")
         if isinstance(value, Mapping):
-            rows = [(str(k).replace("_", " "), _cell(v)) for k, v in value.items()]
-            blocks.append({"kind": "kv", "title": title, "rows": rows})
+            flat = {k: v for k, v in value.items() if not (isinstance(v, Mapping) and v)}
+            if flat:
+                rows = [(str(k).replace("_", " "), _cell(v)) for k, v in flat.items()]
+                blocks.append({"kind": "kv", "title": title, "rows": rows})
+            # A nested table (e.g. donor weights by unit) gets its own block instead of a JSON string.
+            for k, v in value.items():
+                if isinstance(v, Mapping) and v:
+                    blocks.extend(
+                        {**b, "title": f"{title}: {str(k).replace('_', ' ')}" + (f" – {b['title']}" if b["title"] else "")}
+                        for b in _diagnostic_blocks({"": v})
+                    )
         elif isinstance(value, list | tuple) and value and all(isinstance(v, Mapping) for v in value):
             columns = list(dict.fromkeys(k for v in value for k in v))
             rows = [[_cell(v.get(c)) for c in columns] for v in value]
