@@ -172,3 +172,18 @@ options = { treatment = "treated", unit = "region", time = "year", vcov = "CR2" 
     p = [r["p_value"] for r in rows]
     assert [r["p_adjusted"] for r in rows] == pytest.approx(list(benjamini_hochberg(p)))
     assert {r["indicator"] for r in rows} == {"NB_EMPRATE", "RCO01"}
+
+
+def test_portfolio_shows_romano_wolf_where_a_design_computed_it(spec_dir, monkeypatch):
+    import impact.rct
+
+    def toy_trial(df, *, outcome):
+        table = effects_table(["ATT"], [1.0], [0.5], p_romano_wolf=[0.07])
+        return Result(design="toy", estimand="ATE", effects=table, headline="ATT", inference="toy", n_obs=len(df))
+
+    monkeypatch.setattr(impact.rct, "toy_trial", toy_trial, raising=False)
+    text = spec_dir.base.replace('design = "did.twfe"', 'design = "rct.toy_trial"').replace(
+        'options = { treatment = "treated", unit = "region", time = "year", vcov = "CR2" }', ""
+    )
+    rows = portfolio_rows([evaluate(load_spec(spec_dir(text)))])
+    assert rows[0]["p_romano_wolf"] == 0.07 and rows[0]["sms_level"] == "5"

@@ -23,8 +23,9 @@ __all__ = ["ProgrammeFailure", "benjamini_hochberg", "portfolio_rows", "write_po
 
 ADJUSTMENT_TEXT = (
     "p adjusted: Benjamini-Hochberg step-up over the headline p-values of the evaluations within each "
-    "programme (controls the false discovery rate across its indicators). Romano-Wolf adjustment needs "
-    "joint resampling of all evaluations and is not shown."
+    "programme (controls the false discovery rate across its indicators). Romano-Wolf p-values need the "
+    "joint resampling distribution of the outcomes; they are shown where a design computed them "
+    "(e.g. several outcomes of one trial) and are otherwise left blank."
 )
 
 
@@ -86,10 +87,15 @@ def portfolio_rows(runs: Sequence[ProgrammeRun], *, link_base: str = "") -> list
                 "error": outcome.error,
                 "link": f"{link_base}{spec.programme.id}/report.html",
                 "estimate": None, "conf_low": None, "conf_high": None, "p_value": None, "p_adjusted": None,
+                "p_romano_wolf": None,
             }
             if outcome.result is not None:
-                low, high = outcome.result.conf_int()
-                row.update(estimate=outcome.result.estimate, conf_low=low, conf_high=high, p_value=outcome.result.p_value)
+                res = outcome.result
+                low, high = res.conf_int()
+                row.update(estimate=res.estimate, conf_low=low, conf_high=high, p_value=res.p_value)
+                headline = res.effects.loc[res.effects["term"] == res.headline]
+                if "p_romano_wolf" in headline.columns and headline["p_romano_wolf"].notna().any():
+                    row["p_romano_wolf"] = float(headline["p_romano_wolf"].iloc[0])
             rows.append(row)
         family = rows[start:]
         adjusted = benjamini_hochberg([np.nan if r["p_value"] is None else r["p_value"] for r in family])

@@ -469,6 +469,7 @@ def render_portfolio(
     context = {
         "programmes": programmes,
         "rows": rows,
+        "has_rw": any(r.get("p_romano_wolf") is not None for r in rows),
         "indicators": indicators,
         "matrix": matrix,
         "adjustment": adjustment,
