@@ -171,11 +171,26 @@ options = { vcov = "cluster" }
 name = "typo"
 options = { vcv = "iid" }
 '''
-    with pytest.raises(SpecError, match=r"robustness\[1\]\.options\.vcv.*Did you mean 'vcov'"):
+    with pytest.raises(SpecError, match=r"robustness\[1\]\.options\.vcv.*Did you mean 'vcov'") as err:
         load_spec(spec_dir(text))
+    assert f"line {line_of(text, 'vcv =')}" in str(err.value)
     spec = load_spec(spec_dir(text.rsplit("[[evaluations.robustness]]", 1)[0]))
     check = spec.evaluations[0].robustness[0]
     assert check.design == "did.twfe" and check.options["vcov"] == "cluster" and check.options["unit"] == "region"
+
+
+def test_line_of_a_key_in_the_second_evaluations_robustness(spec_dir):
+    second = spec_dir.base.split("[[evaluations]]", 1)[1].replace('name = "Employment"', 'name = "Second"')
+    text = (
+        spec_dir.base
+        + '\n[[evaluations.robustness]]\nname = "a"\noptions = { vcov = "iid" }\n'
+        + "\n[[evaluations]]"
+        + second
+        + '\n[[evaluations.robustness]]\nname = "b"\noptions = { vcov = "iid", clustr = "region" }\n'
+    )
+    with pytest.raises(SpecError, match=r"evaluations\[1\]\.robustness\[0\]\.options\.clustr") as err:
+        load_spec(spec_dir(text))
+    assert f"line {line_of(text, 'clustr')}" in str(err.value)
 
 
 def test_resolve_design_is_generic(monkeypatch):

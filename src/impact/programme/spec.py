@@ -220,10 +220,11 @@ def _find_line(text: str, keypath: Sequence[str | int]) -> int | None:
     cursor = 0
     found: int | None = None
     header: str | None = None
+    parent = 0  # where the enclosing table starts: array-of-tables are counted from there
     for part in keypath:
         if isinstance(part, int):
             if header is not None:
-                hits = [i for i in range(len(lines)) if lines[i].strip().startswith(f"[[{header}]]")]
+                hits = [i for i in range(parent, len(lines)) if lines[i].strip().startswith(f"[[{header}]]")]
                 if part < len(hits):
                     cursor = found = hits[part]
                     continue
@@ -239,6 +240,7 @@ def _find_line(text: str, keypath: Sequence[str | int]) -> int | None:
             m = table.match(lines[i])
             if m:
                 hit = i
+                parent = cursor
                 header = (m.group(1) or "") + str(part)
                 break
             if assign.search(lines[i].split("#", 1)[0]):
