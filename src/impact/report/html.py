@@ -7,6 +7,7 @@ column names) goes through Jinja2's autoescaping; the effect-chain SVG escapes i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import textwrap
@@ -373,6 +374,17 @@ def _evaluation_context(outcome: Outcome, library: Any) -> dict[str, Any]:
             checks.append(row)
     ctx["checks"] = checks
     ctx["robustness_figure"] = _robustness_figure(outcome) if checks else None
+    # Checks with another design bring their own diagnostics (event study, pre-trend test, balance, ...).
+    ctx["check_diagnostics"] = [
+        {
+            "name": item.name,
+            "design": item.design,
+            "diagnostics": _diagnostic_blocks(item.result.diagnostics),
+            "figures": _figures(dataclasses.replace(item, trends=None)),
+        }
+        for item in outcome.robustness
+        if item.result is not None and item.design != outcome.design
+    ]
     return ctx
 
 
