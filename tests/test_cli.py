@@ -64,6 +64,21 @@ def test_validate_bad_spec_exits_1_with_one_line(folder):
     assert "Traceback" not in result.output
 
 
+def test_validate_reports_a_bad_column_option_with_line(folder):
+    (folder / "bad.toml").write_text(SPEC.format(id="bad", treatment="nope"), encoding="utf-8")
+    result = invoke("validate", str(folder / "bad.toml"))
+    assert result.exit_code == 1
+    assert "options.treatment: treatment = 'nope' is not a column of data source 'd'" in one_line_error(result)
+
+
+def test_validate_runs_the_data_preparation(folder):
+    text = SPEC.format(id="q", treatment="d").replace('path = "d.csv"', 'path = "d.csv"\nquery = "u > 100"')
+    (folder / "q.toml").write_text(text, encoding="utf-8")
+    result = invoke("validate", str(folder / "q.toml"))
+    assert result.exit_code == 1
+    assert "keeps no rows of 32" in one_line_error(result)
+
+
 def test_run_missing_target():
     result = invoke("run", "no/such/spec.toml")
     assert result.exit_code == 1
@@ -86,13 +101,14 @@ def test_run_one_spec_writes_report(folder):
 
 def test_run_folder_continues_after_failures_and_exits_1(folder):
     (folder / "a_ok.toml").write_text(SPEC.format(id="a_ok", treatment="d"), encoding="utf-8")
-    (folder / "b_fails.toml").write_text(SPEC.format(id="b_fails", treatment="nope"), encoding="utf-8")
+    # y is not a 0/1 treatment: valid spec, but the estimator refuses it at run time
+    (folder / "b_fails.toml").write_text(SPEC.format(id="b_fails", treatment="y"), encoding="utf-8")
     (folder / "c_invalid.toml").write_text("[programme]\nid = 'c'\n", encoding="utf-8")
     result = invoke("run", str(folder), "--out", str(folder / "reports"))
     assert result.exit_code == 1
     out = result.output
     assert "a_ok: 1 evaluation(s), ok" in out
-    assert "b_fails: 1 evaluation(s), 1 FAILED" in out and "treatment='nope'" in out
+    assert "b_fails: 1 evaluation(s), 1 FAILED" in out and "must be coded 0/1" in out
     assert "c_invalid.toml: FAILED:" in out
     assert "error: 2 failure(s) in 3 programme(s)" in out
     for name in ("a_ok", "b_fails"):

@@ -172,14 +172,21 @@ def run(target: str, out: str, seed: int | None, pdf: bool) -> None:
 @click.argument("spec", type=click.Path(path_type=str))
 def validate(spec: str) -> None:
     """Check a programme spec and its data without estimating."""
+    from impact.programme.runner import load_source
     from impact.programme.spec import load_spec
 
     paths = _specs_in(Path(spec))
     for path in paths:
         loaded = load_spec(path)
+        rows = []
+        for source in loaded.data:  # read, derive and filter: catches what only the data can reveal
+            data = load_source(source)
+            if data.error:
+                raise ImpactError(f"{path}: data source {source.name!r}: {data.error}")
+            rows.append(f"{source.name} {len(data.frame):,} rows")
         n_checks = sum(len(e.robustness) for e in loaded.evaluations)
         click.echo(
-            f"{path}: ok ({loaded.programme.id}: {len(loaded.data)} data source(s), "
+            f"{path}: ok ({loaded.programme.id}: data {', '.join(rows)}, "
             f"{len(loaded.evaluations)} evaluation(s), {n_checks} robustness check(s), "
             f"{len(loaded.effect_chain.indicator_codes())} indicator(s) in the effect chain)"
         )

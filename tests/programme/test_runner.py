@@ -77,13 +77,13 @@ def test_failed_evaluation_is_recorded_and_others_run(spec_dir):
 name = "Broken"
 outcome = "NB_EMPRATE"
 design = "did.twfe"
-options = { treatment = "no_such_column", unit = "region", time = "year" }
+options = { treatment = "NB_EMPRATE", unit = "region", time = "year" }
 '''
     run = evaluate(load_spec(spec_dir(text)))
     ok, broken = run.outcomes
     assert ok.ok and ok.result.estimate == pytest.approx(2.0, abs=0.5)  # simulated true effect 2
     assert not broken.ok and broken.result is None
-    assert broken.error.startswith("DataError:") and "no_such_column" in broken.error
+    assert broken.error.startswith("DataError:") and "must be coded 0/1" in broken.error
     assert run.n_failed == 1
 
 

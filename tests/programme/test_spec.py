@@ -88,6 +88,13 @@ def test_outcome_must_be_a_column(spec_dir):
         load_spec(spec_dir(text))
 
 
+def test_option_naming_a_missing_column_fails_with_line(spec_dir):
+    text = spec_dir.base.replace('unit = "region"', 'unit = "regoin"')
+    with pytest.raises(SpecError, match=r"options\.unit: unit = 'regoin' is not a column of data source 'panel'. Did you mean 'region'\?") as err:
+        load_spec(spec_dir(text))
+    assert f"line {line_of(text, 'regoin')}" in str(err.value)
+
+
 def test_unknown_data_source(spec_dir):
     with pytest.raises(SpecError, match="unknown data source 'pannel'"):
         load_spec(spec_dir(spec_dir.base.replace('data = "panel"', 'data = "pannel"')))

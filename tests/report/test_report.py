@@ -196,7 +196,7 @@ path = "d.csv"
 name = "Wrong column"
 outcome = "y"
 design = "did.twfe"
-options = { treatment = "dd", unit = "u", time = "t" }
+options = { treatment = "y", unit = "u", time = "t" }
 ''',
         encoding="utf-8",
     )
@@ -205,7 +205,7 @@ options = { treatment = "dd", unit = "u", time = "t" }
     assert page.sections == list(SECTIONS)
     text = " ".join(page.text)
     assert "1 evaluation failed." in text and "This evaluation failed." in text
-    assert "column(s) not found in the data: treatment='dd'" in text
+    assert "column 'y' must be coded 0/1" in text
 
 
 def test_number_formatting():

@@ -58,6 +58,13 @@ _DERIVE_KEYS = {"name", "expr"}
 _EVALUATION_KEYS = {"name", "question", "outcome", "indicator", "data", "design", "options", "then", "robustness", "query"}
 _CHECK_KEYS = {"name", "design", "options", "then", "query", "outcome", "data"}
 _LIBRARY_KEYS = {"path", "prefix"}
+#: Design options that name columns of the data, by the package's naming convention (API.md). Checked at
+#: validation so that a typo is reported with its line before anything runs; other options are left
+#: to the estimator.
+COLUMN_OPTIONS = (
+    "outcome", "treatment", "unit", "time", "cohort", "covariates", "cluster", "clusters", "blocks", "weights",
+    "assignment", "predictors", "received", "observed", "exact",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,6 +382,18 @@ def resolve_design(design: str) -> Callable[..., Any]:
     return func
 
 
+def _check_option_columns(options: Mapping[str, Any], columns: Sequence[str], source: str, ctx: _Context,
+                          keypath: list[str | int]) -> None:
+    for key in COLUMN_OPTIONS:
+        value = options.get(key)
+        names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        for name in names:
+            if isinstance(name, str) and name not in columns:
+                close = difflib.get_close_matches(name, list(columns), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ctx.error([*keypath, key], f"{key} = {name!r} is not a column of data source {source!r}.{hint}")
+
+
 def _check_options(func: Callable[..., Any], options: Mapping[str, Any], ctx: _Context, keypath: list[str | int]) -> None:
     try:
         params = inspect.signature(func).parameters
@@ -580,6 +599,7 @@ def _parse_evaluations(
         options = item.get("options", {})
         ctx.keys(options, set(options) if isinstance(options, Mapping) else set(), [*kp, "options"])
         _check_options(func, {k: v for k, v in options.items()}, ctx, [*kp, "options"])
+        _check_option_columns(options, source.columns, data_name, ctx, [*kp, "options"])
         query = _parse_query(item, ctx, kp, source.columns)
         checks = []
         for j, check in enumerate(item.get("robustness", [])):
@@ -599,6 +619,7 @@ def _parse_evaluations(
             if cdata is not None and cdata not in by_name:
                 raise ctx.error([*ckp, "data"], f"unknown data source {cdata!r}; defined: {', '.join(by_name)}.")
             csource = by_name[cdata or data_name]
+            _check_option_columns(merged, csource.columns, csource.name, ctx, [*ckp, "options"])
             coutcome = check.get("outcome")
             if coutcome is not None and coutcome not in csource.columns:
                 raise ctx.error([*ckp, "outcome"], f"outcome {coutcome!r} is not a column of data source {csource.name!r}.")
