@@ -213,4 +213,5 @@ def test_number_formatting():
     assert fmt_number(-0.0225) == "−0.0225"
     assert fmt_number(0.19060) == "0.191"
     assert fmt_number(float("nan")) == "–" and fmt_number(None) == "–"
+    assert fmt_number(1.0, 4) == "1" and fmt_number(-2500.0) == "−2,500"
     assert fmt_p(0.0004) == "< 0.001" and fmt_p(0.0312) == "0.031"

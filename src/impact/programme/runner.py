@@ -79,6 +79,7 @@ class Outcome:
     robustness: tuple[Outcome, ...] = ()
     captured_warnings: tuple[str, ...] = ()
     trends: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    variables: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -269,23 +270,52 @@ def _one(
                 frame, step = _filter(frame, query, "evaluation sample")
                 flow.append(step)
             trends = outcome_trends(frame, outcome, options)
+            variables = describe_variables(frame, outcome, options)
             result = _estimate(design, frame, outcome, options, then, seed)
             result = result.replace(sample_flow=tuple(flow) + tuple(result.sample_flow))
             error = None
         except ImpactError as exc:
-            result, error, trends = None, f"{type(exc).__name__}: {exc}", None
+            result, error, trends, variables = None, f"{type(exc).__name__}: {exc}", None, None
         except Exception as exc:  # noqa: BLE001 - an unexpected failure must not stop the other evaluations
-            result, error, trends = None, f"unexpected {type(exc).__name__} in {design}: {exc}", None
+            result, error, trends, variables = None, f"unexpected {type(exc).__name__} in {design}: {exc}", None, None
     recorded = set(result.warnings) if result is not None else set()
     other = []
     for w in caught:
         text = f"{w.category.__name__}: {w.message}"
         if text not in recorded and text not in other:
             other.append(text)
-    return Outcome(**record, result=result, error=error, captured_warnings=tuple(other), trends=trends)
+    return Outcome(**record, result=result, error=error, captured_warnings=tuple(other), trends=trends,
+                   variables=variables)
 
 
 _MAX_COHORTS = 8
+
+
+def describe_variables(frame: pd.DataFrame, outcome: str, options: Mapping[str, Any]) -> pd.DataFrame:
+    """Descriptive statistics of the columns an evaluation uses, in its sample (before the estimator's
+    own missing-value handling): role, rows, missing, and mean/sd/min/max or the number of distinct values."""
+    from impact.programme.spec import COLUMN_OPTIONS
+
+    roles: dict[str, str] = {outcome: "outcome"}
+    for key in COLUMN_OPTIONS:
+        value = options.get(key)
+        for name in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+            if isinstance(name, str) and name in frame.columns:
+                roles.setdefault(name, key)
+    rows = []
+    for column, role in roles.items():
+        if column not in frame.columns:
+            continue
+        series = frame[column]
+        row: dict[str, Any] = {"variable": column, "role": role, "rows": int(series.notna().sum()),
+                               "missing": int(series.isna().sum())}
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            row.update(mean=float(series.mean()), sd=float(series.std()), min=float(series.min()), max=float(series.max()),
+                       distinct=int(series.nunique()))
+        else:
+            row.update(mean=None, sd=None, min=None, max=None, distinct=int(series.nunique()))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["variable", "role", "rows", "missing", "mean", "sd", "min", "max", "distinct"])
 
 
 def _show_time(value: Any) -> str:

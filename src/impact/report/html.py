@@ -87,6 +87,8 @@ def fmt_number(value: Any, digits: int = 3) -> str:
     if math.isinf(x):
         return "∞" if x > 0 else "−∞"
     ax = abs(x)
+    if x.is_integer() and ax < 1e15:
+        return f"{int(x):,}".replace("-", "−")
     if ax >= 1000:
         text = f"{x:,.0f}"
     elif ax >= 100:
@@ -338,6 +340,11 @@ def _evaluation_context(outcome: Outcome, library: Any) -> dict[str, Any]:
         "warnings": [_warning_in_words(w) for w in (outcome.result.warnings if outcome.result else ())]
         + [_warning_in_words(w) for w in outcome.captured_warnings],
     }
+    variables = outcome.variables
+    ctx["variables"] = [] if variables is None else [
+        {k: (fmt_number(v, 4) if k in ("mean", "sd", "min", "max") else v) for k, v in row.items()}
+        for row in variables.to_dict(orient="records")
+    ]
     res = outcome.result
     if res is not None:
         settings = dict(res.settings)
