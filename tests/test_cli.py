@@ -162,3 +162,11 @@ def test_pdf_output_when_chromium_is_available(folder):
     assert result.exit_code == 0, result.output
     pdf = folder / "reports" / "ok" / "report.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
+
+
+def test_version_and_help():
+    from impact import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"impact {__version__}"
+    assert invoke("--help").exit_code == 0

@@ -23,6 +23,7 @@ from typing import Any
 
 import click
 
+from impact import __version__
 from impact.errors import ImpactError
 
 __all__ = ["main", "ImpactGroup"]
@@ -62,7 +63,7 @@ def _one_line(text: str) -> str:
 
 @click.group(cls=ImpactGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
-@click.version_option(package_name="impact", message="impact %(version)s")
+@click.version_option(version=__version__, message="impact %(version)s")
 def main(debug: bool) -> None:
     """Counterfactual impact evaluation of public programmes: from a programme spec to a report."""
 
@@ -225,4 +226,4 @@ def indicators(text: str | None, level: str | None, libraries: tuple[str, ...], 
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    main(prog_name="impact")
