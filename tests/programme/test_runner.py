@@ -187,3 +187,22 @@ def test_portfolio_shows_romano_wolf_where_a_design_computed_it(spec_dir, monkey
     )
     rows = portfolio_rows([evaluate(load_spec(spec_dir(text)))])
     assert rows[0]["p_romano_wolf"] == 0.07 and rows[0]["sms_level"] == "5"
+
+
+def test_warnings_are_recorded_for_the_report_but_not_developer_noise(spec_dir, monkeypatch):
+    import warnings
+
+    import impact.rct
+
+    def noisy(df, *, outcome):
+        warnings.warn("numerical trouble", RuntimeWarning, stacklevel=1)
+        warnings.warn("old API", FutureWarning, stacklevel=1)
+        table = effects_table(["ATE"], [1.0], [0.5])
+        return Result(design="toy", estimand="ATE", effects=table, headline="ATE", inference="toy", n_obs=len(df))
+
+    monkeypatch.setattr(impact.rct, "noisy", noisy, raising=False)
+    text = spec_dir.base.replace('design = "did.twfe"', 'design = "rct.noisy"').replace(
+        'options = { treatment = "treated", unit = "region", time = "year", vcov = "CR2" }', ""
+    )
+    outcome = evaluate(load_spec(spec_dir(text))).outcomes[0]
+    assert outcome.captured_warnings == ("RuntimeWarning: numerical trouble",)

@@ -281,6 +281,8 @@ def _one(
     recorded = set(result.warnings) if result is not None else set()
     other = []
     for w in caught:
+        if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)):
+            continue  # addressed to developers, not to the evaluator reading the report
         text = f"{w.category.__name__}: {w.message}"
         if text not in recorded and text not in other:
             other.append(text)
