@@ -137,7 +137,7 @@ def run(target: str, out: str, seed: int | None, pdf: bool) -> None:
                     bar.update(1, label)
 
             programme_run = evaluate(spec, seed=seed, progress=tick)
-            write_outputs(programme_run, out_dir / spec.programme.id, command=command)
+            write_outputs(programme_run, out_dir / spec.programme.id, command=command, portfolio=many)
             runs.append(programme_run)
 
     for programme_run in runs:

@@ -424,14 +424,16 @@ def _run_check(check: Check, evaluation: Evaluation, loaded: Mapping[str, Loaded
     )
 
 
-def write_outputs(run: ProgrammeRun, folder: Path, *, command: str | None = None) -> Path:
-    """Write ``report.html`` and ``results.json`` into ``folder``; return the report's path."""
+def write_outputs(run: ProgrammeRun, folder: Path, *, command: str | None = None, portfolio: bool = False) -> Path:
+    """Write ``report.html`` and ``results.json`` into ``folder``; return the report's path.
+
+    With ``portfolio=True`` the report links back to the portfolio page (``../index.html``)."""
     from impact.report.html import render_programme
 
     folder.mkdir(parents=True, exist_ok=True)
     results = run.to_dict(command)
     (folder / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    html = render_programme(run, command=command)
+    html = render_programme(run, command=command, portfolio_link="../index.html" if portfolio else None)
     report = folder / "report.html"
     report.write_text(html, encoding="utf-8")
     return report

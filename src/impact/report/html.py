@@ -395,7 +395,7 @@ def _evaluation_context(outcome: Outcome, library: Any) -> dict[str, Any]:
     return ctx
 
 
-def render_programme(run: ProgrammeRun, *, command: str | None = None) -> str:
+def render_programme(run: ProgrammeRun, *, command: str | None = None, portfolio_link: str | None = None) -> str:
     """The self-contained HTML report of one programme run."""
     spec = run.spec
     library = spec.indicators
@@ -443,6 +443,7 @@ def render_programme(run: ProgrammeRun, *, command: str | None = None) -> str:
         "n_failed": n_failed,
         "sections": SECTIONS,
         "css": Markup(_CSS),
+        "portfolio_link": portfolio_link,
     }
     return _environment().get_template("programme.html.j2").render(**context)
 
