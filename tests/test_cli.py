@@ -170,3 +170,12 @@ def test_version_and_help():
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.strip() == f"impact {__version__}"
     assert invoke("--help").exit_code == 0
+
+
+def test_registry_commands_are_plugged_in(folder):
+    (folder / "ok.toml").write_text(SPEC.format(id="ok", treatment="d"), encoding="utf-8")
+    assert invoke("run", str(folder / "ok.toml"), "--out", str(folder / "reports")).exit_code == 0
+    listed = invoke("registry", "--registry", str(folder / "reports" / "registry.sqlite"), "list")
+    assert listed.exit_code == 0 and "ok" in listed.output
+    assert invoke("run", str(folder / "ok.toml"), "--out", str(folder / "r2"), "--no-registry").exit_code == 0
+    assert not (folder / "r2" / "registry.sqlite").exists()

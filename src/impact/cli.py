@@ -89,11 +89,16 @@ def _command(target: str, out: str, seed: int) -> str:
               help="Folder for the reports (one sub-folder per programme).")
 @click.option("--seed", default=None, type=int, help="Seed for every resampling design (default: impact's fixed seed).")
 @click.option("--pdf", is_flag=True, help="Also print each report to PDF (needs headless Chromium on the PATH).")
-def run(target: str, out: str, seed: int | None, pdf: bool) -> None:
+@click.option("--registry", "registry_url", envvar="IMPACT_REGISTRY", default=None,
+              help="Results registry to record the runs in: SQLite file or SQLAlchemy URL "
+                   "(default: $IMPACT_REGISTRY, else OUT/registry.sqlite).")
+@click.option("--no-registry", is_flag=True, help="Do not record the runs in the results registry.")
+def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | None, no_registry: bool) -> None:
     """Evaluate a programme spec (or every spec in a folder) and write its report.
 
     With a folder, every programme is run even if one fails, reports/index.html summarises the
-    portfolio, and the exit status is non-zero if anything failed.
+    portfolio, and the exit status is non-zero if anything failed. Every run is recorded in the
+    results registry (a re-run of the same spec and data updates its record, never duplicates it).
     """
     from impact.programme.portfolio import ProgrammeFailure, write_portfolio
     from impact.programme.runner import DEFAULT_SEED, count_tasks, evaluate, write_outputs
@@ -140,6 +145,24 @@ def run(target: str, out: str, seed: int | None, pdf: bool) -> None:
             write_outputs(programme_run, out_dir / spec.programme.id, command=command, portfolio=many)
             runs.append(programme_run)
 
+    registry_failures = []
+    if not no_registry and runs:
+        from impact.registry.store import Registry
+
+        url = registry_url or str(out_dir / "registry.sqlite")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with Registry(url) as registry:
+            for programme_run in runs:
+                content = programme_run.to_dict(command)
+                try:
+                    registry.record_run(
+                        {**content["programme"], "data": content["data"], "versions": content["versions"],
+                         "effect_chain": content["effect_chain"], "indicators": content["indicators"]},
+                        content["evaluations"],
+                    )
+                except ImpactError as exc:
+                    registry_failures.append(f"{programme_run.spec.programme.id}: not recorded in the registry: {_one_line(str(exc))}")
+
     for programme_run in runs:
         report = out_dir / programme_run.spec.programme.id / "report.html"
         n = len(programme_run.outcomes)
@@ -152,6 +175,8 @@ def run(target: str, out: str, seed: int | None, pdf: bool) -> None:
                     click.echo(f"  failed: {item.name}: {_one_line(item.error or '')}", err=True)
     for f in failures:
         click.echo(f"{f.spec}: FAILED: {f.message}", err=True)
+    for message in registry_failures:
+        click.echo(message, err=True)
     if many:
         index = write_portfolio(runs, failures, out_dir, command=command)
         click.echo(f"portfolio -> {index}")
@@ -161,7 +186,7 @@ def run(target: str, out: str, seed: int | None, pdf: bool) -> None:
         for programme_run in runs:
             printed = html_to_pdf(out_dir / programme_run.spec.programme.id / "report.html")
             click.echo(f"pdf -> {printed}")
-    n_failed = sum(r.n_failed for r in runs) + len(failures)
+    n_failed = sum(r.n_failed for r in runs) + len(failures) + len(registry_failures)
     if n_failed:
         click.echo(
             f"error: {n_failed} failure(s) in {len(specs)} programme(s); the reports say what failed and why.", err=True
@@ -222,7 +247,10 @@ def indicators(text: str | None, level: str | None, libraries: tuple[str, ...], 
 
 
 # Command groups defined in other modules: one line each.
-# main.add_command(registry)   # e.g. from impact.registry.cli import registry
+from impact.registry.commands import pool_command, registry_group  # noqa: E402
+
+main.add_command(registry_group)
+main.add_command(pool_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

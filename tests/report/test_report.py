@@ -132,13 +132,41 @@ def test_portfolio_index(job):
 
 
 def test_running_twice_gives_identical_outputs(job, tmp_path):
+    from impact.registry import Registry
+
     result = run_job(tmp_path)
     assert result.exit_code == 0, result.output
-    first = sorted(p.relative_to(job) for p in job.rglob("*") if p.is_file())
-    second = sorted(p.relative_to(tmp_path / "reports") for p in (tmp_path / "reports").rglob("*") if p.is_file())
+    first = sorted(p.relative_to(job) for p in job.rglob("*") if p.is_file() and p.suffix != ".sqlite")
+    second = sorted(
+        p.relative_to(tmp_path / "reports") for p in (tmp_path / "reports").rglob("*") if p.is_file() and p.suffix != ".sqlite"
+    )
     assert first == second
     for rel in first:
         assert (job / rel).read_bytes() == (tmp_path / "reports" / rel).read_bytes(), rel
+    # The registry holds the same content (its record times aside).
+    exports = []
+    for folder in (job, tmp_path / "reports"):
+        with Registry(str(folder / "registry.sqlite")) as registry:
+            exports.append(registry.export(tmp_path / f"export-{len(exports)}.json", format="json", times=False).read_bytes())
+    assert exports[0] == exports[1]
+
+
+def test_every_run_is_recorded_in_the_registry(job):
+    from impact.registry import Registry
+
+    with Registry(str(job / "registry.sqlite")) as registry:
+        runs = registry.runs()
+    assert sorted(runs["programme_id"]) == sorted(p.stem for p in ANALYSES.glob("*.toml"))
+
+
+def test_rerun_updates_the_registry_without_duplicates(tmp_path):
+    from impact.registry import Registry
+
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["run", str(ANALYSES / "injury.toml"), "--out", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+    with Registry(str(tmp_path / "registry.sqlite")) as registry:
+        assert list(registry.runs()["programme_id"]) == ["injury"]
 
 
 def test_user_text_is_escaped(tmp_path):

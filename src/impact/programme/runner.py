@@ -141,8 +141,25 @@ class ProgrammeRun:
                 }
                 for d in self.data
             ],
+            "effect_chain": {
+                level: [{"text": i.text, "indicators": list(i.indicators), "measured": i.measured} for i in items]
+                for level, items in self.spec.effect_chain.levels()
+            },
+            "indicators": self.indicator_records(),
             "evaluations": [o.to_dict() for o in self.outcomes],
         }
+
+    def indicator_records(self) -> list[dict[str, Any]]:
+        """The indicators named in the effect chain or by an evaluation, with their library entries."""
+        codes = [*self.spec.effect_chain.indicator_codes(), *[o.indicator for o in self.outcomes if o.indicator]]
+        records = []
+        for code in dict.fromkeys(codes):
+            ind = self.spec.indicators.get(code)
+            if ind is not None:
+                records.append({"code": ind.code, "name": ind.name, "unit": ind.unit, "level": ind.level,
+                                "definition": ind.definition, "source": ind.source, "parent": ind.parent,
+                                "library": ind.library})
+        return records
 
 
 def package_versions() -> dict[str, str]:
