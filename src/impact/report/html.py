@@ -239,7 +239,10 @@ def _headline(outcome: Outcome, library: Any) -> dict[str, Any]:
 
 def _sentence(result: Any, row: Mapping[str, Any]) -> str:
     low, high = result.conf_int()
-    unit = f" {row['unit']}" if row["unit"] else ""
+    unit_text = str(row["unit"] or "")
+    if unit_text.startswith("%"):  # an effect on a share is a change in percentage points
+        unit_text = "percentage points" + unit_text[1:]
+    unit = f" {unit_text}" if unit_text else ""
     what = row["indicator_name"]
     direction = "raised" if result.estimate > 0 else "lowered"
     covers_zero = low <= 0 <= high
