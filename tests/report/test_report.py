@@ -125,8 +125,13 @@ def test_report_content_for_a_regional_programme(job):
 def test_portfolio_index(job):
     page = parse(job / "index.html")
     text = " ".join(page.text)
-    assert page.sections == ["programmes", "matrix", "estimates", "appendix"]
+    assert page.sections == ["programmes", "matrix", "pooled", "estimates", "appendix"]
     assert "Benjamini-Hochberg" in text
+    # NB_EMPRATE (business support, skills) and NB_GRPPC (skills, innovation) are pooled across programmes
+    alts = [a for a, _ in page.images]
+    assert any(a.startswith("NB_EMPRATE: Forest plot") for a in alts) and any(a.startswith("NB_GRPPC: Forest plot") for a in alts)
+    for alt, src in page.images:
+        assert_png_not_empty(src, alt)
     for stem in (p.stem for p in ANALYSES.glob("*.toml")):
         assert f"{stem}/report.html" in (job / "index.html").read_text(encoding="utf-8")
 

@@ -104,6 +104,50 @@ def portfolio_rows(runs: Sequence[ProgrammeRun], *, link_base: str = "") -> list
     return rows
 
 
+POOLING_TEXT = (
+    "Where two or more programmes estimate the same indicator, their headline estimates (the first "
+    "evaluation of the indicator in each programme) are pooled with a random-effects model (REML "
+    "tau², Knapp-Hartung t intervals, which are honest, and therefore wide, with few programmes). The "
+    "pooled effect is the mean of the programmes' true effects; the prediction interval is where the "
+    "effect of a new, similar programme would be expected. Programmes may use different designs."
+)
+
+
+def pooled_indicators(runs: Sequence[ProgrammeRun]) -> list[dict[str, Any]]:
+    """For each indicator estimated by two or more programmes, ``impact.meta.pool`` of their headline
+    estimates (one per programme), or the reason it could not be pooled."""
+    from impact.errors import ImpactError
+    from impact.meta import pool
+
+    found: dict[str, list[tuple[str, float, float]]] = {}
+    names: dict[str, Any] = {}
+    for run in runs:
+        seen: set[str] = set()
+        for o in run.outcomes:
+            if o.result is None or not o.indicator or o.indicator in seen:
+                continue
+            se = o.result.std_error
+            if not np.isfinite(se) or se <= 0:
+                continue
+            seen.add(o.indicator)
+            names.setdefault(o.indicator, run.spec.indicators.get(o.indicator))
+            found.setdefault(o.indicator, []).append((run.spec.programme.name, o.result.estimate, se))
+    out = []
+    for code, items in found.items():
+        if len(items) < 2:
+            continue
+        ind = names[code]
+        entry: dict[str, Any] = {"code": code, "name": ind.name if ind else "", "unit": ind.unit if ind else "",
+                                 "k": len(items), "result": None, "error": None}
+        try:
+            entry["result"] = pool([e for _, e, _ in items], [s for _, _, s in items], method="REML", knha=True,
+                                   labels=[label for label, _, _ in items])
+        except ImpactError as exc:
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        out.append(entry)
+    return out
+
+
 def write_portfolio(
     runs: Sequence[ProgrammeRun],
     failures: Sequence[ProgrammeFailure],
@@ -146,7 +190,8 @@ def write_portfolio(
 
     indicators = [codes[c] for c in sorted(codes, key=key)]
     versions = runs[0].versions if runs else package_versions()
-    html = render_portfolio(programmes, rows, indicators=indicators, adjustment=ADJUSTMENT_TEXT, command=command, versions=versions)
+    html = render_portfolio(programmes, rows, indicators=indicators, adjustment=ADJUSTMENT_TEXT, command=command,
+                            versions=versions, pooled=pooled_indicators(runs), pooling=POOLING_TEXT)
     out.mkdir(parents=True, exist_ok=True)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")

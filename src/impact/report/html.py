@@ -462,6 +462,8 @@ def render_portfolio(
     adjustment: str,
     command: str | None = None,
     versions: Mapping[str, str] | None = None,
+    pooled: Sequence[Mapping[str, Any]] = (),
+    pooling: str = "",
 ) -> str:
     """``reports/index.html``: the programmes, and every headline effect with adjusted p-values.
 
@@ -478,7 +480,26 @@ def render_portfolio(
         The indicator columns of the programme x indicator matrix (``code``, ``name``, ``unit``).
     adjustment : str
         How p-values were adjusted, in words.
+    pooled : list of dict
+        Indicators pooled across programmes: ``code``, ``name``, ``unit``, ``k``, ``result`` (a pooled
+        Result with ``figures()``) or ``error``.
+    pooling : str
+        How estimates were pooled, in words.
     """
+    pooled_context = []
+    for entry in pooled:
+        res = entry.get("result")
+        item: dict[str, Any] = {"code": entry["code"], "name": entry["name"], "unit": entry["unit"], "k": entry["k"],
+                                "error": entry.get("error"), "figures": []}
+        if res is not None:
+            low, high = res.conf_int()
+            diag = res.diagnostics
+            interval = diag.get("prediction_interval") or {}
+            item.update(estimate=res.estimate, conf_low=low, conf_high=high, p_value=res.p_value,
+                        i2=diag.get("I2"), tau2=diag.get("tau2"), pi_low=interval.get("low"), pi_high=interval.get("high"),
+                        figures=[render_figure(f"{entry['code']}: {title}", draw, size=(10.0, 0.5 * entry["k"] + 2.4))
+                                 for title, draw in res.figures().items()])
+        pooled_context.append(item)
     matrix = []
     with_indicators = {r["programme"] for r in rows if r["indicator"]}
     for prog in programmes:
@@ -493,6 +514,8 @@ def render_portfolio(
         "programmes": programmes,
         "rows": rows,
         "has_rw": any(r.get("p_romano_wolf") is not None for r in rows),
+        "pooled": pooled_context,
+        "pooling": pooling,
         "indicators": indicators,
         "matrix": matrix,
         "adjustment": adjustment,
