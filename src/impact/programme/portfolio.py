@@ -1,10 +1,11 @@
 """The portfolio page: every programme of a run and their headline effects, with p-values adjusted
-for testing several indicators within a programme.
+for testing several indicators within a programme, and indicators pooled across programmes.
 
-Adjustment: Benjamini-Hochberg (false discovery rate) over the headline p-values of a programme's
-evaluations (its family of hypotheses). Romano-Wolf needs the resampled statistics of every
-evaluation jointly, which the designs do not expose yet; until ``impact.inference.multiple`` lands
-(written by the RCT developer) the Benjamini-Hochberg step-up is computed here.
+Adjustment: Benjamini-Hochberg (false discovery rate, :mod:`impact.inference.multiple`) over the
+headline p-values of a programme's evaluations (its family of hypotheses). Romano-Wolf needs the
+joint resampling distribution of the evaluations' statistics, which only a design that estimates
+several outcomes together has (e.g. ``rct.multiple_outcomes``); its ``p_romano_wolf`` column is shown
+where present.
 """
 
 from __future__ import annotations
@@ -38,30 +39,19 @@ class ProgrammeFailure:
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (NaN entries are left out and stay NaN).
+    """Benjamini-Hochberg adjusted p-values over the finite entries (NaN, e.g. a failed evaluation,
+    stays NaN and does not count as a hypothesis).
 
-    Notes
-    -----
-    With the m finite p-values sorted, :math:`p_{(1)} \\le \\dots \\le p_{(m)}`, the adjusted value is
-    :math:`\\tilde p_{(i)} = \\min_{j \\ge i} \\min(1, m p_{(j)} / j)`; rejecting where
-    :math:`\\tilde p \\le q` controls the false discovery rate at q for independent or positively
-    dependent tests.
-
-    References
-    ----------
-    Benjamini, Y. and Hochberg, Y. (1995). Controlling the false discovery rate: a practical and
-    powerful approach to multiple testing. JRSS B 57(1), 289-300. doi:10.1111/j.2517-6161.1995.tb02031.x
+    The adjustment itself is :func:`impact.inference.multiple.benjamini_hochberg`; this wrapper only
+    leaves out evaluations without a p-value.
     """
+    from impact.inference.multiple import benjamini_hochberg as adjust
+
     p = np.asarray(p_values, dtype=float)
     out = np.full(p.shape, np.nan)
-    finite = np.flatnonzero(~np.isnan(p))
-    m = finite.size
-    if m == 0:
-        return out
-    order = finite[np.argsort(p[finite], kind="mergesort")]
-    scaled = p[order] * m / np.arange(1, m + 1)
-    adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
-    out[order] = np.minimum(adjusted, 1.0)
+    finite = ~np.isnan(p)
+    if finite.any():
+        out[finite] = adjust(p[finite])
     return out
 
 
