@@ -501,3 +501,23 @@ def test_webb_multiplier_bootstrap_for_few_clusters() -> None:
     assert webb.std_error == pytest.approx(analytic.std_error, rel=0.15)
     with pytest.raises(im.errors.SpecError, match="bootstrap_weights"):
         im.did.att_gt(mpdta, **kwargs, bootstrap=99, bootstrap_weights="normal")
+
+
+def test_dynamic_aggregation_feeds_pretrend_test_and_honest() -> None:
+    # The dynamic aggregation carries the covariance of its rows (from the influence functions), so the
+    # shared pre-trend test and the Rambachan-Roth sensitivity work on it as on an event study.
+    import impact as im
+
+    mpdta = im.datasets.load("mpdta")
+    dyn = im.did.att_gt(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat",
+                        base_period="universal").aggregate("dynamic")
+    se = np.sqrt(np.diag(dyn.vcov))
+    tidy = dyn.tidy()
+    assert np.allclose(se[tidy["std_error"].notna()], tidy["std_error"].dropna(), rtol=1e-10)
+    test = dyn.pretrend_test()
+    assert test["event_times"] == [-4, -3, -2] and 0 < test["p_value"] < 1
+    sensitivity = dyn.honest_relative_magnitude(Mbar=[0, 1])
+    rows = sensitivity.tidy().set_index("term")
+    # Mbar = 0 is parallel trends: the original interval; a larger Mbar can only widen it
+    assert rows.loc["Mbar=0", "conf_low"] == pytest.approx(rows.loc["original", "conf_low"], abs=1e-10)
+    assert rows.loc["Mbar=1", "conf_high"] > rows.loc["Mbar=0", "conf_high"]

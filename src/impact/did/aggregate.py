@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from impact.data import check_option
+from impact.did.pretrends import EventTimeMethods
 from impact.errors import SpecError
 from impact.inference.vcov import wald_test
 from impact.results import Result, effects_table
@@ -38,7 +39,7 @@ _DESCRIPTION = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class ATTAggregateResult(Result):
+class ATTAggregateResult(EventTimeMethods, Result):
     """An aggregation of group-time ATTs; ``kind`` says which. Dynamic results plot as an event study
     with uniform bands (when bootstrapped)."""
 
@@ -293,4 +294,5 @@ def aggregate_att_gt(
         diagnostics=diagnostics,
         kind=kind,
         influence=full_if,
+        vcov=_covariance(full_if, result.unit_clusters, result.n_clusters),  # rows in table order
     )
