@@ -84,3 +84,17 @@ def test_singular_design_is_an_estimation_error():
     X = np.column_stack([np.ones(10), np.ones(10)])
     with pytest.raises(EstimationError, match="singular"):
         linear_vcov(X, np.ones(10), kind="HC1")
+
+
+def test_wald_test_refuses_a_rank_deficient_covariance():
+    # Regression: att_gt's pre-trend test on 15 clusters with 16 restrictions returned F = -2.9e15.
+    # A cluster-robust covariance from G clusters has rank <= G; with more tested effects than that
+    # there is no test, and the result must say so instead of printing a number.
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(3, 5))  # 3 clusters, 5 effects: rank 3
+    V = scores.T @ scores
+    out = wald_test(rng.normal(size=5), V, df_denom=2)
+    assert out["statistic"] is None and out["p_value"] is None
+    assert "rank 3 < 5" in out["note"]
+    ok = wald_test(np.ones(2), np.eye(2), df_denom=10)
+    assert ok["statistic"] == pytest.approx(1.0) and "note" not in ok

@@ -17,7 +17,7 @@ from impact.did._staggered import (
     integer_event_time,
     staggered_panel,
 )
-from impact.did.pretrends import EventTimeMethods, pretrend_plot, pretrend_test
+from impact.did.pretrends import EventTimeMethods, describe_wald, pretrend_plot, pretrend_test
 from impact.errors import (
     SampleWarning,
     SpecError,
@@ -67,8 +67,7 @@ class EventStudyResult(EventTimeMethods, Result):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("Periods relative to treatment start")
         ax.set_ylabel("Lead coefficient (95% CI)")
-        ax.set_title(f"Pre-trends: joint Wald F({test['df_num']:.0f}, {test['df_denom']:.0f}) = "
-                     f"{test['statistic']:.2f}, p = {test['p_value']:.3f}")
+        ax.set_title(f"Pre-trends: {describe_wald(test)}")
         return ax
 
     def plot(self, ax: Axes | None = None) -> Axes:

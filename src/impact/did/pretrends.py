@@ -92,9 +92,18 @@ def pretrend_wald(
         )
     V = np.asarray(vcov, dtype=float)[np.ix_(pre, pre)]
     out = wald_test(est[pre], V, df_denom=df_denom)
-    out["chi2"] = out["statistic"] * out["df_num"]
+    out["chi2"] = None if out["statistic"] is None else out["statistic"] * out["df_num"]
     out["event_times"] = [int(v) if float(v).is_integer() else float(v) for v in e[pre]]
     return out
+
+
+def describe_wald(test: dict[str, Any]) -> str:
+    """One line for a plot title: 'joint Wald F(3, 14) = 3.02, p = 0.065', or why there is no test."""
+    if test.get("statistic") is None:
+        return f"joint Wald test {test.get('note', 'not computable')}"[:110]
+    ref = "F" if math.isfinite(test["df_denom"]) else "chi2/q"
+    dfs = f"{test['df_num']:.0f}, {test['df_denom']:.0f}" if math.isfinite(test["df_denom"]) else f"{test['df_num']:.0f}"
+    return f"joint Wald {ref}({dfs}) = {test['statistic']:.2f}, p = {test['p_value']:.3f}"
 
 
 def pretrend_test(result: Result) -> dict[str, Any]:
@@ -141,13 +150,7 @@ def pretrend_plot(result: Result, ax: Axes | None = None) -> Axes:
     ax.set_xlabel("Periods relative to treatment start")
     ax.set_ylabel("Pre-period coefficient")
     try:
-        test = pretrend_test(result)
-        ref = "F" if math.isfinite(test["df_denom"]) else "chi2/q"
-        ax.set_title(
-            f"Pre-trends: joint Wald {ref}({test['df_num']:.0f}"
-            + (f", {test['df_denom']:.0f})" if math.isfinite(test["df_denom"]) else ")")
-            + f" = {test['statistic']:.2f}, p = {test['p_value']:.3f}"
-        )
+        ax.set_title(f"Pre-trends: {describe_wald(pretrend_test(result))}")
     except (EstimationError, SpecError) as exc:
         ax.set_title(f"Pre-trends (no joint test: {exc})"[:120])
     return ax

@@ -236,15 +236,27 @@ def wald_test(
     """Joint Wald test that all ``estimates`` equal ``null`` (default zero).
 
     With finite ``df_denom`` the statistic is referred to F(q, df_denom) (e.g. G - 1 for cluster-robust
-    covariances), otherwise to chi2(q)/q, reported as F for comparability.
+    covariances), otherwise to chi2(q)/q, reported as F for comparability. When the covariance of the
+    tested effects is rank deficient (e.g. more effects than clusters) the statistic and p-value are
+    None and ``note`` says why.
     """
     est = np.asarray(estimates, dtype=float)
     diff = est - (np.zeros_like(est) if null is None else np.asarray(null, dtype=float))
     q = len(est)
-    try:
-        stat = float(diff @ np.linalg.solve(vcov, diff)) / q
-    except np.linalg.LinAlgError:
-        stat = float(diff @ np.linalg.pinv(vcov) @ diff) / q
+    V = np.asarray(vcov, dtype=float)
+    scale = np.sqrt(np.clip(np.diag(V), 0, None))
+    if q == 0 or not np.all(np.isfinite(V)) or np.any(scale <= 0):
+        return {"statistic": None, "df_num": float(q), "df_denom": float(df_denom), "p_value": None,
+                "note": "not computable: some tested effects have no variance"}
+    corr = V / np.outer(scale, scale)
+    rank = int(np.linalg.matrix_rank(corr, tol=1e-10 * q))
+    if rank < q:
+        # e.g. a cluster-robust covariance has rank at most G - 1: with as many tested effects as
+        # clusters the quadratic form is unbounded, and a number would be meaningless
+        return {"statistic": None, "df_num": float(q), "df_denom": float(df_denom), "p_value": None,
+                "note": f"not computable: the covariance of the {q} tested effects has rank {rank} < {q} "
+                        "(fewer independent clusters than tested effects); test fewer effects jointly"}
+    stat = float(diff @ np.linalg.solve(V, diff)) / q
     if math.isinf(df_denom):
         p = float(stats.chi2.sf(stat * q, q))
     else:
