@@ -10,7 +10,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["coefficient_plot", "new_axes"]
+__all__ = ["coefficient_plot", "new_axes", "trends_plot"]
 
 PALETTE = {"estimate": "#1f4e79", "pre": "#7f7f7f", "post": "#1f4e79", "zero": "#b22222"}
 
@@ -59,4 +59,34 @@ def coefficient_plot(table: pd.DataFrame, *, ax: Axes | None = None, title: str 
         ax.set_xlabel("Effect (with confidence interval)")
     if title:
         ax.set_title(title)
+    return ax
+
+
+def trends_plot(table: pd.DataFrame, *, ax: Axes | None = None, outcome: str = "", time_label: str = "") -> Axes:
+    """Mean outcome over time per treatment cohort (columns ``group``, ``time``, ``mean``, ``start``).
+
+    Never-treated units are drawn in grey, each cohort in its own colour with a dotted line where it
+    starts treatment. A description of the raw data that lets the reader judge parallel pre-trends.
+    """
+    import seaborn as sns
+
+    ax = new_axes(ax)
+    groups = sorted(table["group"].unique(), key=lambda g: (g != "never treated", str(g)))
+    treated = [g for g in groups if g != "never treated"]
+    colours = dict(zip(treated, sns.color_palette("deep", n_colors=max(len(treated), 1)), strict=False))
+    colours["never treated"] = PALETTE["pre"]
+    numeric_time = pd.api.types.is_numeric_dtype(table["time"])
+    for group in groups:
+        rows = table.loc[table["group"] == group].sort_values("time")
+        style = "--" if group == "never treated" else "-"
+        ax.plot(rows["time"], rows["mean"], style, marker="o", markersize=4, color=colours[group], label=str(group), linewidth=1.8)
+        start = rows["start"].dropna()
+        if numeric_time and group != "never treated" and not start.empty:
+            ax.axvline(float(start.iloc[0]) - 0.5, color=colours[group], linestyle=":", linewidth=1)
+    ax.set_xlabel(time_label or "Period")
+    ax.set_ylabel(f"Mean {outcome}".strip())
+    if numeric_time and table["time"].nunique() <= 20 and (table["time"] % 1 == 0).all():
+        ax.set_xticks(sorted(table["time"].unique()))
+        ax.tick_params(axis="x", labelrotation=45 if table["time"].nunique() > 8 else 0)
+    ax.legend(frameon=False, fontsize=9, ncol=2 if len(groups) > 3 else 1)
     return ax

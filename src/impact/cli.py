@@ -1,0 +1,229 @@
+"""The ``impact`` command line.
+
+``impact run SPEC|DIR``, ``impact validate SPEC``, ``impact indicators``. Exit status is 0 on
+success and non-zero with a one-line message on any error: 1 when an analysis fails (an invalid spec,
+unreadable data, a failed evaluation), 2 for a wrong command line (Click's usage errors). With
+``impact --debug ...`` unexpected errors show their traceback.
+
+Progress is shown with ``click.progressbar`` (Click is already the CLI dependency, so no extra
+package; it draws only on a terminal and stays silent in logs and tests).
+
+Other command groups live in their own modules and are registered at the bottom of this file with
+one ``main.add_command(...)`` line each; the error handling of :class:`ImpactGroup` covers them too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from impact import __version__
+from impact.errors import ImpactError
+
+__all__ = ["main", "ImpactGroup"]
+
+
+class ImpactGroup(click.Group):
+    """A Click group that turns every error into one line and an exit status.
+
+    ImpactError -> its message (exit 1); any other exception -> one line naming it plus a hint to
+    use --debug (exit 1); with --debug the traceback is printed as well.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except ImpactError as exc:
+            if ctx.find_root().params.get("debug"):
+                traceback.print_exc()
+            click.echo(f"error: {_one_line(str(exc))}", err=True)
+            ctx.exit(1)
+        except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+            if ctx.find_root().params.get("debug"):
+                traceback.print_exc()
+            click.echo(
+                f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))} "
+                "(run `impact --debug ...` to see the traceback)",
+                err=True,
+            )
+            ctx.exit(1)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@click.group(cls=ImpactGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.version_option(version=__version__, message="impact %(version)s")
+def main(debug: bool) -> None:
+    """Counterfactual impact evaluation of public programmes: from a programme spec to a report."""
+
+
+def _specs_in(target: Path) -> list[Path]:
+    if target.is_dir():
+        specs = sorted(p for p in target.glob("*.toml") if p.is_file())
+        if not specs:
+            raise ImpactError(f"{target}: no programme specs (*.toml) in this folder.")
+        return specs
+    if not target.exists():
+        raise ImpactError(f"{target}: no such spec file or folder.")
+    return [target]
+
+
+def _command(target: str, out: str, seed: int) -> str:
+    return f"impact run {shlex.quote(target)} --out {shlex.quote(out)} --seed {seed}"
+
+
+@main.command()
+@click.argument("target", type=click.Path(path_type=str))
+@click.option("--out", "out", default="reports", show_default=True, type=click.Path(file_okay=False, path_type=str),
+              help="Folder for the reports (one sub-folder per programme).")
+@click.option("--seed", default=None, type=int, help="Seed for every resampling design (default: impact's fixed seed).")
+@click.option("--pdf", is_flag=True, help="Also print each report to PDF (needs headless Chromium on the PATH).")
+def run(target: str, out: str, seed: int | None, pdf: bool) -> None:
+    """Evaluate a programme spec (or every spec in a folder) and write its report.
+
+    With a folder, every programme is run even if one fails, reports/index.html summarises the
+    portfolio, and the exit status is non-zero if anything failed.
+    """
+    from impact.programme.portfolio import ProgrammeFailure, write_portfolio
+    from impact.programme.runner import DEFAULT_SEED, count_tasks, evaluate, write_outputs
+    from impact.programme.spec import load_spec
+
+    seed = DEFAULT_SEED if seed is None else seed
+    path = Path(target)
+    specs = _specs_in(path)
+    command = _command(target, out, seed)
+    out_dir = Path(out)
+    many = path.is_dir()
+
+    loaded = []
+    failures: list[ProgrammeFailure] = []
+    for spec_path in specs:
+        try:
+            loaded.append(load_spec(spec_path))
+        except ImpactError as exc:
+            if not many:
+                raise
+            failures.append(ProgrammeFailure(spec_path.name, _one_line(str(exc))))
+    ids = [s.programme.id for s in loaded]
+    clashes = sorted({i for i in ids if ids.count(i) > 1})
+    if clashes:
+        raise ImpactError(f"programme id(s) {', '.join(clashes)} are used by more than one spec; reports would overwrite each other.")
+
+    runs = []
+    total = sum(count_tasks(s) for s in loaded)
+    if sys.stderr.isatty():
+        bar_context = click.progressbar(length=total, label="Evaluating", file=sys.stderr, show_pos=True,
+                                        item_show_func=lambda item: item)
+    else:  # logs and pipes get one line per programme instead of a redrawn bar
+        bar_context = contextlib.nullcontext(None)
+    with bar_context as bar:
+        for spec in loaded:
+            if bar is None:
+                click.echo(f"evaluating {spec.programme.id} ({count_tasks(spec)} estimation(s))", err=True)
+
+            def tick(label: str) -> None:
+                if bar is not None:
+                    bar.update(1, label)
+
+            programme_run = evaluate(spec, seed=seed, progress=tick)
+            write_outputs(programme_run, out_dir / spec.programme.id, command=command)
+            runs.append(programme_run)
+
+    for programme_run in runs:
+        report = out_dir / programme_run.spec.programme.id / "report.html"
+        n = len(programme_run.outcomes)
+        failed = programme_run.n_failed
+        status = "ok" if not failed else f"{failed} FAILED"
+        click.echo(f"{programme_run.spec.programme.id}: {n} evaluation(s), {status} -> {report}")
+        for o in programme_run.outcomes:
+            for item in (o, *o.robustness):
+                if not item.ok:
+                    click.echo(f"  failed: {item.name}: {_one_line(item.error or '')}", err=True)
+    for f in failures:
+        click.echo(f"{f.spec}: FAILED: {f.message}", err=True)
+    if many:
+        index = write_portfolio(runs, failures, out_dir, command=command)
+        click.echo(f"portfolio -> {index}")
+    if pdf:
+        from impact.report.pdf import html_to_pdf
+
+        for programme_run in runs:
+            printed = html_to_pdf(out_dir / programme_run.spec.programme.id / "report.html")
+            click.echo(f"pdf -> {printed}")
+    n_failed = sum(r.n_failed for r in runs) + len(failures)
+    if n_failed:
+        click.echo(
+            f"error: {n_failed} failure(s) in {len(specs)} programme(s); the reports say what failed and why.", err=True
+        )
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=str))
+def validate(spec: str) -> None:
+    """Check a programme spec and its data without estimating."""
+    from impact.programme.runner import load_source
+    from impact.programme.spec import load_spec
+
+    paths = _specs_in(Path(spec))
+    for path in paths:
+        loaded = load_spec(path)
+        rows = []
+        for source in loaded.data:  # read, derive and filter: catches what only the data can reveal
+            data = load_source(source)
+            if data.error:
+                raise ImpactError(f"{path}: data source {source.name!r}: {data.error}")
+            rows.append(f"{source.name} {len(data.frame):,} rows")
+        n_checks = sum(len(e.robustness) for e in loaded.evaluations)
+        click.echo(
+            f"{path}: ok ({loaded.programme.id}: data {', '.join(rows)}, "
+            f"{len(loaded.evaluations)} evaluation(s), {n_checks} robustness check(s), "
+            f"{len(loaded.effect_chain.indicator_codes())} indicator(s) in the effect chain)"
+        )
+
+
+@main.command()
+@click.option("--search", "text", default=None, help="Text to look for in code, name or definition.")
+@click.option("--level", type=click.Choice(["resources", "activities", "outputs", "outcomes", "impacts"]), default=None,
+              help="Only indicators at this level of the effect chain.")
+@click.option("--library", "libraries", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="A region's indicator CSV to include (repeatable).")
+@click.option("--spec", "spec", default=None, type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="Include the region libraries a programme spec lists.")
+@click.option("--definitions", is_flag=True, help="Show each indicator's definition too.")
+def indicators(text: str | None, level: str | None, libraries: tuple[str, ...], spec: str | None, definitions: bool) -> None:
+    """List or search the indicator library."""
+    from impact.programme.indicators import load_library
+    from impact.programme.spec import load_spec
+
+    extra: list[Any] = list(libraries)
+    if spec:
+        extra = [*load_spec(spec).indicator_libraries, *extra]
+    table = load_library(extra).search(text, level=level)
+    if table.empty:
+        click.echo("no indicators match.")
+        return
+    width = max(len(c) for c in table["code"])
+    for row in table.itertuples(index=False):
+        click.echo(f"{row.code:<{width}}  {row.level:<10}  {row.name} ({row.unit})")
+        if definitions:
+            click.echo(f"{'':<{width}}  {'':<10}  {row.definition} [{row.source}]")
+
+
+# Command groups defined in other modules: one line each.
+# main.add_command(registry)   # e.g. from impact.registry.cli import registry
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name="impact")

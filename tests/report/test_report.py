@@ -1,0 +1,217 @@
+"""Generated reports: every section and figure present, no empty figure, user text escaped,
+failures rendered, and the whole job deterministic.
+
+The main job (``impact run analyses/``) runs once per module with the real estimators.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from impact.cli import main
+from impact.programme.runner import run_spec
+from impact.report.html import SECTIONS, fmt_number, fmt_p
+
+ANALYSES = Path(__file__).resolve().parents[2] / "analyses"
+
+
+class Page(HTMLParser):
+    """Collects section ids, images, figure captions and the visible text of a report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.images: list[tuple[str, str]] = []
+        self.figures = 0
+        self.svgs = 0
+        self.text: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.sections.append(attrs.get("id", ""))
+        elif tag == "img":
+            self.images.append((attrs.get("alt", ""), attrs.get("src", "")))
+        elif tag == "figure":
+            self.figures += 1
+        elif tag == "svg":
+            self.svgs += 1
+        elif tag == "script":
+            self.scripts += 1
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(path: Path) -> Page:
+    page = Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def assert_png_not_empty(src: str, alt: str) -> None:
+    from matplotlib import image
+
+    assert src.startswith("data:image/png;base64,"), alt
+    pixels = image.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 100, alt
+    # Not a blank canvas: a real plot has many distinct colours, and plenty of non-background pixels.
+    flat = pixels[..., :3].reshape(-1, 3)[::5]
+    codes = np.round(flat * 50).astype(np.int64) @ np.array([1, 64, 4096])
+    assert np.unique(codes).size > 20, alt
+    assert (np.abs(flat - flat[0]).sum(axis=1) > 0.1).mean() > 0.02, alt
+
+
+def run_job(cwd: Path) -> CliRunner:
+    runner = CliRunner()
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = runner.invoke(main, ["run", str(ANALYSES), "--out", "reports"], catch_exceptions=False)
+    finally:
+        os.chdir(old)
+    return result
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("first")
+    result = run_job(cwd)
+    assert result.exit_code == 0, result.output
+    return cwd / "reports"
+
+
+def test_every_report_has_all_sections_and_non_empty_figures(job):
+    reports = sorted(job.glob("*/report.html"))
+    assert {p.parent.name for p in reports} == {p.stem for p in ANALYSES.glob("*.toml")}
+    for path in reports:
+        page = parse(path)
+        assert page.sections == list(SECTIONS), path
+        assert page.scripts == 0, path
+        assert page.svgs == 1, f"{path}: the effect chain diagram is missing"
+        assert page.images, f"{path}: no figures"
+        assert page.figures == len(page.images), f"{path}: a figure could not be drawn"
+        for alt, src in page.images:
+            assert_png_not_empty(src, f"{path.parent.name}: {alt}")
+        text = " ".join(page.text)
+        assert "Maryland SMS level 3" in text and "Identifying assumption" in text
+        assert (path.parent / "results.json").is_file()
+
+
+def test_report_content_for_a_regional_programme(job):
+    path = job / "se_business_support" / "report.html"
+    html = path.read_text(encoding="utf-8")
+    page = parse(path)
+    alts = [a for a, _ in page.images]
+    assert any(a.startswith("Raw data: mean NB_NEWFIRMS") for a in alts)
+    assert "Estimates with confidence intervals" in alts
+    assert any(a.startswith("Robustness:") for a in alts)
+    for code in ("NB_BUDGET", "RCO01", "RCO02", "RCO04", "RCR01", "NB_NEWFIRMS", "NB_EMPRATE"):
+        assert f">{code}</text>" in html, code  # drawn in the effect-chain SVG
+    assert "estimated: New firm formation" in html
+    assert "evaluation sample: programme in [&#39;bsp&#39;, &#39;none&#39;]" in html  # sample flow step, escaped
+    assert "Few clusters." in html  # the FewClustersWarning in words
+
+
+def test_portfolio_index(job):
+    page = parse(job / "index.html")
+    text = " ".join(page.text)
+    assert page.sections == ["programmes", "matrix", "estimates", "appendix"]
+    assert "Benjamini-Hochberg" in text
+    for stem in (p.stem for p in ANALYSES.glob("*.toml")):
+        assert f"{stem}/report.html" in (job / "index.html").read_text(encoding="utf-8")
+
+
+def test_running_twice_gives_identical_outputs(job, tmp_path):
+    result = run_job(tmp_path)
+    assert result.exit_code == 0, result.output
+    first = sorted(p.relative_to(job) for p in job.rglob("*") if p.is_file())
+    second = sorted(p.relative_to(tmp_path / "reports") for p in (tmp_path / "reports").rglob("*") if p.is_file())
+    assert first == second
+    for rel in first:
+        assert (job / rel).read_bytes() == (tmp_path / "reports" / rel).read_bytes(), rel
+
+
+def test_user_text_is_escaped(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame(
+        {"u": [1, 1, 2, 2, 3, 3, 4, 4], "t": [1, 2] * 4, "d": [0, 1, 0, 1, 0, 0, 0, 0], "y": [1.0, 3, 2, 4.5, 1, 1.2, 2, 2.1]}
+    ).to_csv(tmp_path / "d.csv", index=False)
+    evil = "<script>alert(1)</script>"
+    (tmp_path / "evil.toml").write_text(
+        f'''
+[programme]
+id = "evil"
+name = "{evil} & Co"
+summary = "<img src=x onerror=alert(2)>"
+questions = ["<b>bold</b>?"]
+
+[effect_chain]
+activities = [{{ text = "<script>chain()</script>" }}]
+
+[[data]]
+name = "d<x>"
+path = "d.csv"
+
+[[evaluations]]
+name = "<i>eval</i>"
+outcome = "y"
+design = "did.twfe"
+options = {{ treatment = "d", unit = "u", time = "t", vcov = "HC1" }}
+''',
+        encoding="utf-8",
+    )
+    _, report = run_spec(tmp_path / "evil.toml", out=tmp_path / "out")
+    html = report.read_text(encoding="utf-8")
+    assert "<script" not in html and "<img src=x" not in html and "<b>bold" not in html and "<i>eval" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in html
+    assert "&lt;script&gt;chain()&lt;/script&gt;" in html  # inside the SVG too
+
+
+def test_failed_evaluation_still_renders(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"u": [1, 1, 2, 2], "t": [1, 2, 1, 2], "d": [0, 1, 0, 0], "y": [1.0, 3, 2, 2]}).to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "f.toml").write_text(
+        '''
+[programme]
+id = "f"
+name = "Fails"
+
+[[data]]
+name = "d"
+path = "d.csv"
+
+[[evaluations]]
+name = "Wrong column"
+outcome = "y"
+design = "did.twfe"
+options = { treatment = "y", unit = "u", time = "t" }
+''',
+        encoding="utf-8",
+    )
+    run, report = run_spec(tmp_path / "f.toml", out=tmp_path / "out")
+    page = parse(report)
+    assert page.sections == list(SECTIONS)
+    text = " ".join(page.text)
+    assert "1 evaluation failed." in text and "This evaluation failed." in text
+    assert "column 'y' must be coded 0/1" in text
+
+
+def test_number_formatting():
+    assert fmt_number(-11863.9) == "−11,864"
+    assert fmt_number(-0.0225) == "−0.0225"
+    assert fmt_number(0.19060) == "0.191"
+    assert fmt_number(float("nan")) == "–" and fmt_number(None) == "–"
+    assert fmt_number(1.0, 4) == "1" and fmt_number(-2500.0) == "−2,500"
+    assert fmt_p(0.0004) == "< 0.001" and fmt_p(0.0312) == "0.031"

@@ -1,0 +1,172 @@
+"""The command line: exit status 0 on success, non-zero with a one-line message on any error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from impact.cli import main
+
+ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
+
+SPEC = '''
+[programme]
+id = "{id}"
+name = "CLI test"
+
+[[data]]
+name = "d"
+path = "d.csv"
+
+[[evaluations]]
+name = "Effect"
+outcome = "y"
+design = "did.twfe"
+options = {{ treatment = "{treatment}", unit = "u", time = "t", vcov = "HC1" }}
+'''
+
+
+@pytest.fixture
+def folder(tmp_path):
+    rng = np.random.default_rng(0)
+    u = np.repeat(np.arange(8), 4)
+    t = np.tile(np.arange(4), 8)
+    d = ((u < 4) & (t >= 2)).astype(int)
+    pd.DataFrame({"u": u, "t": t, "d": d, "y": u + t + d + rng.normal(0, 0.1, u.size)}).to_csv(tmp_path / "d.csv", index=False)
+    return tmp_path
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def one_line_error(result) -> str:
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_validate_ok():
+    result = invoke("validate", str(ANALYSES / "injury.toml"))
+    assert result.exit_code == 0, result.output
+    assert "injury.toml: ok" in result.output
+
+
+def test_validate_bad_spec_exits_1_with_one_line(folder):
+    (folder / "bad.toml").write_text(SPEC.format(id="bad", treatment="d").replace("design", "desing"), encoding="utf-8")
+    result = invoke("validate", str(folder / "bad.toml"))
+    assert result.exit_code == 1
+    assert "Did you mean 'design'?" in one_line_error(result)
+    assert "Traceback" not in result.output
+
+
+def test_validate_reports_a_bad_column_option_with_line(folder):
+    (folder / "bad.toml").write_text(SPEC.format(id="bad", treatment="nope"), encoding="utf-8")
+    result = invoke("validate", str(folder / "bad.toml"))
+    assert result.exit_code == 1
+    assert "options.treatment: treatment = 'nope' is not a column of data source 'd'" in one_line_error(result)
+
+
+def test_validate_runs_the_data_preparation(folder):
+    text = SPEC.format(id="q", treatment="d").replace('path = "d.csv"', 'path = "d.csv"\nquery = "u > 100"')
+    (folder / "q.toml").write_text(text, encoding="utf-8")
+    result = invoke("validate", str(folder / "q.toml"))
+    assert result.exit_code == 1
+    assert "keeps no rows of 32" in one_line_error(result)
+
+
+def test_run_missing_target():
+    result = invoke("run", "no/such/spec.toml")
+    assert result.exit_code == 1
+    assert "no such spec file or folder" in one_line_error(result)
+
+
+def test_usage_error_exits_2():
+    assert invoke("run").exit_code == 2
+    assert invoke("no-such-command").exit_code == 2
+
+
+def test_run_one_spec_writes_report(folder):
+    (folder / "ok.toml").write_text(SPEC.format(id="ok", treatment="d"), encoding="utf-8")
+    result = invoke("run", str(folder / "ok.toml"), "--out", str(folder / "reports"), "--seed", "7")
+    assert result.exit_code == 0, result.output
+    assert (folder / "reports" / "ok" / "report.html").is_file()
+    assert (folder / "reports" / "ok" / "results.json").is_file()
+    assert not (folder / "reports" / "index.html").exists()
+
+
+def test_run_folder_continues_after_failures_and_exits_1(folder):
+    (folder / "a_ok.toml").write_text(SPEC.format(id="a_ok", treatment="d"), encoding="utf-8")
+    # y is not a 0/1 treatment: valid spec, but the estimator refuses it at run time
+    (folder / "b_fails.toml").write_text(SPEC.format(id="b_fails", treatment="y"), encoding="utf-8")
+    (folder / "c_invalid.toml").write_text("[programme]\nid = 'c'\n", encoding="utf-8")
+    result = invoke("run", str(folder), "--out", str(folder / "reports"))
+    assert result.exit_code == 1
+    out = result.output
+    assert "a_ok: 1 evaluation(s), ok" in out
+    assert "b_fails: 1 evaluation(s), 1 FAILED" in out and "must be coded 0/1" in out
+    assert "c_invalid.toml: FAILED:" in out
+    assert "error: 2 failure(s) in 3 programme(s)" in out
+    for name in ("a_ok", "b_fails"):
+        assert (folder / "reports" / name / "report.html").is_file()
+    index = (folder / "reports" / "index.html").read_text(encoding="utf-8")
+    assert "c_invalid.toml" in index and "a_ok/report.html" in index
+
+
+def test_unexpected_error_is_one_line_with_debug_hint(monkeypatch, folder):
+    import impact.programme.spec as spec_module
+
+    def boom(path):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(spec_module, "load_spec", boom)
+    (folder / "ok.toml").write_text(SPEC.format(id="ok", treatment="d"), encoding="utf-8")
+    result = invoke("validate", str(folder / "ok.toml"))
+    assert result.exit_code == 1
+    line = one_line_error(result)
+    assert "unexpected RuntimeError: disk on fire second line" in line and "--debug" in line
+    debug = invoke("--debug", "validate", str(folder / "ok.toml"))
+    assert debug.exit_code == 1 and "Traceback" in debug.output
+
+
+def test_indicators_search_and_level():
+    result = invoke("indicators", "--search", "jobs", "--level", "outcomes")
+    assert result.exit_code == 0
+    assert result.output.startswith("RCR01") and len(result.output.splitlines()) == 1
+    everything = invoke("indicators")
+    assert "RCO01" in everything.output and "NB_EMPRATE" in everything.output
+    assert invoke("indicators", "--search", "zzzz").output.strip() == "no indicators match."
+
+
+def test_indicators_with_region_library(tmp_path):
+    lib = tmp_path / "se-m.csv"
+    lib.write_text(
+        "# prefix: SE-M_\ncode,name,unit,level,definition,source,parent\nSE-M_FOOD,Food start-ups,enterprises,outcomes,New food firms.,Region Skåne,\n",
+        encoding="utf-8",
+    )
+    result = invoke("indicators", "--library", str(lib), "--search", "food")
+    assert result.exit_code == 0 and "SE-M_FOOD" in result.output
+
+
+def test_pdf_output_when_chromium_is_available(folder):
+    import shutil
+
+    if not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):
+        pytest.skip("headless Chromium is not installed: PDF output cannot be checked here")
+    (folder / "ok.toml").write_text(SPEC.format(id="ok", treatment="d"), encoding="utf-8")
+    result = invoke("run", str(folder / "ok.toml"), "--out", str(folder / "reports"), "--pdf")
+    assert result.exit_code == 0, result.output
+    pdf = folder / "reports" / "ok" / "report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
+
+
+def test_version_and_help():
+    from impact import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"impact {__version__}"
+    assert invoke("--help").exit_code == 0
