@@ -1,0 +1,294 @@
+"""Aggregations of group-time ATTs (Callaway & Sant'Anna 2021, section 3; R ``did::aggte``).
+
+Every aggregate is a weighted average of ATT(g, t) with weights proportional to cohort shares
+``P(G = g)`` (estimated), so its influence function is the same weighted average of the ATT(g, t)
+influence functions plus the influence of the estimated weights ("wif", as R ``did``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from impact.data import check_option
+from impact.errors import SpecError
+from impact.inference.vcov import wald_test
+from impact.results import Result, effects_table
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from impact.did.att_gt import ATTGTResult
+
+__all__ = ["AggregateKind", "ATTAggregateResult", "aggregate_att_gt"]
+
+AggregateKind = Literal["simple", "dynamic", "group", "calendar"]
+_LABEL = {"dynamic": ("e", "event_time"), "group": ("g", "group"), "calendar": ("t", "time")}
+_DESCRIPTION = {
+    "simple": "average of all post-treatment ATT(g, t), weighted by cohort size",
+    "dynamic": "event-study: average ATT(g, g+e) across cohorts by event time e (weights: cohort size); "
+               "ATT = mean of the effects for e >= 0",
+    "group": "average effect per cohort over its post-treatment periods; ATT = average across cohorts "
+             "weighted by cohort size",
+    "calendar": "average effect per calendar period across treated cohorts; ATT = mean across periods",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ATTAggregateResult(Result):
+    """An aggregation of group-time ATTs; ``kind`` says which. Dynamic results plot as an event study
+    with uniform bands (when bootstrapped)."""
+
+    kind: str = "simple"
+    influence: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+
+    def figures(self) -> dict[str, Callable[[Axes | None], Axes]]:
+        if self.kind == "dynamic":
+            return {"Event study (Callaway & Sant'Anna)": self.plot_event_study}
+        return {"Estimates with confidence intervals": self.plot}
+
+    def plot_event_study(self, ax: Axes | None = None) -> Axes:
+        """Event-time effects with pointwise intervals and, if bootstrapped, uniform bands (shaded)."""
+        from impact.report.plots import PALETTE, new_axes
+
+        ax = new_axes(ax)
+        rows = self.tidy()
+        rows = rows.loc[rows["event_time"].notna()].sort_values("event_time")
+        e = rows["event_time"].to_numpy(float)
+        colours = np.where(e < 0, PALETTE["pre"], PALETTE["post"])
+        if "band_low" in rows.columns and rows["band_low"].notna().any():
+            ax.fill_between(e, rows["band_low"], rows["band_high"], color=PALETTE["post"], alpha=0.15, step=None,
+                            label=f"uniform {self.level:.0%} band")
+        ax.vlines(e, rows["conf_low"], rows["conf_high"], colors=colours, linewidth=2, label=f"pointwise {self.level:.0%} CI")
+        ax.scatter(e, rows["estimate"], c=colours, zorder=3)
+        ax.axhline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
+        ax.axvline(-0.5, color="black", linestyle=":", linewidth=1)
+        ax.set_xlabel("Periods relative to treatment start (e)")
+        ax.set_ylabel("ATT(e)")
+        ax.legend(frameon=False, fontsize="small")
+        ax.set_title(f"Event study: {self.outcome}")
+        return ax
+
+
+def simple_weights(groups_cell: np.ndarray, keepers: np.ndarray, G: np.ndarray, unit_weights: np.ndarray) -> np.ndarray:
+    """Cohort-share weights of the cells ``keepers``: P(G = g_k) / sum over keepers."""
+    pg = _cohort_share(groups_cell[keepers], G, unit_weights)
+    return pg / pg.sum()
+
+
+def _cohort_share(groups: np.ndarray, G: np.ndarray, unit_weights: np.ndarray) -> np.ndarray:
+    cohorts, inverse = np.unique(groups, return_inverse=True)
+    share = np.array([np.mean(unit_weights * (G == g)) for g in cohorts])  # loop over cohorts, not units
+    return share[inverse]
+
+
+def aggregate_influence(
+    att: np.ndarray,
+    IF: np.ndarray,
+    keepers: np.ndarray,
+    weights: np.ndarray,
+    *,
+    G: np.ndarray,
+    unit_weights: np.ndarray,
+    groups_cell: np.ndarray,
+    with_wif: bool,
+) -> tuple[float, np.ndarray]:
+    """Weighted average of ATT(g, t) over ``keepers`` and its influence function (n,).
+
+    With ``with_wif`` the weights are cohort shares P(G = g_k) / sum_k P(G = g_k) estimated from the
+    sample, and their influence (R ``did``'s ``wif``) is added:
+    ``sum_k att_k [(w_i 1{G_i = g_k} - p_k) / S - (sum_j (w_i 1{G_i = g_j} - p_j)) p_k / S^2]``.
+    """
+    estimate = float(weights @ att[keepers])
+    influence = IF[:, keepers] @ weights
+    if with_wif:
+        pg = _cohort_share(groups_cell[keepers], G, unit_weights)
+        S = pg.sum()
+        A = float(pg @ att[keepers])
+        # per unit: sum of att_k and count of cells k whose cohort is the unit's own
+        cohorts = np.unique(groups_cell[keepers])
+        att_sum = np.array([att[keepers][groups_cell[keepers] == g].sum() for g in cohorts])
+        count = np.array([np.count_nonzero(groups_cell[keepers] == g) for g in cohorts])
+        pos = np.searchsorted(cohorts, G)
+        pos = np.clip(pos, 0, len(cohorts) - 1)
+        own = cohorts[pos] == G
+        a_unit = np.where(own, att_sum[pos], 0.0)
+        c_unit = np.where(own, count[pos], 0.0)
+        influence = influence + (unit_weights * a_unit - A) / S - (unit_weights * c_unit - S) * A / S**2
+    return estimate, influence
+
+
+def aggregate_att_gt(
+    result: ATTGTResult,
+    kind: AggregateKind = "simple",
+    *,
+    min_e: float | None = None,
+    max_e: float | None = None,
+    balance_e: int | None = None,
+) -> ATTAggregateResult:
+    """Aggregate group-time ATTs into summary effects (R ``did::aggte``).
+
+    Parameters
+    ----------
+    result : ATTGTResult
+        From :func:`impact.did.att_gt`.
+    kind : {"simple", "dynamic", "group", "calendar"}
+        "simple": one overall ATT, the average of post-treatment ATT(g, t) weighted by cohort size.
+        "dynamic": effects by event time e = t - g (rows "e=-3", ..., "e=2"), overall = mean over e >= 0.
+        "group": effect per cohort (rows "g=2004"), overall = cohort-size-weighted mean.
+        "calendar": effect per period (rows "t=2005"), overall = mean over periods.
+    min_e, max_e : float, optional
+        Dynamic: event times kept. For the others, ``max_e`` limits post-treatment cells to t <= g + max_e.
+    balance_e : int, optional
+        Dynamic: keep only cohorts observed for at least ``balance_e`` periods after treatment, so that
+        the composition of cohorts is the same for e = 0..balance_e.
+
+    Returns
+    -------
+    ATTAggregateResult
+        Headline term "ATT". With the bootstrap, ``band_low``/``band_high`` are uniform bands over the
+        e/g/t rows (critical value in ``diagnostics["band_critical_value"]``).
+
+    Notes
+    -----
+    For weights :math:`w_{gt}` the aggregate is :math:`\\theta = \\sum_{g,t} w_{gt} ATT(g,t)` and its
+    influence function :math:`\\sum w_{gt} \\psi_{gt} + \\sum ATT(g,t) \\psi^w_{gt}`, where the second term
+    accounts for estimating the cohort shares (Callaway & Sant'Anna 2021, eq. 3.6 ff).
+
+    References
+    ----------
+    Callaway, B., & Sant'Anna, P. H. C. (2021). Difference-in-differences with multiple time periods.
+    *Journal of Econometrics* 225(2), 200-230. doi:10.1016/j.jeconom.2020.12.001
+    """
+    from impact.did.att_gt import _covariance, _standard_errors
+
+    check_option("kind", kind, ("simple", "dynamic", "group", "calendar"))
+    if balance_e is not None and kind != "dynamic":
+        raise SpecError("balance_e applies to kind='dynamic' only.")
+    cells = result.group_time()
+    att = cells["estimate"].to_numpy(float)
+    g = cells["group"].to_numpy(float)
+    t = cells["time"].to_numpy(float)
+    IF = result.influence
+    G, wu = result.unit_cohort, result.unit_weights
+    reference = np.isnan(cells["std_error"].to_numpy(float)) & (att == 0)
+    max_e_ = np.inf if max_e is None else float(max_e)
+    min_e_ = -np.inf if min_e is None else float(min_e)
+    post = (g <= t) & (t <= g + max_e_)
+
+    def agg(keepers: np.ndarray, with_wif: bool) -> tuple[float, np.ndarray]:
+        weights = simple_weights(g, keepers, G, wu)
+        return aggregate_influence(att, IF, keepers, weights, G=G, unit_weights=wu, groups_cell=g, with_wif=with_wif)
+
+    labels: list[float] = []
+    parts: list[tuple[float, np.ndarray]] = []
+    if kind == "simple":
+        keepers = np.flatnonzero(post & ~reference)
+        if not len(keepers):
+            raise SpecError("no post-treatment ATT(g, t) to aggregate (check max_e).")
+        overall = agg(keepers, True)
+    elif kind == "group":
+        cohorts = np.unique(g)
+        for c in cohorts:
+            k = np.flatnonzero((g == c) & post)
+            if len(k):
+                labels.append(c)
+                parts.append((float(att[k].mean()), IF[:, k].mean(axis=1)))
+        if not parts:
+            raise SpecError("no post-treatment ATT(g, t) to aggregate (check max_e).")
+        att_g = np.array([p[0] for p in parts])
+        IF_g = np.column_stack([p[1] for p in parts])
+        lab = np.array(labels)
+        weights = simple_weights(lab, np.arange(len(lab)), G, wu)
+        overall = aggregate_influence(att_g, IF_g, np.arange(len(lab)), weights, G=G, unit_weights=wu,
+                                      groups_cell=lab, with_wif=True)
+    elif kind == "dynamic":
+        e_cell = t - g
+        include = np.ones(len(att), dtype=bool)
+        eseq = np.unique(e_cell)
+        if balance_e is not None:
+            t_max, t_min = max(result.periods), min(result.periods)
+            include = (t_max - g) >= balance_e
+            eseq = np.unique(e_cell[include])
+            eseq = eseq[(eseq <= balance_e) & (eseq >= balance_e - t_max + t_min)]
+        eseq = eseq[(eseq >= min_e_) & (eseq <= max_e_)]
+        for e in eseq:
+            k = np.flatnonzero((e_cell == e) & include)
+            if len(k):
+                labels.append(e)
+                parts.append(agg(k, True))
+        if not parts:
+            raise SpecError("no event times left to aggregate (check min_e, max_e, balance_e).")
+        lab = np.array(labels)
+        positive = np.flatnonzero(lab >= 0)
+        if not len(positive):
+            raise SpecError("no event times e >= 0 to average into the overall effect.")
+        overall = (float(np.mean([parts[i][0] for i in positive])),
+                   np.column_stack([parts[i][1] for i in positive]).mean(axis=1))
+    else:  # calendar
+        times = np.unique(t[t >= g.min()])
+        for s in times:
+            k = np.flatnonzero((t == s) & post)
+            if len(k):
+                labels.append(s)
+                parts.append(agg(k, True))
+        if not parts:
+            raise SpecError("no post-treatment ATT(g, t) to aggregate (check max_e).")
+        overall = (float(np.mean([p[0] for p in parts])), np.column_stack([p[1] for p in parts]).mean(axis=1))
+
+    estimates = np.array([overall[0]] + [p[0] for p in parts])
+    full_if = np.column_stack([overall[1]] + [p[1] for p in parts])
+    settings = result.settings
+    se, inference, band, crit = _standard_errors(
+        full_if, estimates, result.unit_clusters, result.n_clusters, settings.get("bootstrap"), settings.get("seed"),
+        result.level, band_columns=np.arange(1, len(estimates)) if len(estimates) > 1 else np.array([0]))
+    zero_se = se <= 1e-14 * max(1.0, float(np.nanmax(np.abs(se))))
+    se = np.where(zero_se, np.nan, se)  # e.g. the reference period of a universal base period
+    extra: dict[str, Any] = {}
+    if kind != "simple":
+        prefix, column = _LABEL[kind]
+        terms = ["ATT"] + [f"{prefix}={v:g}" for v in labels]
+        extra[column] = [np.nan] + list(labels)
+    else:
+        terms = ["ATT"]
+    if band is not None:
+        low, high = band
+        if kind == "simple":
+            low, high = np.full(1, np.nan), np.full(1, np.nan)
+        extra["band_low"], extra["band_high"] = low, high
+    table = effects_table(terms, estimates, se, level=result.level, **extra)
+    diagnostics: dict[str, Any] = {"aggregation": kind, "description": _DESCRIPTION[kind]}
+    if crit is not None and kind != "simple":
+        diagnostics["band_critical_value"] = crit
+    if kind == "dynamic":
+        lab = np.array(labels)
+        pre = np.flatnonzero((lab < 0) & ~zero_se[1:])
+        if len(pre):
+            V = _covariance(full_if[:, 1 + pre], result.unit_clusters, result.n_clusters)
+            diagnostics["pretrend_wald_event_time"] = {
+                **wald_test(estimates[1 + pre], V),
+                "null": "all pre-treatment event-time effects = 0"}
+    if "pretrend_wald" in result.diagnostics:
+        diagnostics["pretrend_wald_group_time"] = result.diagnostics["pretrend_wald"]
+    return ATTAggregateResult(
+        design=f"att_gt/{kind}",
+        estimand="ATT",
+        effects=table,
+        headline="ATT",
+        inference=inference,
+        n_obs=result.n_obs,
+        outcome=result.outcome,
+        level=result.level,
+        n_units=result.n_units,
+        n_treated=result.n_treated,
+        n_clusters=result.n_clusters,
+        settings={**settings, "aggregation": kind, "min_e": min_e, "max_e": max_e, "balance_e": balance_e},
+        warnings=result.warnings,
+        sample_flow=result.sample_flow,
+        diagnostics=diagnostics,
+        kind=kind,
+        influence=full_if,
+    )
