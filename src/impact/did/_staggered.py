@@ -1,0 +1,286 @@
+"""Validation and bookkeeping shared by the staggered-adoption estimators.
+
+``event_study``, ``sun_abraham`` and ``imputation`` all take a long panel with a ``cohort`` column
+(the first treated period; 0 or missing for never-treated units). :func:`staggered_panel` checks it
+once through :func:`impact.data.prepare` and returns integer codes and arrays the estimators use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from impact.data import MissingPolicy, Prepared, as_list, check_constant_within, check_option, prepare
+from impact.errors import DataError, SampleWarning, warn
+from impact.inference.absorb import FixedEffects
+
+__all__ = ["StaggeredPanel", "staggered_panel"]
+
+
+@dataclass(frozen=True)
+class StaggeredPanel:
+    """A validated staggered-adoption panel."""
+
+    prepared: Prepared
+    y: np.ndarray
+    unit_codes: np.ndarray
+    n_units: int
+    time_values: np.ndarray  # per observation
+    periods: np.ndarray  # sorted distinct periods
+    time_codes: np.ndarray
+    cohort: np.ndarray  # per observation; 0 = never treated within the sample
+    event_time: np.ndarray  # t - g, NaN for never-treated
+    covariates: np.ndarray  # n x k
+    covariate_names: tuple[str, ...]
+    weights: np.ndarray | None
+    cluster_values: np.ndarray
+    treated_first_period: tuple  # units already treated in the first observed period
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.prepared.frame
+
+    @property
+    def flow(self):
+        return self.prepared.flow
+
+    @property
+    def never_treated(self) -> np.ndarray:
+        return self.cohort == 0
+
+    @property
+    def treated_now(self) -> np.ndarray:
+        return (self.cohort > 0) & (self.time_values >= self.cohort)
+
+    def fixed_effects(self, mask: np.ndarray | None = None) -> FixedEffects:
+        u = self.unit_codes if mask is None else self.unit_codes[mask]
+        t = self.time_codes if mask is None else self.time_codes[mask]
+        frame = pd.DataFrame({"unit": u, "time": t})
+        return FixedEffects.from_columns(frame, ["unit", "time"])
+
+
+def staggered_panel(
+    df: pd.DataFrame,
+    *,
+    where: str,
+    outcome: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    covariates: str | Sequence[str] | None = None,
+    cluster: str | None = None,
+    weights: str | None = None,
+    missing: MissingPolicy = "drop",
+) -> StaggeredPanel:
+    """Validate a long panel with a cohort (first treated period) column.
+
+    Never-treated units have cohort 0 or missing (missing is read as never treated, not dropped).
+    Cohorts later than the last observed period are never treated within the sample. Units treated
+    in the first observed period have no untreated period; they are kept and listed in
+    ``treated_first_period`` so that each estimator can report what it does with them.
+    """
+    check_option("missing", missing, ("drop", "error"))
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{where}: expected a pandas DataFrame in long format, got {type(df).__name__}.")
+    covs = as_list(covariates)
+    data = df
+    if cohort in df.columns and df[cohort].isna().any():
+        # the documented convention: a missing cohort means never treated (R did uses 0)
+        data = df.assign(**{cohort: df[cohort].fillna(0)})
+    roles = {
+        "outcome": outcome,
+        "unit": unit,
+        "time": time,
+        "cohort": cohort,
+        "covariates": covs or None,
+        "cluster": cluster,
+        "weights": weights,
+    }
+    numeric = [outcome, time, cohort, *covs] + ([weights] if weights else [])
+    prepared = prepare(data, where=where, roles=roles, numeric=numeric, unique=[unit, time], missing=missing, unit=unit)
+    frame = prepared.frame
+    check_constant_within(frame, unit=unit, column=cohort, where=where)
+    t = frame[time].to_numpy(dtype=float)
+    g = frame[cohort].to_numpy(dtype=float)
+    if (g < 0).any():
+        bad = frame.index[g < 0]
+        raise DataError(
+            f"{where}: column {cohort!r} must hold the first treated period (0 or missing for never "
+            f"treated) but is negative in rows {', '.join(map(str, bad[:5]))}."
+        )
+    periods = np.unique(t)
+    if len(periods) < 2:
+        raise DataError(f"{where}: the panel has a single period ({periods[0]}); at least two are needed.")
+    late = g > periods[-1]
+    if late.any():
+        n_late = int(frame.loc[late, unit].nunique())
+        warn(
+            SampleWarning,
+            f"{where}: {n_late} unit(s) have {cohort} after the last observed period {periods[-1]:g}; "
+            "they are untreated throughout the sample and are used as never-treated controls.",
+        )
+        g = np.where(late, 0.0, g)
+    w = None
+    if weights:
+        w = frame[weights].to_numpy(dtype=float)
+        if (w <= 0).any():
+            bad = frame.index[w <= 0]
+            raise DataError(
+                f"{where}: weights in {weights!r} must be positive; rows {', '.join(map(str, bad[:5]))} are not. "
+                "Drop those rows or give them a positive weight."
+            )
+    unit_codes, uniques = pd.factorize(frame[unit].to_numpy(), sort=True)
+    time_codes = np.searchsorted(periods, t)
+    e = np.where(g > 0, t - g, np.nan)
+    first = (g > 0) & (g <= periods[0])
+    treated_first = tuple(pd.unique(frame.loc[first, unit]))
+    n_treated_units = int(frame.loc[g > 0, unit].nunique())
+    if n_treated_units == 0:
+        raise DataError(
+            f"{where}: no unit is ever treated within the sample ({cohort!r} is 0, missing or after the last "
+            "period for every unit). Check the cohort column: it must hold the first treated period."
+        )
+    X = frame[covs].to_numpy(dtype=float) if covs else np.empty((len(frame), 0))
+    clusters = frame[cluster].to_numpy() if cluster else frame[unit].to_numpy()
+    return StaggeredPanel(
+        prepared=prepared,
+        y=frame[outcome].to_numpy(dtype=float),
+        unit_codes=unit_codes.astype(np.int64),
+        n_units=len(uniques),
+        time_values=t,
+        periods=periods,
+        time_codes=time_codes.astype(np.int64),
+        cohort=g,
+        event_time=e,
+        covariates=X,
+        covariate_names=tuple(covs),
+        weights=w,
+        cluster_values=clusters,
+        treated_first_period=treated_first,
+    )
+
+
+def integer_event_time(panel: StaggeredPanel, where: str) -> np.ndarray:
+    """Event time as integers, raising if periods and cohorts are not on a common integer grid."""
+    e = panel.event_time
+    finite = np.isfinite(e)
+    if not np.allclose(e[finite], np.round(e[finite])):
+        raise DataError(
+            f"{where}: time minus cohort must be a whole number of periods; code time and cohort as "
+            "consecutive integers (e.g. years, or a period index)."
+        )
+    steps = np.diff(panel.periods)
+    if len(steps) and not np.allclose(steps, 1):
+        raise DataError(
+            f"{where}: periods must be consecutive integers (found steps of {sorted(set(steps.tolist()))[:3]}); "
+            "recode time as a period index 1, 2, ... and cohort on the same scale."
+        )
+    return np.where(finite, np.round(np.nan_to_num(e)), np.nan)
+
+
+@dataclass(frozen=True)
+class FERegression:
+    """Coefficients of a regression with absorbed unit and time effects, and their covariance."""
+
+    coef: np.ndarray
+    vcov: np.ndarray
+    df: np.ndarray
+    description: str
+    n_clusters: int | None
+    resid: np.ndarray
+    X: np.ndarray  # the design after absorption (reported columns first; for CR2/wild, period dummies follow)
+    y: np.ndarray  # the outcome after absorption
+    clusters: np.ndarray | None = None  # integer cluster codes (clustered kinds)
+    absorbed: int = 0  # number of absorbed fixed-effect parameters
+
+
+REGRESSION_VCOV = ("iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2")
+
+
+def fe_regression(
+    y: np.ndarray,
+    X: np.ndarray,
+    names: Sequence[str],
+    *,
+    unit_codes: np.ndarray,
+    time_codes: np.ndarray,
+    n_periods: int,
+    weights: np.ndarray | None,
+    cluster_values: np.ndarray,
+    cluster_name: str,
+    vcov: str,
+    treated: np.ndarray,
+    where: str,
+    rank_hint: str = "",
+) -> FERegression:
+    """OLS/WLS of ``y`` on ``X`` with unit and time effects absorbed; covariance of X's coefficients.
+
+    For CR2 and the wild bootstrap only unit effects are absorbed (they must be nested in the clusters)
+    and period dummies enter as explicit columns, as CR2's adjustment matrices and the bootstrap's
+    restricted residuals require. For ``vcov="wild"`` the covariance returned is CR1 (the bootstrap
+    itself is run by the caller, per linear combination, on ``X``/``y``/``clusters``).
+    """
+    from impact.data import check_rank, cluster_codes
+    from impact.errors import EstimationError, SpecError
+    from impact.inference.absorb import absorb
+    from impact.inference.vcov import linear_vcov
+
+    n, k = X.shape
+    clustered = vcov in ("cluster", "CR1", "CR1-fixest", "CR2", "wild")
+    explicit_periods = vcov in ("CR2", "wild")
+    clusters = n_clusters = None
+    if clustered:
+        clusters, n_clusters = cluster_codes(cluster_values, where=where, treated=treated, name=cluster_name)
+    units_frame = pd.DataFrame({"unit": unit_codes, "time": time_codes})
+    if explicit_periods:
+        fe = FixedEffects.from_columns(units_frame, ["unit"])
+        dummies = (time_codes[:, None] == np.arange(1, n_periods)[None, :]).astype(float)
+        design = np.column_stack([X, dummies])
+    else:
+        fe = FixedEffects.from_columns(units_frame, ["unit", "time"])
+        design = X
+    nested = 0
+    if clustered:
+        nested_flags = fe.nested_in(clusters)
+        nested = sum(s for s, flag in zip(fe.sizes, nested_flags) if flag)
+        if explicit_periods and not nested_flags[0]:
+            raise SpecError(
+                f"{where}: vcov={vcov!r} needs units nested within clusters ({cluster_name!r} splits some units); "
+                "cluster at the unit level or a coarser one, or use vcov='cluster'."
+            )
+    absorbed_all = absorb(np.column_stack([y, design]), fe, weights=weights)
+    yt, Xt = absorbed_all[:, 0], absorbed_all[:, 1:]
+    try:
+        check_rank(Xt[:, :k], list(names), where, context=" after absorbing unit and period effects")
+    except EstimationError as exc:
+        raise EstimationError(f"{exc} {rank_hint}".strip()) from None
+    wroot = np.ones(n) if weights is None else np.sqrt(weights)
+    coef, *_ = np.linalg.lstsq(Xt * wroot[:, None], yt * wroot, rcond=None)
+    resid = yt - Xt @ coef
+    cov = linear_vcov(
+        Xt,
+        resid,
+        kind="cluster" if vcov == "wild" else vcov,
+        weights=weights,
+        clusters=clusters,
+        n_clusters=n_clusters,
+        absorbed=fe.n_parameters,
+        absorbed_nested=nested,
+        df_for=k if vcov == "CR2" else None,
+        where=where,
+    )
+    return FERegression(
+        coef=coef[:k],
+        vcov=cov.matrix[:k, :k],
+        df=cov.df[:k],
+        description=cov.description,
+        n_clusters=n_clusters,
+        resid=resid,
+        X=Xt,
+        y=yt,
+        clusters=clusters,
+        absorbed=fe.n_parameters,
+    )

@@ -1,0 +1,148 @@
+"""Pre-trend diagnostics shared by every event-study style result.
+
+One joint Wald test and one plot, used by :func:`impact.did.event_study`, :func:`impact.did.sun_abraham`,
+:func:`impact.did.imputation` and the dynamic aggregation of :func:`impact.did.att_gt`.
+
+Contract with the results they read: ``result.effects`` has an ``event_time`` column (NaN on rows that
+are not event-time effects, such as an overall ATT), and ``result.vcov`` is the covariance matrix of
+the rows of ``result.effects`` in the same order. Reference periods (normalised to zero, with a zero
+or missing standard error) are left out of the test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from impact.errors import EstimationError, SpecError
+from impact.inference.vcov import wald_test
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from impact.results import Result
+
+__all__ = ["pretrend_test", "pretrend_wald", "pretrend_plot", "event_time_estimates"]
+
+
+def event_time_estimates(result: Result, *, where: str = "pretrend_test") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Event times, estimates, covariance and df of the estimated (non-reference) event-time rows.
+
+    Returns ``(event_time, estimates, vcov, df)`` sorted by event time.
+    """
+    effects = result.effects
+    if "event_time" not in effects.columns:
+        raise SpecError(
+            f"{where}: the result of {result.design!r} has no event_time column; pass an event-study result "
+            "(event_study, sun_abraham, imputation, or att_gt(...).aggregate(kind='dynamic'))."
+        )
+    if result.vcov is None or np.shape(result.vcov) != (len(effects), len(effects)):
+        raise EstimationError(
+            f"{where}: the result of {result.design!r} does not carry the covariance matrix of its effects "
+            f"(vcov shape {None if result.vcov is None else np.shape(result.vcov)}, {len(effects)} effects), "
+            "so a joint test cannot be computed."
+        )
+    e = effects["event_time"].to_numpy(dtype=float)
+    se = effects["std_error"].to_numpy(dtype=float)
+    keep = np.isfinite(e) & np.isfinite(se) & (se > 0)
+    idx = np.flatnonzero(keep)
+    idx = idx[np.argsort(e[idx], kind="stable")]
+    V = np.asarray(result.vcov, dtype=float)[np.ix_(idx, idx)]
+    dof = effects["df"].to_numpy(dtype=float)[idx] if "df" in effects.columns else np.full(len(idx), math.inf)
+    return e[idx], effects["estimate"].to_numpy(dtype=float)[idx], V, dof
+
+
+def pretrend_wald(
+    event_time: Sequence[float] | np.ndarray,
+    estimates: Sequence[float] | np.ndarray,
+    vcov: np.ndarray,
+    *,
+    df_denom: float = math.inf,
+) -> dict[str, Any]:
+    """Joint Wald test that every pre-period (event time < 0) coefficient is zero.
+
+    Parameters
+    ----------
+    event_time, estimates : array-like
+        Event times and coefficients; only those with negative event time are tested.
+    vcov : ndarray
+        Covariance of ``estimates``.
+    df_denom : float
+        Denominator degrees of freedom of the F statistic (e.g. G - 1 with G clusters); ``inf`` for the
+        chi-squared version.
+
+    Returns
+    -------
+    dict
+        ``statistic`` (F = W / q), ``chi2`` (W), ``df_num`` (q), ``df_denom``, ``p_value`` and
+        ``event_times`` tested.
+    """
+    e = np.asarray(event_time, dtype=float)
+    est = np.asarray(estimates, dtype=float)
+    pre = np.flatnonzero(e < 0)
+    if len(pre) == 0:
+        raise EstimationError(
+            "pretrend_test: there are no estimated pre-treatment (negative event time) coefficients to test; "
+            "widen the window of leads (the reference period itself is not tested)."
+        )
+    V = np.asarray(vcov, dtype=float)[np.ix_(pre, pre)]
+    out = wald_test(est[pre], V, df_denom=df_denom)
+    out["chi2"] = out["statistic"] * out["df_num"]
+    out["event_times"] = [int(v) if float(v).is_integer() else float(v) for v in e[pre]]
+    return out
+
+
+def pretrend_test(result: Result) -> dict[str, Any]:
+    """Joint Wald test of no pre-trends (all lead coefficients zero) for an event-study result.
+
+    The F statistic uses the smallest degrees of freedom among the tested coefficients (G - 1 for
+    cluster-robust covariances; the normal/chi-squared reference when they are infinite).
+
+    Notes
+    -----
+    With leads :math:`\\hat\\beta_{pre}` and covariance :math:`\\hat V`,
+    :math:`W = \\hat\\beta_{pre}' \\hat V^{-1} \\hat\\beta_{pre}` is referred to
+    :math:`q F(q, G-1)` (or :math:`\\chi^2_q`). A non-rejection is weak evidence: pre-tests have low
+    power and conditioning on passing them distorts inference (Roth 2022); report
+    :func:`impact.did.honest` sensitivity alongside.
+
+    References
+    ----------
+    Roth, J. (2022). Pretest with caution: event-study estimates after testing for parallel trends.
+    *American Economic Review: Insights* 4(3), 305-322. https://doi.org/10.1257/aeri.20210236
+    """
+    e, est, V, dof = event_time_estimates(result, where="pretrend_test")
+    pre = e < 0
+    df_denom = float(np.min(dof[pre])) if pre.any() else math.inf
+    if not math.isfinite(df_denom) or df_denom <= 0:
+        df_denom = math.inf
+    return pretrend_wald(e, est, V, df_denom=df_denom)
+
+
+def pretrend_plot(result: Result, ax: Axes | None = None) -> Axes:
+    """Pre-period coefficients with confidence intervals and the joint pre-trend test in the title."""
+    from impact.report.plots import PALETTE, new_axes
+
+    ax = new_axes(ax)
+    table = result.tidy()
+    rows = table.loc[table["event_time"].notna() & (table["event_time"] < 0)].sort_values("event_time")
+    e = rows["event_time"].to_numpy(dtype=float)
+    ax.vlines(e, rows["conf_low"], rows["conf_high"], colors=PALETTE["pre"], linewidth=2)
+    ax.scatter(e, rows["estimate"], color=PALETTE["pre"], zorder=3)
+    ax.axhline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
+    ax.set_xlabel("Periods relative to treatment start")
+    ax.set_ylabel("Pre-period coefficient")
+    try:
+        test = pretrend_test(result)
+        ref = "F" if math.isfinite(test["df_denom"]) else "chi2/q"
+        ax.set_title(
+            f"Pre-trends: joint Wald {ref}({test['df_num']:.0f}"
+            + (f", {test['df_denom']:.0f})" if math.isfinite(test["df_denom"]) else ")")
+            + f" = {test['statistic']:.2f}, p = {test['p_value']:.3f}"
+        )
+    except (EstimationError, SpecError) as exc:
+        ax.set_title(f"Pre-trends (no joint test: {exc})"[:120])
+    return ax
