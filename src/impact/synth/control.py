@@ -104,7 +104,7 @@ class SyntheticControlResult(Result):
     spec: _Spec = field(repr=False, compare=False)
 
     # -- inference ---------------------------------------------------------------------------
-    def placebo(self, drop_poor_fit: float | None = None, *, include_treated_in_pool: bool = False) -> SyntheticControlResult:
+    def placebo(self, drop_poor_fit: float | None = None, *, include_treated_in_pool: bool = True) -> SyntheticControlResult:
         """In-space placebos: refit treating every donor as if it were treated.
 
         Parameters
@@ -113,8 +113,9 @@ class SyntheticControlResult(Result):
             Leave out placebos whose pre-period MSPE exceeds ``drop_poor_fit`` times the treated
             unit's (Abadie, Diamond & Hainmueller 2010 use 20, 5 and 2).
         include_treated_in_pool : bool
-            Whether the treated unit may serve as a donor for the placebos (default no: its
-            post-period outcomes carry the effect).
+            Whether the treated unit joins each placebo's donor pool (default yes, as Abadie,
+            Diamond & Hainmueller 2010, p. 501: "shifting California to the donor pool", so that all
+            J + 1 fits use the same construction; ``False`` follows SCtools' generate.placebos).
 
         Returns
         -------
