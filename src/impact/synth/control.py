@@ -24,6 +24,7 @@ from impact.errors import (
 from impact.results import Result, effects_table
 from impact.synth import _plots
 from impact.synth._panel import to_wide
+from impact.synth._threads import single_threaded_blas
 from impact.synth._weights import Fit, fit_weights, standardise
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class SyntheticControlResult(Result):
         if drop_poor_fit is not None and not (isinstance(drop_poor_fit, int | float) and drop_poor_fit > 0):
             raise SpecError(f"drop_poor_fit must be a positive number (e.g. 5) or None; got {drop_poor_fit!r}.")
         spec = self.spec
-        with recording_warnings() as log:
+        with recording_warnings() as log, single_threaded_blas():
             treated = int(spec.units.get_loc(self.treated_unit))
             donors = np.array([spec.units.get_loc(u) for u in self.weights.index])
             gaps = {self.treated_unit: self.paths["gap"].to_numpy()}
@@ -231,11 +232,12 @@ class SyntheticControlResult(Result):
             raise DataError(f"{WHERE}.leave_one_out: needs at least 3 donors; there are {len(donors)}.")
         paths, rows = {}, []
         post = ~spec.pre
+        with single_threaded_blas():
+            fits = {u: spec.fit(treated, donors[donors != spec.units.get_loc(u)]) for u in positive}
         for u in positive:
             j = spec.units.get_loc(u)
             pool = donors[donors != j]
-            fit = spec.fit(treated, pool)
-            synthetic = fit.weights @ spec.Y[pool]
+            synthetic = fits[u].weights @ spec.Y[pool]
             gap = spec.Y[treated] - synthetic
             paths[f"without {u}"] = synthetic
             rows.append({"dropped": u, "att": float(gap[post].mean()), "pre_rmspe": _rmspe(gap[spec.pre])})
@@ -480,7 +482,8 @@ def synthetic_control(
             v_method=method_used, custom_v=None if custom_v is None else np.asarray(custom_v, dtype=float),
             max_iter=max_iter, call=call, frame=frame,
         )
-        fit = spec.fit(treated, donor_idx)
+        with single_threaded_blas():
+            fit = spec.fit(treated, donor_idx)
         donor_labels = units[donor_idx]
         weights = pd.Series(fit.weights, index=donor_labels, name="weight")
         synthetic = fit.weights @ panel.Y[donor_idx]

@@ -16,6 +16,7 @@ from impact.results import Result, effects_table
 from impact.synth import _plots
 from impact.synth._frank_wolfe import frank_wolfe, sparsify
 from impact.synth._panel import to_wide
+from impact.synth._threads import single_threaded_blas
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -134,13 +135,27 @@ class _Cohort:
         return float(self.N1 * (self.Y.shape[1] - self.T0))
 
 
-def _estimate_cohorts(Yfull: np.ndarray, controls: np.ndarray, cohorts: list[tuple[Any, np.ndarray, int]], cfg: _Config) -> list[tuple]:
+def _estimate_cohorts(
+    Yfull: np.ndarray,
+    controls: np.ndarray,
+    cohorts: list[tuple[Any, np.ndarray, int]],
+    cfg: _Config,
+    warm: dict | None = None,
+) -> list[tuple]:
+    """Fit each cohort's block design. ``warm`` maps an adoption period to (zeta, omega over all
+    never-treated units, lambda) of the original fit: the regularisation is then held fixed and the
+    weights start from the original ones restricted to ``controls`` (synthdid's bootstrap_se)."""
     out = []
     for adoption, treated, T0 in cohorts:
         Y = Yfull[np.concatenate([controls, treated])][None]
         N0 = controls.size
-        zeta = _zetas(Y, N0, T0, cfg.estimator)
-        omega, lam = _block_weights(Y, N0, T0, cfg, zeta)
+        if warm is not None and adoption in warm:
+            zeta, omega_all, lam_all = warm[adoption]
+            omega0 = _sum_normalise(omega_all[controls][None])
+            omega, lam = _block_weights(Y, N0, T0, cfg, zeta, omega0, lam_all[None] if cfg.estimator != "sc" else None)
+        else:
+            zeta = _zetas(Y, N0, T0, cfg.estimator)
+            omega, lam = _block_weights(Y, N0, T0, cfg, zeta)
         out.append((adoption, Y[0], N0, T0, omega[0], lam[0], float(_tau(Y, N0, T0, omega, lam)[0]), zeta))
     return out
 
@@ -216,7 +231,8 @@ def sdid(
     se_method : {"placebo", "jackknife", "bootstrap", "none"}
         Placebo: pseudo-treated units drawn from the controls (needs more controls than treated
         units); jackknife: leave one unit out with the weights fixed (needs 2+ treated units);
-        bootstrap: resample units and re-estimate the weights (needs 2+ treated units).
+        bootstrap: resample units and re-estimate the weights with the original regularisation,
+        warm-started from the original weights (synthdid::bootstrap_se; needs 2+ treated units).
     n_replications : int
         Placebo/bootstrap replications.
     seed : int, optional
@@ -266,7 +282,7 @@ def sdid(
     if not isinstance(n_replications, int) or n_replications < 2:
         raise SpecError(f"{WHERE}: n_replications must be an integer of at least 2; got {n_replications!r}.")
     cfg = _config(estimator)
-    with recording_warnings() as log:
+    with recording_warnings() as log, single_threaded_blas():
         prepared = prepare(
             df, where=WHERE, roles={"outcome": outcome, "unit": unit, "time": time, "treatment": treatment},
             numeric=[outcome, treatment], unique=[unit, time], missing="error", unit=unit,
@@ -321,7 +337,12 @@ def sdid(
             if n_treated < 2:
                 raise DataError(f"{WHERE}: the bootstrap standard error needs at least 2 treated units (there is {n_treated}); use se_method='placebo'.")
             rng = np.random.default_rng(seed)
-            replicates, cohort_reps = _bootstrap(Yfull, ever, first, periods, cfg, n_replications, rng)
+            omega_full = {}
+            for (adoption, _, _), f in zip(cohorts, fitted):
+                full = np.zeros(len(units))
+                full[controls] = f[4]
+                omega_full[adoption] = (f[7], full, f[5])
+            replicates, cohort_reps = _bootstrap(Yfull, ever, first, periods, cfg, n_replications, rng, omega_full)
             se_note = f"unit bootstrap standard error ({n_replications} replications, weights re-estimated)"
 
         def _se(reps: np.ndarray | None) -> float:
@@ -453,9 +474,11 @@ def _jackknife(fitted, cohort_weights) -> tuple[np.ndarray, np.ndarray]:
     return _combine(taus, weights), taus
 
 
-def _bootstrap(Yfull, ever, first, periods, cfg, B, rng) -> tuple[np.ndarray, np.ndarray]:
+def _bootstrap(Yfull, ever, first, periods, cfg, B, rng, warm) -> tuple[np.ndarray, np.ndarray]:
     """Unit bootstrap (synthdid::bootstrap_se): resample units with replacement, skip draws without
-    controls or treated units, re-estimate every weight. Draws differ in shape, so they run in turn."""
+    controls or treated units, re-estimate every weight with the original regularisation, starting
+    from the original weights of the drawn controls (duplicates keep their weight each).
+    Draws differ in shape, so they run in turn."""
     N = Yfull.shape[0]
     adoption_times = sorted(set(first[ever].tolist()))
     out = np.full(B, np.nan)
@@ -470,7 +493,7 @@ def _bootstrap(Yfull, ever, first, periods, cfg, B, rng) -> tuple[np.ndarray, np
         if ctrl.size < 2 or trt.size == 0:
             continue
         cohorts = [(periods[a], trt[first[trt] == a], int(a)) for a in adoption_times if np.any(first[trt] == a)]
-        fitted = _estimate_cohorts(Yfull, ctrl, cohorts, cfg)
+        fitted = _estimate_cohorts(Yfull, ctrl, cohorts, cfg, warm)
         taus = np.array([f[6] for f in fitted])
         w = np.array([len(c[1]) * (Yfull.shape[1] - c[2]) for c in cohorts], dtype=float)
         out[b] = _combine(taus, w)
