@@ -223,7 +223,13 @@ def _tau2_pm(y: np.ndarray, v: np.ndarray) -> float:
         return 0.0
     mad = 1.4826 * float(np.median(np.abs(y - np.median(y))))
     upper = max(100.0, 10 * mad**2)
-    if excess(upper) > 0:
+    # metafor stops with an error when the root lies beyond its bracket; the excess falls to -(k - 1)
+    # as tau^2 grows, so a root always exists: widen the bracket instead (same root where metafor has one).
+    for _ in range(200):
+        if excess(upper) <= 0:
+            break
+        upper *= 2
+    else:
         raise EstimationError(
             f"the Paule-Mandel tau^2 exceeds {upper:.3g} (the estimates differ far more than their standard "
             "errors allow); check their scale, or use method='DL'."

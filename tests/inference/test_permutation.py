@@ -27,7 +27,11 @@ def test_counts_are_kept_within_strata():
     draws = scheme.sample(500, rng)
     for j in range(7):
         assert np.all(draws[:, strata == j].sum(axis=1) == labels[strata == j].sum())
-    assert scheme.n_assignments() == 2 * 2 * math.comb(5, 2) * math.comb(9, 4) * math.comb(9, 5) * math.comb(30, 15) * math.comb(101, 80)
+    exact = 2 * 2 * math.comb(5, 2) * math.comb(9, 4) * math.comb(9, 5) * math.comb(30, 15) * math.comb(101, 80)
+    assert scheme.log_n_assignments() == pytest.approx(math.log(exact), rel=1e-12)
+    assert scheme.n_assignments() == pytest.approx(float(exact), rel=1e-9)  # float beyond 1e15
+    small = AssignmentScheme(labels[strata < 5], strata=strata[strata < 5])
+    assert small.n_assignments() == 2 * 2 * math.comb(5, 2) * math.comb(9, 4) * math.comb(9, 5)  # exact int
 
 
 @pytest.mark.parametrize("strata", [None, np.array([0, 0, 0, 0, 1, 1, 1, 1])])

@@ -344,3 +344,50 @@ def test_exact_constraint_within_nearest(lalonde):
     m = im.matching.match(lalonde, treatment="treat", covariates=COVS, exact=["race"], replace=True)
     pairs = m.pairs["control_1"].dropna()
     assert (lalonde.loc[pairs.index, "race"].to_numpy() == lalonde.loc[pairs.to_numpy(), "race"].to_numpy()).all()
+
+
+def test_atc_is_att_with_roles_swapped(lalonde):
+    # ATC by nearest neighbour = minus the ATT of the reversed treatment (same score up to sign)
+    flipped = lalonde.assign(treat=1 - lalonde["treat"])
+    with pytest.warns(Warning):
+        atc = im.matching.match(lalonde, treatment="treat", covariates=COVS, estimand="ATC", replace=True,
+                                m_order="data").effect(outcome="re78", se="robust")
+        att_rev = im.matching.match(flipped, treatment="treat", covariates=COVS, replace=True,
+                                    m_order="data").effect(outcome="re78", se="robust")
+    assert atc.estimate == pytest.approx(-att_rev.estimate, rel=1e-9)
+
+
+def test_effect_with_regression_covariates_equals_statsmodels_wls(lalonde):
+    # MatchIt's advice: lm(re78 ~ treat + covariates, weights) on the matched data, vcovCL by
+    # subclass; checked against statsmodels 0.15 WLS with cluster-robust (CR1) covariance
+    sm = pytest.importorskip("statsmodels.api")
+    m = im.matching.match(lalonde, treatment="treat", covariates=COVS, ratio=2)
+    res = m.effect(outcome="re78", covariates=["age", "educ", "re74"])
+    md = m.matched_data
+    X = sm.add_constant(md[["treat", "age", "educ", "re74"]].astype(float))
+    fit = sm.WLS(md["re78"], X, weights=md["weights"]).fit(
+        cov_type="cluster", cov_kwds={"groups": md["subclass"].astype(int).to_numpy()})
+    assert res.estimate == pytest.approx(fit.params["treat"], rel=1e-10)
+    assert res.std_error == pytest.approx(fit.bse["treat"], rel=1e-8)
+
+
+def test_outcome_given_to_match_is_used_by_effect(lalonde):
+    # programme specs call match(df, outcome=..., **options) and then .effect()
+    with pytest.warns(Warning):
+        m = im.matching.match(lalonde, treatment="treat", covariates=COVS, outcome="re78")
+    assert m.effect().estimate == m.effect(outcome="re78").estimate
+    with pytest.raises(im.errors.DataError, match="'earnings'"):
+        im.matching.match(lalonde, treatment="treat", covariates=COVS, outcome="earnings")
+
+
+def test_exact_matching_ate_is_stratified_difference(lalonde):
+    # with exact strata, the ATE weights give sum_s (n_s / N) (mean_t,s - mean_c,s) over matched strata
+    covs = ["race", "married", "nodegree"]
+    m = im.matching.match(lalonde, treatment="treat", covariates=covs, method="exact", estimand="ATE")
+    res = m.effect(outcome="re78")
+    md = m.matched_data
+    by = md.groupby("subclass")
+    diff = by.apply(lambda g: g.loc[g.treat == 1, "re78"].mean() - g.loc[g.treat == 0, "re78"].mean(), include_groups=False)
+    expected = float((diff * by.size() / len(md)).sum())
+    assert res.estimate == pytest.approx(expected, rel=1e-10)
+    assert res.estimand == "ATE"

@@ -60,9 +60,16 @@ def test_late_recovers_the_voucher_trial_truth(firms):
     assert r.diagnostics["complier_share"] == pytest.approx(truth["complier_share"], abs=0.03)
     assert r.diagnostics["first_stage_F"] > 100 and not r.diagnostics["weak_instrument"]
     flow = {row["arm"]: row for row in r.diagnostics["consort"]}
-    assert flow["1"]["assigned"] == (firms.assigned == 1).sum()
-    assert flow["1"]["received"] == ((firms.assigned == 1) & (firms.takeup == 1)).sum()
-    assert flow["0"]["lost_to_follow_up"] == ((firms.assigned == 0) & (firms.responded == 0)).sum()
+    assert flow["treatment (1)"]["assigned"] == (firms.assigned == 1).sum()
+    assert flow["treatment (1)"]["received"] == ((firms.assigned == 1) & (firms.takeup == 1)).sum()
+    assert flow["control (0)"]["lost_to_follow_up"] == ((firms.assigned == 0) & (firms.responded == 0)).sum()
+    assert flow["control (0)"]["analysed"] == ((firms.assigned == 0) & firms.turnover_growth.notna()).sum()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = r.figures()["Participant flow (CONSORT)"](None)
+    assert len(ax.patches) == 8  # 4 stages x 2 arms
+    matplotlib.pyplot.close(ax.figure)
 
 
 def test_weak_instrument_warns():

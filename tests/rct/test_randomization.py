@@ -165,3 +165,30 @@ def test_errors():
         im.rct.randomization_test(nsw, outcome="re78", treatment="treat", covariates=["age"])
     with pytest.raises(DataError, match="treat"):
         im.rct.balance_table(nsw, treatment="treatment", covariates=["age"])
+
+
+def test_design_from_assign_reruns_its_procedure():
+    firms = im.datasets.load("sweden_firms")
+    a = im.rct.assign(firms.drop(columns=["assigned"]), method="block", blocks="region_code", seed=3)
+    data = a.data.assign(y=np.random.default_rng(1).normal(size=len(firms)))
+    r = im.rct.randomization_test(data, outcome="y", treatment="assignment", design=a, n_permutations=500, seed=1)
+    manual = im.rct.randomization_test(data, outcome="y", treatment="assignment", blocks="region_code",
+                                       n_permutations=500, seed=1)
+    assert r.p_value == manual.p_value and r.settings["blocks"] == "region_code"
+    s = im.rct.assign(firms.drop(columns=["assigned"]), method="simple", prob=0.3, seed=4)
+    rs = im.rct.randomization_test(s.data.assign(y=data.y), outcome="y", treatment="assignment", design=s,
+                                   n_permutations=500, seed=1)
+    assert rs.settings["method"] == "simple" and rs.settings["prob"] == pytest.approx(0.3)
+
+
+def test_blocks_with_one_arm_are_left_out_of_the_statistic(small_blocked):
+    # a block where every unit is treated carries no comparison: the statistic (and its draws) equal
+    # those of the data without that block
+    extra = pd.DataFrame({"y": [5.0, 6.0, 7.0], "t": [1, 1, 1], "b": [9, 9, 9]})
+    with_block = im.rct.randomization_test(pd.concat([small_blocked, extra]), outcome="y", treatment="t", blocks="b")
+    without = im.rct.randomization_test(small_blocked, outcome="y", treatment="t", blocks="b")
+    assert with_block.estimate == pytest.approx(without.estimate, abs=1e-12)
+    assert with_block.p_value == pytest.approx(without.p_value, abs=1e-12)
+    simple = im.rct.randomization_test(pd.concat([small_blocked, extra]), outcome="y", treatment="t", blocks="b",
+                                       method="simple", prob=0.5, n_permutations=2000, seed=1)
+    assert simple.estimate == pytest.approx(without.estimate, abs=1e-12)

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from scipy import special
 
 from impact.errors import EstimationError, SpecError
 
@@ -166,8 +167,22 @@ class AssignmentScheme:
             groups.append((idx, self.labels[idx[0]], key[1:]))
         return groups
 
-    def n_assignments(self) -> int:
-        """Number of distinct possible assignments (support size for ``simple``)."""
+    def log_n_assignments(self) -> float:
+        """Natural log of the number of distinct possible assignments (cheap for any size)."""
+        if self.method == "complete":
+            sizes = np.bincount(self.strata)
+            counts = self.counts()
+            return float(np.sum(special.gammaln(sizes + 1)) - np.sum(special.gammaln(counts + 1)))
+        return float(np.sum(np.log((self.probabilities > 0).sum(axis=1))))
+
+    def n_assignments(self) -> int | float:
+        """Number of distinct possible assignments (support size for ``simple``).
+
+        Exact (an int) up to 1e15; beyond, a float approximation (possibly ``inf``).
+        """
+        log_total = self.log_n_assignments()
+        if log_total > math.log(1e15):
+            return math.exp(log_total) if log_total < 700 else math.inf
         if self.method == "complete":
             total = 1
             sizes = np.bincount(self.strata)
@@ -175,7 +190,7 @@ class AssignmentScheme:
                 total *= _multinomial(int(sizes[j]), row)
             return total
         support = (self.probabilities > 0).sum(axis=1)
-        return int(np.prod([int(s) for s in support], dtype=object))
+        return int(np.prod([int(v) for v in support], dtype=object))
 
     # -- drawing ----------------------------------------------------------------------------------
     def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -217,10 +232,11 @@ class AssignmentScheme:
 
         def draw(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
             keys = rng.integers(0, top, size=(*shape, s), dtype=dtype)
-            kth = np.partition(keys, k - 1, axis=-1)[..., k - 1 : k]
-            below = keys <= kth
-            tie = np.count_nonzero(below, axis=-1) != k  # the k-th smallest key is not unique
-            return (~below if flip else below), tie
+            part = np.partition(keys, k - 1, axis=-1)
+            kth = part[..., k - 1 : k]
+            # a tie at the threshold: a key after position k-1 equals the k-th smallest
+            tie = part[..., k:].min(axis=-1) == kth[..., 0] if k < s else np.zeros(kth.shape[:-1], bool)
+            return (keys > kth if flip else keys <= kth), tie
 
         chosen, bad = draw((size, J))
         while bad.any():
@@ -239,7 +255,7 @@ class AssignmentScheme:
         total = self.n_assignments()
         if total > limit:
             raise SpecError(
-                f"exact enumeration would need {total:,} assignments (more than {limit:,}); use "
+                f"exact enumeration would need {total:,.0f} assignments (more than {limit:,}); use "
                 "exact=False (Monte Carlo draws) instead."
             )
         if self.method == "simple":
@@ -268,7 +284,7 @@ class NullDistribution:
     draws: np.ndarray
     weights: np.ndarray | None
     exact: bool
-    n_assignments: int
+    n_assignments: int | float
 
     @property
     def n_draws(self) -> int:

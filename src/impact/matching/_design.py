@@ -54,6 +54,16 @@ class CovariateDesign:
         return self.prepared.frame.index
 
 
+def _ill_conditioned(model: np.ndarray) -> bool:
+    """Whether [1, model] may be rank deficient: condition number of the correlation matrix."""
+    sd = model.std(axis=0)
+    if (sd == 0).any():
+        return True
+    Z = (model - model.mean(axis=0)) / sd
+    eig = np.linalg.eigvalsh(Z.T @ Z / len(Z))
+    return bool(eig.min() <= 1e-10 * eig.max())
+
+
 def _levels(series: pd.Series) -> list:
     if isinstance(series.dtype, pd.CategoricalDtype):
         present = set(series.dropna().unique())
@@ -127,8 +137,14 @@ def prepare_design(
             model_names.append(col)
             bal_cols.append(x)
             bal_names.append(col)
-    model = np.column_stack(model_cols)
-    if check_collinear:
+    if cats:
+        model = np.column_stack(model_cols)
+        balance = np.column_stack(bal_cols)
+    else:  # often a view of the prepared frame's float block: no second copy of the data
+        model = frame[covs].to_numpy(dtype=float)
+        balance = model
+    if check_collinear and _ill_conditioned(model):
+        # the QR-based check names the collinear columns; it only runs when the cheap test fails
         check_rank(
             np.column_stack([np.ones(len(frame)), model]), ["(Intercept)", *model_names], where,
             context=" of the score model",
@@ -138,7 +154,7 @@ def prepare_design(
         treated=treated,
         model=model,
         model_names=model_names,
-        balance=np.column_stack(bal_cols),
+        balance=balance,
         balance_names=bal_names,
         covariates=covs,
         categorical=categorical,

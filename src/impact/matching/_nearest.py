@@ -227,6 +227,7 @@ def candidate_lists(Zt: np.ndarray, Zc: np.ndarray, k: int) -> tuple[np.ndarray,
 def greedy_vectors(Zt: np.ndarray, Zc: np.ndarray, order_t: np.ndarray, *, ratio: int) -> np.ndarray:
     """Greedy matching without replacement in Euclidean distance on whitened covariates
     (= Mahalanobis distance on the original ones)."""
+    # short candidate lists: k-d tree queries in many dimensions are the expensive part
     K = min(Zc.shape[0], max(8, 4 * ratio))
     cand, _ = candidate_lists(Zt, Zc, K)
     return _greedy_vectors_kernel(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,7 +14,7 @@ from impact.results import Result
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["BalanceResult", "love_plot", "overlap_plot"]
+__all__ = ["BalanceResult", "LazyDiagnostics", "love_plot", "overlap_plot"]
 
 SMD_THRESHOLD = 0.1
 
@@ -53,16 +53,54 @@ def overlap_plot(scores: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     return ax
 
 
+class LazyDiagnostics(Mapping):
+    """Read-only diagnostics whose costly entries (the balance table) are computed on first access.
+
+    ``eager`` holds ready values; ``producer()`` returns a dict with the keys ``lazy_keys`` and is
+    called at most once. Reports and ``to_dict()`` see an ordinary mapping.
+    """
+
+    def __init__(self, eager: Mapping, producer: Callable[[], dict], lazy_keys: tuple[str, ...]):
+        self._eager = dict(eager)
+        self._producer = producer
+        self._lazy_keys = tuple(k for k in lazy_keys if k not in self._eager)
+        self._cache: dict | None = None
+
+    def __getitem__(self, key: str):
+        if key in self._eager:
+            return self._eager[key]
+        if key in self._lazy_keys:
+            if self._cache is None:
+                self._cache = self._producer()
+            return self._cache[key]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._eager
+        yield from self._lazy_keys
+
+    def __len__(self) -> int:
+        return len(self._eager) + len(self._lazy_keys)
+
+    def __repr__(self) -> str:
+        return f"LazyDiagnostics({list(self)})"
+
+
 @dataclass(frozen=True, kw_only=True)
 class BalanceResult(Result):
     """A matching or weighting result: the effect plus the balance table and the scores.
 
-    ``balance`` has the columns of :func:`impact.matching.balance.balance_table`; ``scores`` (may be
-    None) has columns ``score`` and ``treated`` for the overlap plot.
+    ``balance`` (= ``diagnostics["balance"]``) has the columns of
+    :func:`impact.matching.balance.balance_table`; ``scores`` (may be None) has columns ``score``
+    and ``treated`` for the overlap plot.
     """
 
-    balance: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     scores: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def balance(self) -> pd.DataFrame:
+        """Covariate balance before and after matching or weighting."""
+        return self.diagnostics.get("balance", pd.DataFrame())
 
     def figures(self) -> dict[str, Callable[[Axes | None], Axes]]:
         figs = dict(super().figures())

@@ -54,18 +54,18 @@ def _wvar(x: np.ndarray, w: np.ndarray) -> float:
     return float((w * (x - m) ** 2).sum() / denom) if denom > 0 else np.nan
 
 
-def _ecdf_stats(x1: np.ndarray, w1: np.ndarray, x0: np.ndarray, w0: np.ndarray) -> tuple[float, float]:
-    # values equal up to rounding error (e.g. scores of identical units) count as one value
-    grain = 1e-10 * max(float(np.abs(x1).max()), float(np.abs(x0).max()), 1e-300)
-    x1, x0 = np.round(x1 / grain) * grain, np.round(x0 / grain) * grain
-    values = np.unique(np.concatenate([x1, x0]))
-    out = []
-    for x, w in ((x1, w1), (x0, w0)):
-        order = np.argsort(x, kind="stable")
-        xs = x[order]
-        cw = np.concatenate([[0.0], np.cumsum(w[order])]) / w.sum()
-        out.append(cw[np.searchsorted(xs, values, side="right")])
-    diff = np.abs(out[0] - out[1])
+def _ecdf_stats(order: np.ndarray, xs: np.ndarray, t: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """eCDF mean and max |F_t - F_c| over the distinct values of the whole sample.
+
+    ``order`` sorts the covariate, ``xs`` is it sorted (rounded so that values equal up to rounding
+    error, such as scores of identical units, count as one); ``w`` are weights (0 = unmatched).
+    """
+    wt = np.where(t, w, 0.0)[order]
+    wc = np.where(t, 0.0, w)[order]
+    ft = np.cumsum(wt) / wt.sum()
+    fc = np.cumsum(wc) / wc.sum()
+    last = np.flatnonzero(np.append(xs[1:] != xs[:-1], True))  # last position of each value
+    diff = np.abs(ft[last] - fc[last])
     return float(diff.mean()), float(diff.max())
 
 
@@ -95,8 +95,13 @@ def balance_table(
     rows = []
     for j, name in enumerate(names):
         x = np.asarray(X[:, j], dtype=float)
-        binary = np.unique(x).size <= 2
+        lo, hi = x.min(), x.max()
+        binary = bool(((x == lo) | (x == hi)).all())
         x1, x0 = x[t], x[~t]
+        if not binary:
+            grain = 1e-10 * max(abs(lo), abs(hi), 1e-300)
+            order = np.argsort(x, kind="stable")
+            xs = np.round(x[order] / grain)
 
         def sd(v: np.ndarray) -> float:
             if binary:
@@ -133,6 +138,6 @@ def balance_table(
             else:
                 v0 = _wvar(a0, b0)
                 row[f"var_ratio_{label}"] = _wvar(a1, b1) / v0 if v0 > 0 else np.nan
-                row[f"ecdf_mean_{label}"], row[f"ecdf_max_{label}"] = _ecdf_stats(a1, b1, a0, b0)
+                row[f"ecdf_mean_{label}"], row[f"ecdf_max_{label}"] = _ecdf_stats(order, xs, t, w)
         rows.append(row)
     return pd.DataFrame(rows, columns=list(BALANCE_COLUMNS))

@@ -129,6 +129,14 @@ def matched_did(
     Daw, J. R. and Hatfield, L. A. (2018). Matching and regression to the mean in
     difference-in-differences analysis. Health Services Research 53(6), 4138-4156.
     doi:10.1111/1475-6773.12993
+
+    Examples
+    --------
+    >>> import pandas as pd, impact as im
+    >>> regions = pd.read_csv(im.datasets.data_dir() / "sweden_regions.csv", dtype={"region_code": str})
+    >>> res = im.matching.matched_did(regions, outcome="NB_NEWFIRMS", unit="region_code", time="year",
+    ...     cohort="bsp_start", covariates=["manuf_2010", "tertiary_2010"],
+    ...     exclude_units=["09", "12", "17", "20", "25"])  # doctest: +SKIP
     """
     from impact.did import twfe
 
@@ -235,7 +243,7 @@ def matched_did(
                      "max_abs_smd_before": float(np.nanmax(np.abs(bal["smd_before"]))),
                      "max_abs_smd_after": float(np.nanmax(np.abs(bal["smd_after"])))},
     )
-    return MatchedDiDResult(**base, balance=bal, scores=None, paths=paths, matched_units=matched_units)
+    return MatchedDiDResult(**base, scores=None, paths=paths, matched_units=matched_units)
 
 
 def _prepare_cohort(df, where, outcome, unit, time, cohort, covs):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from impact.data import as_list, check_option, prepare
+from impact.data import as_list, check_option, cluster_codes, prepare
 from impact.errors import (
     DataError,
     EstimationError,
@@ -25,7 +25,7 @@ from impact.errors import (
 from impact.inference.vcov import linear_vcov
 from impact.matching import _nearest
 from impact.matching._design import CovariateDesign, prepare_design
-from impact.matching._results import BalanceResult
+from impact.matching._results import BalanceResult, LazyDiagnostics
 from impact.matching.balance import balance_table
 from impact.matching.propensity import ScoreModel, fit_score
 from impact.results import FlowStep, effects_table
@@ -131,7 +131,7 @@ class Matching:
     # -- the effect -------------------------------------------------------------------------
     def effect(
         self,
-        outcome: str,
+        outcome: str | None = None,
         *,
         se: Literal["cluster", "robust", "abadie_imbens"] | None = None,
         covariates: str | list[str] | None = None,
@@ -143,8 +143,9 @@ class Matching:
 
         Parameters
         ----------
-        outcome : str
-            Outcome column of the data passed to :func:`match`.
+        outcome : str, optional
+            Outcome column of the data passed to :func:`match` (default: the ``outcome`` given
+            there).
         se : {"cluster", "robust", "abadie_imbens"}, optional
             ``"cluster"``: weighted regression of the outcome on treatment with CR1 standard errors
             clustered on matched sets (pairs or strata), MatchIt's recommended practice (default
@@ -183,6 +184,10 @@ class Matching:
         inference. JSS 42(8). doi:10.18637/jss.v042.i08
         """
         where = "Matching.effect"
+        if outcome is None:
+            outcome = self.settings.get("outcome")
+            if outcome is None:
+                raise SpecError(f"{where}: name the outcome column, e.g. .effect(outcome='earnings').")
         replace = bool(self.settings.get("replace", False))
         if se is None:
             se = "abadie_imbens" if (self.method in ("nearest", "mahalanobis") and replace) else "cluster"
@@ -233,8 +238,9 @@ class Matching:
                 coef, *_ = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)
                 resid = y - X @ coef
                 if se == "cluster":
-                    codes, G = pd.factorize(self.subclass.loc[frame.index].to_numpy())[0], None
-                    G = int(codes.max() + 1)
+                    # matched sets as clusters; few sets (e.g. exact-matching strata) are warned about
+                    codes, G = cluster_codes(self.subclass.loc[frame.index].to_numpy(dtype=np.int64), where=where,
+                                             treated=d, name="matched sets")
                     cov = linear_vcov(X, resid, kind="cluster", weights=w, clusters=codes, n_clusters=G, where=where)
                     n_clusters = G
                     inference = f"{cov.description}, clustered on matched sets (MatchIt practice)"
@@ -248,16 +254,19 @@ class Matching:
         scores = None
         if self.distance is not None:
             scores = pd.DataFrame({"score": self.distance.to_numpy(), "treated": self.design.treated.astype(int)})
-        bal = self.balance()
         n = self.n_matched
-        diagnostics = {
-            **self.diagnostics,
-            "n_matched_treated": n["treated"],
-            "n_matched_control": n["control"],
-            "max_abs_smd_before": float(np.nanmax(np.abs(bal["smd_before"]))),
-            "max_abs_smd_after": float(np.nanmax(np.abs(bal["smd_after"]))),
-            "balance": bal,
-        }
+
+        def balance_entries() -> dict:
+            bal = self.balance()
+            return {"balance": bal,
+                    "max_abs_smd_before": float(np.nanmax(np.abs(bal["smd_before"]))),
+                    "max_abs_smd_after": float(np.nanmax(np.abs(bal["smd_after"])))}
+
+        # the balance table is computed when a report or the user first asks for it
+        diagnostics = LazyDiagnostics(
+            {**self.diagnostics, "n_matched_treated": n["treated"], "n_matched_control": n["control"]},
+            balance_entries, ("max_abs_smd_before", "max_abs_smd_after", "balance"),
+        )
         return BalanceResult(
             design=f"match ({self.method})",
             estimand=self.estimand,
@@ -276,7 +285,6 @@ class Matching:
             warnings=tuple(self.warnings) + tuple(log),
             sample_flow=tuple(self.sample_flow) + tuple(prepared.flow[1:]),
             diagnostics=diagnostics,
-            balance=bal,
             scores=scores,
         )
 
@@ -392,6 +400,7 @@ def match(
     cutpoints: dict[str, int | list[float]] | None = None,
     estimand: Literal["ATT", "ATC", "ATE"] = "ATT",
     seed: int | None = None,
+    outcome: str | None = None,
 ) -> Matching:
     """Match treated and comparison units on covariates.
 
@@ -438,6 +447,9 @@ def match(
         ATE only for exact and CEM matching.
     seed : int, optional
         Seed for ``m_order="random"``.
+    outcome : str, optional
+        Outcome column for :meth:`Matching.effect` when it is called without one (programme specs
+        pass the outcome to every design). It plays no part in matching.
 
     Returns
     -------
@@ -495,6 +507,11 @@ def match(
         raise SpecError(f"{where}: cutpoints= is for method='cem'.")
     covs = as_list(covariates)
     exact_cols = as_list(exact)
+    if outcome is not None:
+        if not isinstance(df, pd.DataFrame) or outcome not in df.columns:
+            raise DataError(f"{where}: outcome column {outcome!r} not found in the data.")
+        if outcome in covs or outcome == treatment:
+            raise SpecError(f"{where}: the outcome {outcome!r} cannot also be the treatment or a covariate.")
     user_score = distance not in ("logit", "probit")
     score_col = distance if (user_score and method == "nearest") else None
     extra_numeric = [score_col] if score_col else []
@@ -503,7 +520,8 @@ def match(
         design = prepare_design(
             df, where=where, treatment=treatment, covariates=covs,
             extra={"distance": score_col, "exact": exact_cols or None}, numeric_extra=extra_numeric,
-            check_collinear=method in ("nearest", "mahalanobis") or discard != "none",
+            # score models check collinearity themselves (cheaply, on the information matrix)
+            check_collinear=method == "mahalanobis",
         )
         frame = design.prepared.frame
         n = len(frame)
@@ -513,7 +531,7 @@ def match(
             "method": method, "distance": distance if method == "nearest" else None, "ratio": int(ratio),
             "replace": bool(replace), "caliper": caliper, "caliper_scale": caliper_scale,
             "exact": exact_cols, "discard": discard, "estimand": estimand, "seed": seed,
-            "covariates": covs, "treatment": treatment,
+            "covariates": covs, "treatment": treatment, "outcome": outcome,
         }
         diagnostics: dict[str, Any] = {}
 
@@ -634,7 +652,7 @@ def match(
             labels = frame.index.to_numpy()
             other_labels = labels[other_all]
             pairs_out = pd.DataFrame(
-                {f"control_{j + 1}": pd.array([other_labels[c] if c >= 0 else None for c in pairs[:, j]], dtype=object)
+                {f"control_{j + 1}": pd.Series(other_labels[np.clip(pairs[:, j], 0, None)], dtype=object).where(pairs[:, j] >= 0, None).to_numpy()
                  for j in range(ratio)},
                 index=frame.index[focal_all],
             )

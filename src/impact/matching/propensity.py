@@ -60,32 +60,31 @@ class ScoreModel:
 
 def _check_univariate_separation(X: np.ndarray, d: np.ndarray, names: list[str], where: str) -> None:
     t = d == 1
-    for j, name in enumerate(names):
-        x = X[:, j]
-        values = np.unique(x)
-        if values.size == 2:
-            for v in values:
-                at = x == v
-                n_t = int((at & t).sum())
-                n_c = int((at & ~t).sum())
-                if n_t == 0 or n_c == 0:
-                    group = "treated" if n_c == 0 else "untreated"
-                    raise EstimationError(
-                        f"{where}: covariate {name!r} separates treatment perfectly: all {n_t + n_c} "
-                        f"units with {name} = {v:g} are {group}, so the propensity score is 0 or 1 for "
-                        "them and the score model has no finite estimate. Remove or recode the covariate, "
-                        "or restrict the sample to units that could receive either treatment."
-                    )
-        else:
-            lo_t, hi_t = x[t].min(), x[t].max()
-            lo_c, hi_c = x[~t].min(), x[~t].max()
-            if hi_t <= lo_c or hi_c <= lo_t:
+    lo_t, hi_t = X[t].min(axis=0), X[t].max(axis=0)
+    lo_c, hi_c = X[~t].min(axis=0), X[~t].max(axis=0)
+    lo, hi = np.minimum(lo_t, lo_c), np.maximum(hi_t, hi_c)
+    binary = ((X == lo) | (X == hi)).all(axis=0)
+    for j in np.flatnonzero(binary):
+        name, x = names[j], X[:, j]
+        for v in (lo[j], hi[j]):
+            at = x == v
+            n_t = int((at & t).sum())
+            n_c = int(at.sum()) - n_t
+            if n_t == 0 or n_c == 0:
+                group = "treated" if n_c == 0 else "untreated"
                 raise EstimationError(
-                    f"{where}: covariate {name!r} separates treatment perfectly (treated range "
-                    f"[{lo_t:g}, {hi_t:g}], untreated range [{lo_c:g}, {hi_c:g}] do not overlap), so the "
-                    "score model has no finite estimate and there is no common support. Restrict the "
-                    "sample to the overlapping range or drop the covariate."
+                    f"{where}: covariate {name!r} separates treatment perfectly: all {n_t + n_c} "
+                    f"units with {name} = {v:g} are {group}, so the propensity score is 0 or 1 for "
+                    "them and the score model has no finite estimate. Remove or recode the covariate, "
+                    "or restrict the sample to units that could receive either treatment."
                 )
+    for j in np.flatnonzero(~binary & ((hi_t <= lo_c) | (hi_c <= lo_t))):
+        raise EstimationError(
+            f"{where}: covariate {names[j]!r} separates treatment perfectly (treated range "
+            f"[{lo_t[j]:g}, {hi_t[j]:g}], untreated range [{lo_c[j]:g}, {hi_c[j]:g}] do not overlap), so the "
+            "score model has no finite estimate and there is no common support. Restrict the "
+            "sample to the overlapping range or drop the covariate."
+        )
 
 
 def fit_score(
@@ -123,39 +122,43 @@ def fit_score(
     pbar = d.mean()
     beta = np.zeros(k)
     beta[0] = np.log(pbar / (1 - pbar)) if link == "logit" else stats.norm.ppf(pbar)
-    dev_old = np.inf
+    # matrix-vector products by einsum: OpenBLAS's threaded gemv can be ten times slower than a
+    # single-threaded loop when the cores are busy
+    eta = np.einsum("ij,j->i", Z, beta)
+    dev_old = _deviance(eta, d, link)
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
-        eta = Z @ beta
         if link == "logit":
             p = special.expit(eta)
             w = p * (1 - p)
-            grad = Z.T @ (d - p)
+            grad = np.einsum("ij,i->j", Z, d - p)
         else:
             p = np.clip(special.ndtr(eta), _EPS, 1 - _EPS)
             dens = np.exp(-0.5 * eta**2) / np.sqrt(2 * np.pi)
             w = dens**2 / (p * (1 - p))
-            grad = Z.T @ ((d - p) * dens / (p * (1 - p)))
-        info = (Z * w[:, None]).T @ Z
+            grad = np.einsum("ij,i->j", Z, (d - p) * dens / (p * (1 - p)))
+        info = _weighted_gram(Z, w)
+        if it == 1:
+            _check_collinear(info, X, names, where)
         try:
             step = np.linalg.solve(info, grad)
         except np.linalg.LinAlgError:
             step = np.linalg.lstsq(info, grad, rcond=None)[0]
-        # step halving keeps the deviance decreasing (as glm.fit does)
+        # step halving keeps the deviance from increasing (as glm.fit does)
         for _ in range(30):
             new = beta + step
-            dev = _deviance(Z @ new, d, link)
-            if np.isfinite(dev) and dev <= dev_old + 1e-9 * abs(dev_old if np.isfinite(dev_old) else 0):
+            eta_new = np.einsum("ij,j->i", Z, new)
+            dev = _deviance(eta_new, d, link)
+            if np.isfinite(dev) and dev <= dev_old + 1e-9 * abs(dev_old):
                 break
             step /= 2
-        beta = new
-        change = abs(dev_old - dev) / (abs(dev) + 0.1) if np.isfinite(dev_old) else np.inf
+        beta, eta = new, eta_new
+        change = abs(dev_old - dev) / (abs(dev) + 0.1)
         dev_old = dev
         if change < tol or np.max(np.abs(step)) < 1e-10:
             converged = True
             break
-    eta = Z @ beta
     score = special.expit(eta) if link == "logit" else special.ndtr(eta)
     coef = np.empty(k)
     coef[1:] = beta[1:] / scale
@@ -182,6 +185,29 @@ def fit_score(
         iterations=it,
         converged=converged,
     )
+
+
+def _check_collinear(info: np.ndarray, X: np.ndarray, names: list[str], where: str) -> None:
+    """Raise naming collinear covariates when the information matrix is (nearly) singular.
+
+    A cheap screen on the k x k information matrix; the QR-based check that names the columns
+    only runs when the screen fails."""
+    from impact.data import check_rank
+
+    scale = np.sqrt(np.clip(np.diag(info), 1e-300, None))
+    eig = np.linalg.eigvalsh(info / np.outer(scale, scale))
+    if eig.min() <= 1e-10 * eig.max():
+        check_rank(np.column_stack([np.ones(len(X)), X]), ["(Intercept)", *names], where, context=" of the score model")
+
+
+def _weighted_gram(Z: np.ndarray, w: np.ndarray, chunk: int = 16_384) -> np.ndarray:
+    """Z' diag(w) Z in row chunks, so that no n x k temporary is allocated."""
+    k = Z.shape[1]
+    out = np.zeros((k, k))
+    for start in range(0, Z.shape[0], chunk):
+        Zc = Z[start:start + chunk]
+        out += Zc.T @ (Zc * w[start:start + chunk, None])
+    return out
 
 
 def _deviance(eta: np.ndarray, d: np.ndarray, link: str) -> float:

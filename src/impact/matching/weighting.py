@@ -115,7 +115,7 @@ def _prepare(df, where, outcome, treatment, covariates, estimand, trim, link):
     if outcome in as_list(covariates) or outcome == treatment:
         raise SpecError(f"{where}: the outcome {outcome!r} cannot also be the treatment or a covariate.")
     design = prepare_design(df, where=where, treatment=treatment, covariates=covariates,
-                            extra={"outcome": outcome}, numeric_extra=[outcome])
+                            extra={"outcome": outcome}, numeric_extra=[outcome], check_collinear=False)
     return design
 
 
@@ -137,7 +137,7 @@ def _result(
         n_obs=int(keep.sum()), outcome=outcome, level=level, n_units=int(keep.sum()), n_treated=int(d.sum()),
         settings={**settings, "assumption": ASSUMPTION}, warnings=tuple(log),
         sample_flow=tuple(design.prepared.flow) + tuple(flow), diagnostics=diagnostics, vcov=cov,
-        balance=bal, scores=scores,
+        scores=scores,
     )
 
 
@@ -190,6 +190,15 @@ def ipw(
     doi:10.1111/1468-0262.00442
     Crump, R. K., Hotz, V. J., Imbens, G. W. and Mitnik, O. A. (2009). Dealing with limited overlap
     in estimation of average treatment effects. Biometrika 96(1), 187-199. doi:10.1093/biomet/asn055
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> lalonde = im.datasets.load("lalonde")
+    >>> res = im.matching.ipw(lalonde, outcome="re78", treatment="treat", estimand="ATT",
+    ...                       covariates=["age", "educ", "race", "married", "nodegree", "re74", "re75"])
+    >>> round(res.estimate)  # doctest: +SKIP
+    1214
     """
     where = "ipw"
     with recording_warnings() as log:
@@ -285,6 +294,15 @@ def aipw(
     some regressors are not always observed. JASA 89(427), 846-866. doi:10.1080/01621459.1994.10476818
     Glynn, A. N. and Quinn, K. M. (2010). An introduction to the augmented inverse propensity
     weighted estimator. Political Analysis 18(1), 36-56. doi:10.1093/pan/mpp036
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> lalonde = im.datasets.load("lalonde")
+    >>> res = im.matching.aipw(lalonde, outcome="re78", treatment="treat",
+    ...                        covariates=["age", "educ", "race", "married", "nodegree", "re74", "re75"])
+    >>> res.tidy()["term"].tolist()
+    ['ATE', 'POM0', 'POM1']
     """
     where = "aipw"
     with recording_warnings() as log:
@@ -354,32 +372,33 @@ def aipw(
             pom0 = pom1 - tau
 
             def psi(theta):
-                tau_, delta_, c0, beta = theta[0], theta[1], theta[2:2 + k], theta[2 + k:]
+                tau_, delta_, pom1_, c0, beta = theta[0], theta[1], theta[2], theta[3:3 + k], theta[3 + k:]
                 pr = _prob(X1, beta, link)
                 rr = y - X1 @ c0
                 return np.column_stack([
-                    d * (rr - delta_ - tau_), (1 - d) * pr / (1 - pr) * (rr - delta_),
+                    d * (rr - delta_ - tau_), (1 - d) * pr / (1 - pr) * (rr - delta_), d * (y - pom1_),
                     ((1 - d) * rr)[:, None] * X1, _score_moments(X1, d, beta, link),
                 ])
 
             def jac(theta):
-                tau_, delta_, c0, beta = theta[0], theta[1], theta[2:2 + k], theta[2 + k:]
+                delta_, c0, beta = theta[1], theta[3:3 + k], theta[3 + k:]
                 pr, dp = _dprob(X1, beta, link)
                 rr = y - X1 @ c0
                 o = pr / (1 - pr)
                 n = len(y)
-                A = np.zeros((2 + 2 * k, 2 + 2 * k))
-                sl0, slb = slice(2, 2 + k), slice(2 + k, 2 + 2 * k)
+                A = np.zeros((3 + 2 * k, 3 + 2 * k))
+                sl0, slb = slice(3, 3 + k), slice(3 + k, 3 + 2 * k)
                 A[0, 0] = A[0, 1] = -d.mean()
                 A[0, sl0] = -(X1 * d[:, None]).mean(axis=0)
                 A[1, 1] = -((1 - d) * o).mean()
                 A[1, sl0] = -(X1 * ((1 - d) * o)[:, None]).mean(axis=0)
                 A[1, slb] = (X1 * ((1 - d) * (rr - delta_) / (1 - pr) ** 2 * dp)[:, None]).mean(axis=0)
+                A[2, 2] = -d.mean()
                 A[sl0, sl0] = -(X1 * (1 - d)[:, None]).T @ X1 / n
                 A[slb, slb] = _score_hessian(X1, d, beta, link)
                 return A
 
-            theta = np.concatenate([[tau, delta], b0, model.coef])
+            theta = np.concatenate([[tau, delta, pom1], b0, model.coef])
             w = d + (1 - d) * wc
         V = sandwich(psi, theta, where, jac)
         if estimand == "ATE":
@@ -390,17 +409,14 @@ def aipw(
             est = L @ theta
             cov = L @ V @ L.T
         else:
-            # POM1 = mean of Y among the treated, POM0 = POM1 - tau; their variance from the
-            # influence functions (treated mean is independent of nothing here: use a small stack)
-            n = len(y)
-            n1 = t_mask.sum()
-            if1 = np.where(t_mask, (y - pom1) * n / n1, 0.0)
-            var_pom1 = float(np.sum(if1**2)) / n**2
-            est = np.array([tau, pom0, pom1])
-            cov = np.full((3, 3), np.nan)
-            cov[0, 0] = V[0, 0]
-            cov[2, 2] = var_pom1
-            cov[1, 1] = np.nan
+            # rows: ATT, POM0 = POM1 - ATT, POM1 = mean outcome of the treated
+            L = np.zeros((3, len(theta)))
+            L[0, 0] = 1
+            L[1, 2] = 1
+            L[1, 0] = -1
+            L[2, 2] = 1
+            est = L @ theta
+            cov = L @ V @ L.T
     result = _result(
         design_name="aipw", estimand=estimand, terms=[estimand, "POM0", "POM1"], est=est, cov=cov, design=design,
         keep=keep, weights=w, score=p, outcome=outcome, flow=flow,
@@ -409,8 +425,6 @@ def aipw(
         log=log, level=level,
         inference="M-estimation sandwich (HC0) stacking outcome regressions, propensity-score equations and the effect; normal reference",
     )
-    if estimand == "ATT":  # the POM0 SE needs the joint variance; report it as not computed rather than guess
-        result = result.replace(effects=result.effects.loc[result.effects["term"] != "POM0"].reset_index(drop=True))
     return result
 
 
@@ -447,6 +461,15 @@ def entropy_balance(
     doi:10.1093/pan/mpr025
     Zhao, Q. and Percival, D. (2017). Entropy balancing is doubly robust. Journal of Causal
     Inference 5(1). doi:10.1515/jci-2016-0010
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> lalonde = im.datasets.load("lalonde")
+    >>> res = im.matching.entropy_balance(lalonde, outcome="re78", treatment="treat",
+    ...     covariates=["age", "educ", "race", "married", "nodegree", "re74", "re75"])
+    >>> res.diagnostics["converged"]
+    True
     """
     where = "entropy_balance"
     check_option("estimand", estimand, ("ATT",))

@@ -37,11 +37,37 @@ class RCTResult(Result):
 
     def figures(self) -> dict[str, Callable[[Axes | None], Axes]]:
         figs = dict(super().figures())
+        if self.design == "balance_table":  # rows on different scales (differences and an F): no coefficient plot
+            figs.pop("Estimates with confidence intervals", None)
         if self.balance is not None and len(self.balance):
             figs["Covariate balance between arms"] = self.plot_balance
         if self.null_distribution is not None:
             figs["Randomisation distribution of the statistic"] = self.plot_randomization
+        if self.diagnostics.get("consort"):
+            figs["Participant flow (CONSORT)"] = self.plot_flow
         return figs
+
+    def plot_flow(self, ax: Axes | None = None) -> Axes:
+        """Participant flow per arm: assigned, received the intervention, lost to follow-up, analysed."""
+        from impact.report.plots import new_axes
+
+        ax = new_axes(ax)
+        flow = pd.DataFrame(self.diagnostics["consort"]).set_index("arm")
+        stages = [c for c in ("assigned", "received", "lost_to_follow_up", "analysed") if c in flow.columns]
+        table = flow[stages]
+        y = np.arange(len(stages))
+        height = 0.8 / max(1, len(table))
+        colours = ["#7f7f7f", "#1f4e79", "#9db9d3", "#b22222"]
+        for i, (arm, row) in enumerate(table.iterrows()):
+            bars = ax.barh(y + i * height, row.to_numpy(dtype=float), height=height, label=str(arm), color=colours[i % 4])
+            ax.bar_label(bars, fmt="%d", padding=2, fontsize=8)
+        ax.set_yticks(y + height * (len(table) - 1) / 2, [s.replace("_", " ") for s in stages])
+        ax.invert_yaxis()
+        ax.set_xlabel("Units")
+        ax.legend(title="arm", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+        ax.set_title("Participant flow by arm")
+        ax.figure.tight_layout()
+        return ax
 
     def plot_balance(self, ax: Axes | None = None) -> Axes:
         """Standardised differences between arms per covariate (love plot) with +-0.1 guides."""
@@ -58,6 +84,7 @@ class RCTResult(Result):
         ax.set_yticks(y, table["covariate"].astype(str))
         ax.set_xlabel("Standardised difference (treatment - control) / pooled SD")
         ax.set_title("Balance of baseline covariates")
+        ax.figure.tight_layout()
         return ax
 
     def plot_randomization(self, ax: Axes | None = None) -> Axes:
@@ -70,11 +97,13 @@ class RCTResult(Result):
         ax.hist(draws, bins=min(60, max(10, int(np.sqrt(draws.size)))), color="#9db9d3", edgecolor="white")
         observed = float(self.diagnostics.get("observed_statistic", self.estimate))
         ax.axvline(observed, color="#b22222", linewidth=2, label=f"observed = {observed:.4g}")
-        ax.axvline(-observed, color="#b22222", linewidth=1, linestyle="--")
+        if self.diagnostics.get("alternative") == "two-sided":
+            ax.axvline(-observed, color="#b22222", linewidth=1, linestyle="--", label="- observed (two-sided)")
         ax.set_xlabel("Statistic under the sharp null (re-drawn assignments)")
         ax.set_ylabel("Draws")
         ax.legend(loc="best")
         ax.set_title(f"Randomisation test, p = {self.p_value:.3g}")
+        ax.figure.tight_layout()
         return ax
 
 
@@ -167,7 +196,10 @@ def consort_flow(
     frame = df.loc[df[assignment].notna()]
     rows = []
     for arm, part in frame.groupby(assignment, sort=True):
-        row: dict[str, Any] = {"arm": show(arm).strip("'"), "assigned": int(len(part))}
+        label = show(arm).strip("'")
+        if label in ("0", "1", "0.0", "1.0", "False", "True"):
+            label = f"{'treatment' if label in ('1', '1.0', 'True') else 'control'} ({label})"
+        row: dict[str, Any] = {"arm": label, "assigned": int(len(part))}
         if received:
             got = pd.to_numeric(part[received], errors="coerce")
             row["received"] = int((got == 1).sum())

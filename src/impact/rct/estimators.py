@@ -60,7 +60,13 @@ def _flow_and_balance(df, frame, *, treatment, outcome, received, observed, bala
                                               outcome=outcome, analysed=frame.index)
     table = None
     if balance:
-        table = balance_rows(frame, t, as_list(balance), blocks=blocks, where=where)
+        covs = as_list(balance)
+        missing = [c for c in covs if c not in df.columns]
+        if missing:
+            raise DataError(f"{where}: balance covariate(s) {missing} not found in the data.")
+        extra = df.loc[frame.index, [c for c in covs if c not in frame.columns]]
+        source = pd.concat([frame, extra], axis=1) if extra.shape[1] else frame
+        table = balance_rows(source, t, covs, blocks=blocks, where=where)
         diagnostics["balance"] = table
     return diagnostics, table
 
@@ -335,12 +341,18 @@ def _fit(
     received: str | None = None,
     observed: str | None = None,
     balance: Sequence[str] | None = None,
+    blocks: str | None = None,
 ) -> RCTResult:
     with recording_warnings() as log:
         prepared = prepare(df, where=where, roles={"outcome": outcome, "treatment": treatment, "covariates": covariates,
-                                                   "clusters": clusters, "weights": weights},
+                                                   "clusters": clusters, "weights": weights, "blocks": blocks},
                            numeric=[outcome, *covariates] + ([weights] if weights else []))
         frame = prepared.frame
+        user_covariates = list(covariates)
+        if blocks:  # block fixed effects as dummies (additive, never interacted)
+            dummies = pd.get_dummies(frame[blocks], prefix=str(blocks), drop_first=True, dtype=float)
+            frame = pd.concat([frame, dummies], axis=1)
+            covariates = [*covariates, *dummies.columns]
         D, terms, _ = _treatment_design(frame, treatment, control, where)
         if D.shape[1] == 1:
             check_arms(D[:, 0], where)
@@ -354,7 +366,8 @@ def _fit(
                 raise DataError(f"{where}: weights in {weights!r} must be positive.")
         names = ["(Intercept)", *terms]
         if interact:
-            means = Xcov.mean(axis=0)
+            # lm_lin centres at the (weighted, with weights) sample means, so tau is the (weighted) ATE
+            means = Xcov.mean(axis=0) if w is None else (w @ Xcov) / w.sum()
             centred = Xcov - means
             inter = np.column_stack([D[:, [a]] * centred for a in range(D.shape[1])]) if covariates else np.empty((n, 0))
             X = np.column_stack([np.ones(n), D, centred, inter])
@@ -393,12 +406,12 @@ def _fit(
             "control_mean": float(y[~D.any(axis=1)].mean()),
         })
         if interact:
-            diagnostics["covariate_means"] = {c: float(m) for c, m in zip(covariates, Xcov.mean(axis=0))}
+            diagnostics["covariate_means"] = {c: float(m) for c, m in zip(covariates, means)}
     return RCTResult(
         design=where, estimand="ATE", effects=table, headline=terms[0], inference=cov.description,
         n_obs=n, outcome=outcome, level=level, n_treated=int(t_any.sum()), n_clusters=n_clusters,
-        settings={"treatment": treatment, "covariates": covariates, "clusters": clusters, "se_type": se_type,
-                  "control": control, "weights": weights, "assumption": _ASSUMPTION},
+        settings={"treatment": treatment, "covariates": user_covariates, "blocks": blocks, "clusters": clusters,
+                  "se_type": se_type, "control": control, "weights": weights, "assumption": _ASSUMPTION},
         warnings=tuple(log), sample_flow=prepared.flow, diagnostics=diagnostics, vcov=cov.matrix, balance=bal,
     )
 
@@ -412,6 +425,7 @@ def regression(
     clusters: str | None = None,
     se_type: SeType | None = None,
     control: Any = None,
+    blocks: str | None = None,
     weights: str | None = None,
     level: float = 0.95,
     received: str | None = None,
@@ -434,6 +448,8 @@ def regression(
         ``stata`` is HC1 without clusters and CR1 (df = G - 1) with clusters.
     control : optional
         For a treatment column with several arms: the comparison arm; each other arm gets a term.
+    blocks : str, optional
+        Randomisation blocks, entered as fixed effects (one dummy per block but the first).
     weights : str, optional
         Analytic weights (weighted least squares).
 
@@ -458,7 +474,7 @@ def regression(
     """
     return _fit("regression", df, outcome=outcome, treatment=treatment, covariates=as_list(covariates),
                 clusters=clusters, se_type=se_type, level=level, interact=False, control=control, weights=weights,
-                received=received, observed=observed, balance=balance)
+                received=received, observed=observed, balance=balance, blocks=blocks)
 
 
 def lin(
@@ -477,7 +493,7 @@ def lin(
     """Lin (2013) covariate adjustment: treatment fully interacted with centred covariates.
 
     As ``estimatr::lm_lin(outcome ~ treatment, covariates = ~ x1 + x2)``: covariates are centred at
-    their sample means so that the treatment coefficient is the ATE; HC2 standard errors (CR2 with
+    their sample means (weighted means with ``weights``) so that the treatment coefficient is the ATE; HC2 standard errors (CR2 with
     clusters). The covariates also fill a balance table (``diagnostics["balance"]``).
 
     Notes

@@ -119,11 +119,22 @@ def _float(R: np.ndarray, m: int) -> np.ndarray:
     return R.astype(np.float32 if m > 2000 else np.float64)
 
 
+def _products(R: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """R (draws, m) of 0/1 codes times V (m,) or (m, k), without converting R or calling BLAS.
+
+    ``einsum`` reads the int8 labels directly (casting in its inner loop) and runs single-threaded:
+    a multi-threaded BLAS matrix-vector product is memory-bound here and, on a busy machine, many
+    times slower than this.
+    """
+    if V.ndim == 1:
+        return np.einsum("ij,j->i", R, V)
+    return np.einsum("ij,jk->ik", R, V)
+
+
 def _dim_statistic(design: RandomisationDesign, y: np.ndarray, extra: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
     """Unit-weighted (estimatr) difference in means, blocks weighted by size; optional 2nd outcome."""
     m = design.scheme.m
     N_b = np.add.reduceat(design.count, design.starts) if design.n_blocks > 1 else np.array([design.count.sum()])
-    weights_b = N_b / N_b.sum()
     outcomes = [y] if extra is None else [y, extra]
     ysum = [design.ru_sums(v - v.mean()) for v in outcomes]
     S_b = [np.add.reduceat(s, design.starts) if design.n_blocks > 1 else np.array([s.sum()]) for s in ysum]
@@ -131,15 +142,18 @@ def _dim_statistic(design: RandomisationDesign, y: np.ndarray, extra: np.ndarray
     if design.fixed_counts:
         n1_b = np.add.reduceat(design.scheme.labels.astype(float), design.starts) if design.n_blocks > 1 else np.array([float(design.scheme.labels.sum())])
         n0_b = N_b - n1_b
-        with np.errstate(divide="ignore", invalid="ignore"):
-            coef_b = np.where((n1_b > 0) & (n0_b > 0), weights_b * (1 / n1_b + 1 / n0_b), 0.0)
-            const = [-np.sum(np.where(n0_b > 0, weights_b * S / np.where(n0_b > 0, n0_b, 1), 0.0)) for S in S_b]
+        # blocks holding one arm only say nothing about the effect (and never change): weight 0
+        valid = (n1_b > 0) & (n0_b > 0)
+        w_b = np.where(valid, N_b, 0.0) / np.sum(np.where(valid, N_b, 0.0))
+        safe1, safe0 = np.where(valid, n1_b, 1.0), np.where(valid, n0_b, 1.0)
+        coef_b = np.where(valid, w_b * (1 / safe1 + 1 / safe0), 0.0)
+        const = [-np.sum(np.where(valid, w_b * S / safe0, 0.0)) for S in S_b]
         block_of_ru = np.repeat(np.arange(design.n_blocks), np.diff(np.append(design.starts, m)))
-        a = np.column_stack([s * coef_b[block_of_ru] for s in ysum])
-        a_cast = a.astype(np.float32) if m > 2000 else a
+        dtype = np.float32 if m > 2000 else np.float64
+        vectors = [np.ascontiguousarray(s * coef_b[block_of_ru], dtype=dtype) for s in ysum]
 
         def linear(R: np.ndarray) -> np.ndarray:
-            out = (_float(R, m) @ a_cast).astype(float) + np.array(const)[None, :]
+            out = np.column_stack([_products(R, v).astype(float) + c for v, c in zip(vectors, const)])
             return out if extra is not None else out[:, 0]
 
         return linear
@@ -148,12 +162,17 @@ def _dim_statistic(design: RandomisationDesign, y: np.ndarray, extra: np.ndarray
         Rf = _float(R, m)
         n1 = design.block_totals(Rf, design.count.astype(Rf.dtype)).astype(float)
         n0 = N_b[None, :] - n1
+        # per draw, blocks where the draw left one arm empty get weight 0 (weights renormalised)
+        valid = (n1 > 0) & (n0 > 0)
+        w = np.where(valid, N_b[None, :], 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = w / w.sum(axis=1, keepdims=True)
         cols = []
         for s, S in zip(ysum, S_b):
             s1 = design.block_totals(Rf, s.astype(Rf.dtype)).astype(float)
             with np.errstate(divide="ignore", invalid="ignore"):
-                diff = s1 / n1 - (S[None, :] - s1) / n0
-            cols.append(diff @ weights_b)
+                diff = np.where(valid, s1 / np.where(valid, n1, 1) - (S[None, :] - s1) / np.where(valid, n0, 1), 0.0)
+            cols.append((diff * w).sum(axis=1))
         out = np.column_stack(cols)
         return out if extra is not None else out[:, 0]
 
@@ -222,9 +241,9 @@ def _coefficient_statistic(design: RandomisationDesign, y: np.ndarray, covariate
         n1 = design.block_totals(Rd, design.count)
         tmt = (n1 - n1**2 / N_b[None, :]).sum(axis=1)  # T' M_blocks T
         if Qsum.shape[1]:
-            tmt = tmt - ((Rd @ Qsum) ** 2).sum(axis=1)
+            tmt = tmt - (_products(R, Qsum) ** 2).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return (Rd @ targets) / tmt[:, None]
+            return _products(R, targets) / tmt[:, None]
 
     return coefficient
 
@@ -289,6 +308,7 @@ def randomization_test(
     condition2: Any = None,
     alternative: Literal["two-sided", "greater", "less"] = "two-sided",
     level: float = 0.95,
+    design: Any = None,
 ) -> RCTResult:
     """Fisher randomisation test of the sharp null of no effect for any unit.
 
@@ -312,6 +332,10 @@ def randomization_test(
         enumerate all assignments (``"auto"``: when there are no more than ``n_permutations``).
     alternative : {"two-sided", "greater", "less"}
         Two-sided compares absolute values.
+    design : Assignment, optional
+        The :class:`~impact.rct.Assignment` that produced the trial (from :func:`assign`): its
+        procedure (simple or complete, blocks, clusters, probability) is re-run, so ``blocks``,
+        ``clusters``, ``method`` and ``prob`` need not be repeated.
 
     Returns
     -------
@@ -346,6 +370,18 @@ def randomization_test(
     True
     """
     where = "randomization_test"
+    if design is not None:
+        from impact.rct.assignment import Assignment
+
+        if not isinstance(design, Assignment):
+            raise SpecError(f"{where}: design= must be an Assignment returned by im.rct.assign().")
+        if len(design.arms) != 2 and (condition1 is None or condition2 is None):
+            raise SpecError(f"{where}: the design has {len(design.arms)} arms; say which two to compare with condition1=/condition2=.")
+        blocks = blocks or design.blocks
+        clusters = clusters or design.clusters
+        if design.method == "simple":
+            method = "simple"
+            prob = float(design.probabilities.iloc[0, -1]) if prob is None else prob
     custom = callable(statistic)
     if not custom:
         check_option("statistic", statistic, STATISTICS)
@@ -426,7 +462,8 @@ def randomization_test(
             "observed_statistic": observed,
             "n_draws": null.n_draws,
             "exact": null.exact,
-            "n_possible_assignments": f"{float(null.n_assignments):.3g}" if null.n_assignments > 10**15 else int(null.n_assignments),
+            "n_possible_assignments": (int(null.n_assignments) if null.n_assignments <= 1e15
+                                       else f"about 10^{design.scheme.log_n_assignments() / np.log(10):.0f}"),
             "alternative": alternative,
             "analytic_std_error": se,
         }
@@ -515,7 +552,7 @@ def balance_table(
             n1 = design.block_totals(Rd, design.count)
             tmt = (n1 - n1**2 / counts[None, :]).sum(axis=1)
             with np.errstate(divide="ignore", invalid="ignore"):
-                return ((Rd @ Qsum) ** 2).sum(axis=1) / tmt
+                return (_products(R, Qsum) ** 2).sum(axis=1) / tmt
 
         null = null_distribution(r_squared, design.scheme, n_permutations=n_permutations, seed=seed, exact=exact)
         p = float(permutation_p_values(null, "greater"))

@@ -87,6 +87,21 @@ results$iv <- list(data = as.list(iv),
   HC1_cov = row_of(iv_robust(y ~ d + x | z + x, data = iv, se_type = "HC1"), "d"),
   stata_cluster = row_of(iv_robust(y ~ d | z, data = iv, clusters = g, se_type = "stata"), "d"))
 
+## (3b) weighted designs (own seed so the values above do not move)
+set.seed(20240502)
+wb <- data.frame(block = rep(1:8, each = 12), w = runif(96, 0.5, 3))
+wb$z <- as.vector(replicate(8, sample(rep(c(0, 1), 6))))
+wb$cluster <- (wb$block - 1) * 6 + rep(rep(1:6, each = 2), 8)
+wb$x <- rnorm(96)
+wb$y <- 1 + 0.7 * wb$z + 0.2 * wb$block + 0.5 * wb$x + rnorm(96)
+wcl <- wb[wb$block <= 4, ]
+wcl$z <- ave(wcl$z, wcl$cluster, FUN = function(v) v[1])
+results$weighted <- list(data = as.list(wb), cluster_data = as.list(wcl),
+  dim_blocked_weighted = row_of(difference_in_means(y ~ z, blocks = block, weights = w, data = wb), "z"),
+  dim_clustered_weighted = row_of(difference_in_means(y ~ z, clusters = cluster, weights = w, data = wcl), "z"),
+  lm_robust_HC2_weighted = row_of(lm_robust(y ~ z + x, weights = w, data = wb), "z"),
+  lm_lin_weighted = row_of(lm_lin(y ~ z, covariates = ~ x, weights = w, data = wb), "z"))
+
 ## (4) power of a two-sample t test (stats::power.t.test, R base)
 results$power_t_test <- list(
   power_n100_delta0.3 = power.t.test(n = 100, delta = 0.3, sd = 1, sig.level = 0.05)$power,
