@@ -302,8 +302,9 @@ def cluster_codes(
         warn(
             FewClustersWarning,
             f"{where}: only {n_clusters} clusters in {name!r}{extra}; analytic cluster-robust standard "
-            "errors over-reject with fewer than about 30 clusters. Prefer vcov='CR2' or vcov='wild' "
-            "(wild cluster bootstrap with Webb weights).",
+            "errors over-reject with fewer than about 30 clusters. Prefer small-sample corrected (CR2) "
+            "or wild cluster bootstrap inference with Webb weights (vcov='CR2' or vcov='wild' in "
+            "regression designs; bootstrap with bootstrap_weights='webb' in att_gt).",
         )
     if n_treated is not None and 0 < n_treated < FEW_TREATED_CLUSTERS:
         warn(

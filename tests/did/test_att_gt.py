@@ -20,7 +20,7 @@ from impact.errors import (
     SpecError,
 )
 
-MP = dict(outcome="lemp", unit="countyreal", time="year", cohort="first.treat")
+MP = {"outcome": "lemp", "unit": "countyreal", "time": "year", "cohort": "first.treat"}
 
 
 @pytest.fixture(scope="module")
@@ -98,33 +98,33 @@ def test_mpdta_pretrend_wald(mp_result) -> None:
 #     .fit(bstrap=False, **fit); results["att"], results["se"]
 # Tolerances: 1e-7 on ATT(g,t) (values rounded to 8 decimals), 1e-5 relative on SEs.
 CSDID = {
-    "dr_lpop": (dict(covariates="lpop", method="dr"), [
+    "dr_lpop": ({"covariates": "lpop", "method": "dr"}, [
         (2004, 2004, -0.01452967, 0.02212916), (2004, 2005, -0.07642188, 0.02867131), (2004, 2006, -0.14044834, 0.03537815),
         (2004, 2007, -0.1069039, 0.03288649), (2006, 2004, -0.00047215, 0.02222344), (2006, 2005, -0.00620252, 0.0184957),
         (2006, 2006, 0.00096057, 0.0194002), (2006, 2007, -0.04129387, 0.01972114), (2007, 2004, 0.0267278, 0.01406566),
         (2007, 2005, -0.00457657, 0.01571776), (2007, 2006, -0.02844749, 0.01818088), (2007, 2007, -0.02878136, 0.01623895)]),
-    "ipw_lpop": (dict(covariates="lpop", method="ipw"), [
+    "ipw_lpop": ({"covariates": "lpop", "method": "ipw"}, [
         (2004, 2004, -0.01454843, 0.02211453), (2004, 2005, -0.07644986, 0.02864886), (2004, 2006, -0.1404646, 0.035371),
         (2004, 2007, -0.10693256, 0.03288915), (2006, 2004, -0.00086856, 0.02215284), (2006, 2005, -0.00639724, 0.01845733),
         (2006, 2006, 0.00120805, 0.01948793), (2006, 2007, -0.04130823, 0.0197214), (2007, 2004, 0.0265561, 0.01404416),
         (2007, 2005, -0.0046609, 0.01566916), (2007, 2006, -0.0283403, 0.01818931), (2007, 2007, -0.02889477, 0.01624641)]),
-    "reg_lpop": (dict(covariates="lpop", method="reg"), [
+    "reg_lpop": ({"covariates": "lpop", "method": "reg"}, [
         (2004, 2004, -0.01491124, 0.02205569), (2004, 2005, -0.07699632, 0.02835975), (2004, 2006, -0.1410801, 0.03483629),
         (2004, 2007, -0.10754427, 0.03273769), (2006, 2004, -0.00206606, 0.02212229), (2006, 2005, -0.00696828, 0.01834579),
         (2006, 2006, 0.00076553, 0.01919591), (2006, 2007, -0.04153564, 0.01971687), (2007, 2004, 0.02636583, 0.01401895),
         (2007, 2005, -0.00475984, 0.01566997), (2007, 2006, -0.02850211, 0.01813207), (2007, 2007, -0.02878949, 0.01616787)]),
-    "notyet": (dict(control_group="notyet"), [
+    "notyet": ({"control_group": "notyet"}, [
         (2004, 2004, -0.01937236, 0.02231011), (2004, 2005, -0.0783191, 0.03039023), (2004, 2006, -0.13627435, 0.03540338),
         (2004, 2007, -0.10081136, 0.03435923), (2006, 2004, -0.00256255, 0.02253024), (2006, 2005, -0.00193925, 0.01904216),
         (2006, 2006, 0.00466088, 0.01633558), (2006, 2007, -0.04122447, 0.02022918), (2007, 2004, 0.02975936, 0.01453354),
         (2007, 2005, -0.00241061, 0.0160313), (2007, 2006, -0.03108712, 0.01787751), (2007, 2007, -0.02605441, 0.01665544)]),
-    "universal": (dict(base_period="universal"), [
+    "universal": ({"base_period": "universal"}, [
         (2004, 2003, 0.0, math.nan), (2004, 2004, -0.01050325, 0.02325104), (2004, 2005, -0.07042316, 0.03098477),
         (2004, 2006, -0.13725874, 0.03643566), (2004, 2007, -0.10081136, 0.03435923), (2006, 2003, -0.00376929, 0.03134203),
         (2006, 2004, 0.00275082, 0.01955856), (2006, 2005, 0.0, math.nan), (2006, 2006, -0.00459461, 0.0177552),
         (2006, 2007, -0.04122447, 0.02022918), (2007, 2003, 0.00330636, 0.02445187), (2007, 2004, 0.03381301, 0.02112917),
         (2007, 2005, 0.03108712, 0.01787751), (2007, 2006, 0.0, math.nan), (2007, 2007, -0.02605441, 0.01665544)]),
-    "anticipation": (dict(anticipation=1), [
+    "anticipation": ({"anticipation": 1}, [
         (2006, 2004, 0.00652011, 0.02332681), (2006, 2005, -0.00275082, 0.01955856), (2006, 2006, -0.00734543, 0.02294286),
         (2006, 2007, -0.04397529, 0.02657877), (2007, 2004, 0.03050666, 0.01503356), (2007, 2005, -0.00272589, 0.01639583),
         (2007, 2006, -0.03108712, 0.01787751), (2007, 2007, -0.05714153, 0.02021016)]),
@@ -271,7 +271,7 @@ def _panel(n: int = 400, periods: int = 6, seed: int = 0, cohorts=(0, 3, 5)) -> 
     return pd.DataFrame({"id": unit, "t": t, "g": G, "y": y, "region": unit % 40, "x": rng.normal(size=n)[unit]})
 
 
-KW = dict(outcome="y", unit="id", time="t", cohort="g")
+KW = {"outcome": "y", "unit": "id", "time": "t", "cohort": "g"}
 
 
 def test_no_never_treated_suggests_notyet() -> None:
@@ -291,9 +291,9 @@ def test_cells_without_comparison_units() -> None:
     data = data.loc[~((data["id"] >= 10_000) & (data["t"] == 6))]  # comparison units unbalanced ...
     with pytest.raises(DataError, match="unbalanced"):
         att_gt(data, **KW)
-    with pytest.warns(SampleWarning, match="3 unit"):  # ... and dropped, leaving none
-        with pytest.raises(DataError, match="no never-treated units"):
-            att_gt(data, **KW, allow_unbalanced=True)
+    # ... and dropped, leaving none
+    with pytest.warns(SampleWarning, match="3 unit"), pytest.raises(DataError, match="no never-treated units"):
+        att_gt(data, **KW, allow_unbalanced=True)
     # not-yet-treated comparison with one cohort left and no never treated: no comparison at all
     only = _panel(cohorts=(3,))
     with pytest.warns(SampleWarning), pytest.raises(DataError):
@@ -359,8 +359,8 @@ def test_few_clusters_warn_with_counts() -> None:
 
 def test_invalid_options() -> None:
     data = _panel()
-    for bad in (dict(control_group="never_treated"), dict(method="imp"), dict(base_period="fixed"),
-                dict(anticipation=-1), dict(bootstrap=1), dict(bootstrap=True), dict(level=95), dict(panel=False)):
+    for bad in ({"control_group": "never_treated"}, {"method": "imp"}, {"base_period": "fixed"},
+                {"anticipation": -1}, {"bootstrap": 1}, {"bootstrap": True}, {"level": 95}, {"panel": False}):
         with pytest.raises(SpecError):
             att_gt(data, **KW, **bad)
     with pytest.raises(DataError, match="did you mean"):
@@ -425,7 +425,7 @@ def test_simulation_recovers_heterogeneous_dynamic_effects() -> None:
     naive = att_gt(data, **KW)
     assert naive.diagnostics["pretrend_wald"]["p_value"] < 1e-6
     dyn = res.aggregate("dynamic").tidy().set_index("term")
-    e_truth = {e: np.mean([1 + 0.5 * e + 0.2 * g for g in (3, 4, 6) if g + e <= 8]) for e in range(0, 6)}
+    e_truth = {e: np.mean([1 + 0.5 * e + 0.2 * g for g in (3, 4, 6) if g + e <= 8]) for e in range(6)}
     # cohort-size-weighted in the estimator; cohorts have unequal sizes, so compare with a tolerance
     # of 4 SE plus the spread of the truth across cohorts (0.2 per cohort step)
     for e, value in e_truth.items():
@@ -435,7 +435,7 @@ def test_simulation_recovers_heterogeneous_dynamic_effects() -> None:
 def test_simulation_coverage() -> None:
     """95% CIs of ATT(g,t) (DR with the covariate) cover the truth about 95% of the time.
 
-    200 replications x 21 post cells; each cell's coverage is binomial(200, 0.95): pooled coverage
+    200 replications x 14 post cells; each cell's coverage is binomial(200, 0.95): pooled coverage
     must lie within [0.92, 0.975]. Runs in about 15 s on 2 cores."""
     hits, total = 0, 0
     for rep in range(200):
@@ -482,3 +482,42 @@ def test_weighted_aggregations_match_csdid(mpdta: pd.DataFrame) -> None:
         table = res.aggregate(kind).tidy()
         np.testing.assert_allclose(table["estimate"], estimates, atol=1e-7)
         np.testing.assert_allclose(table["std_error"], std_errors, rtol=1e-5)
+
+
+def test_webb_multiplier_bootstrap_for_few_clusters() -> None:
+    # Issue 3: aggregated CS effects with a wild (Webb) bootstrap of clustered influence functions.
+    # mpdta has no state identifier, so counties are grouped into 20 pseudo-regions by id; Webb and
+    # Rademacher draws must agree with the analytic clustered SE up to Monte Carlo error.
+    import impact as im
+
+    mpdta = im.datasets.load("mpdta")
+    mpdta["region"] = pd.factorize(mpdta["countyreal"])[0] % 20
+    kwargs = dict(outcome="lemp", unit="countyreal", time="year", cohort="first.treat", cluster="region")
+    with pytest.warns(im.errors.FewClustersWarning, match="20 clusters"):
+        analytic = im.did.att_gt(mpdta, **kwargs).aggregate("dynamic")
+        webb = im.did.att_gt(mpdta, **kwargs, bootstrap=1999, bootstrap_weights="webb", seed=3).aggregate("dynamic")
+    assert "Webb weights" in webb.inference and "20 clusters" in webb.inference
+    assert webb.estimate == pytest.approx(analytic.estimate, abs=1e-12)
+    assert webb.std_error == pytest.approx(analytic.std_error, rel=0.15)
+    with pytest.raises(im.errors.SpecError, match="bootstrap_weights"):
+        im.did.att_gt(mpdta, **kwargs, bootstrap=99, bootstrap_weights="normal")
+
+
+def test_dynamic_aggregation_feeds_pretrend_test_and_honest() -> None:
+    # The dynamic aggregation carries the covariance of its rows (from the influence functions), so the
+    # shared pre-trend test and the Rambachan-Roth sensitivity work on it as on an event study.
+    import impact as im
+
+    mpdta = im.datasets.load("mpdta")
+    dyn = im.did.att_gt(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat",
+                        base_period="universal").aggregate("dynamic")
+    se = np.sqrt(np.diag(dyn.vcov))
+    tidy = dyn.tidy()
+    assert np.allclose(se[tidy["std_error"].notna()], tidy["std_error"].dropna(), rtol=1e-10)
+    test = dyn.pretrend_test()
+    assert test["event_times"] == [-4, -3, -2] and 0 < test["p_value"] < 1
+    sensitivity = dyn.honest_relative_magnitude(Mbar=[0, 1])
+    rows = sensitivity.tidy().set_index("term")
+    # Mbar = 0 is parallel trends: the original interval; a larger Mbar can only widen it
+    assert rows.loc["Mbar=0", "conf_low"] == pytest.approx(rows.loc["original", "conf_low"], abs=1e-10)
+    assert rows.loc["Mbar=1", "conf_high"] > rows.loc["Mbar=0", "conf_high"]

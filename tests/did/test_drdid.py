@@ -115,7 +115,7 @@ def test_weights_scale_invariance_and_frequency_weights() -> None:
 
 def test_errors() -> None:
     data = _two_period(200, seed=1)
-    kw = dict(outcome="y", unit="id", time="period", treatment="d")
+    kw = {"outcome": "y", "unit": "id", "time": "period", "treatment": "d"}
     with pytest.raises(SpecError, match="method"):
         drdid(data, **kw, method="dr")
     three = pd.concat([data, data.loc[data["period"] == 1].assign(period=2.0)])

@@ -63,11 +63,11 @@ class TestMpdtaAgainstPyfixest:
     #   rel = year - first.treat (never treated: -1000)
     #   pf.feols("lemp ~ i(rel, ref=-1.0) | countyreal + year", mpdta, vcov={"CRV1": "countyreal"})
     # coefficients e = -4, -3, -2, 0, 1, 2, 3.
-    COEF = [0.0035493269, 0.024623502, 0.0233548149, -0.018143927, -0.0434723726, -0.1317948578, -0.0922467942]
+    COEF = (0.0035493269, 0.024623502, 0.0233548149, -0.018143927, -0.0434723726, -0.1317948578, -0.0922467942)
     # same call: fixest small-sample factor (FE nested in clusters not counted)
-    SE_FIXEST = [0.0228285814, 0.0176793712, 0.0134366994, 0.0109822183, 0.017576947, 0.0288374074, 0.0323361932]
+    SE_FIXEST = (0.0228285814, 0.0176793712, 0.0134366994, 0.0109822183, 0.017576947, 0.0288374074, 0.0323361932)
     # same call with ssc=pf.ssc(k_fixef="full"): every fixed effect counted, = Stata's CR1
-    SE_FULL = [0.0255321109, 0.0197730931, 0.0150279727, 0.0122828138, 0.019658539, 0.0322525464, 0.0361656843]
+    SE_FULL = (0.0255321109, 0.0197730931, 0.0150279727, 0.0122828138, 0.019658539, 0.0322525464, 0.0361656843)
 
     def test_coefficients_and_cr1(self, mpdta):
         res = quiet(im.did.event_study, mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat")
@@ -155,7 +155,7 @@ def test_homogeneous_effects_recovered_with_coverage():
     d = simulate(seed=7, heterogeneous=False, n_units=300)
     res = quiet(im.did.event_study, d, outcome="y", unit="unit", time="time", cohort="cohort")
     tidy = res.tidy().set_index("term")
-    for k in range(0, 7):
+    for k in range(7):
         truth = 0.2 * (k + 1)
         row = tidy.loc[f"e={k}"]
         assert row["conf_low"] - 0.01 < truth < row["conf_high"] + 0.01

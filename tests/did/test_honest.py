@@ -98,7 +98,7 @@ def test_smoothness_m0_is_linear_trend_extrapolation(mpdta_es):
 
 def test_relative_magnitudes_identified_set_and_bonferroni(mpdta_es):
     res = quiet(im.did.honest, mpdta_es, Mbar=[0, 0.5, 1, 2])
-    e, b, V = estimated(mpdta_es)
+    _, b, _ = estimated(mpdta_es)
     tidy = res.tidy().set_index("term")
     # Mbar = 0 is the original interval
     assert tidy.loc["Mbar=0", "conf_low"] == pytest.approx(tidy.loc["original", "conf_low"], rel=1e-12)
@@ -179,3 +179,13 @@ def test_other_results_and_bad_input(mpdta_es):
     with pytest.raises(SpecError, match="method"):
         im.did.honest(mpdta_es, method="both")
     assert stats.norm.ppf(0.975) == pytest.approx(1.959963984540054)
+
+
+def test_chained_method_equals_function(mpdta_es):
+    a = mpdta_es.honest(method="smoothness", M=[0.0, 0.01])
+    b = im.did.honest(mpdta_es, method="smoothness", M=[0.0, 0.01])
+    np.testing.assert_allclose(a.tidy()["conf_low"], b.tidy()["conf_low"])
+    assert mpdta_es.pretrend_test() == mpdta_es.diagnostics["pretrend_test"]
+    c = mpdta_es.honest_smoothness(M=[0.0, 0.01])
+    np.testing.assert_allclose(c.tidy()["conf_high"], b.tidy()["conf_high"])
+    assert mpdta_es.honest_relative_magnitude(Mbar=[1.0]).settings["method"] == "relative_magnitude"

@@ -206,3 +206,29 @@ def test_sweden_regions_bsp_known_truth():
                vcov="CR2")
     low, high = sa.conf_int()
     assert low < 0.7279 < high
+
+
+def test_bjs_pretrend_test_matches_dense_regression_on_untreated(mpdta):
+    """BJS Test 1: lead coefficients from OLS on untreated observations with unit/period dummies (dense check)."""
+    res = quiet(im.did.imputation, mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat",
+                pretrend_leads=2)
+    test = res.diagnostics["pretrend_test"]
+    g, t = mpdta["first.treat"].to_numpy(), mpdta["year"].to_numpy()
+    untreated = ~((g > 0) & (t >= g))
+    d = mpdta.loc[untreated]
+    e = np.where(d["first.treat"] > 0, d["year"] - d["first.treat"], np.nan)
+    X = np.column_stack([(e == -2).astype(float), (e == -1).astype(float)])
+    U = pd.get_dummies(d["countyreal"].astype(str)).to_numpy(float)
+    T = pd.get_dummies(d["year"].astype(str), drop_first=True).to_numpy(float)
+    Z = np.column_stack([X, U, T])
+    coef = np.linalg.solve(Z.T @ Z, Z.T @ d["lemp"].to_numpy(float))[:2]
+    assert test["event_times"] == [-2, -1]
+    np.testing.assert_allclose([c["estimate"] for c in test["coefficients"]], coef, atol=1e-10)
+    assert 0 <= test["p_value"] <= 1 and test["df_denom"] == 499
+    import matplotlib
+
+    matplotlib.use("Agg")
+    assert set(res.figures()) == {"Event study", "Pre-trends"}
+    assert res.figures()["Pre-trends"](None) is not None
+    with pytest.raises(SpecError, match="pretrend_leads"):
+        im.did.imputation(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat", pretrend_leads=0)

@@ -1,13 +1,26 @@
 """Difference-in-differences: 2x2, two-way fixed effects, event studies and staggered adoption."""
 
+from impact.did.twfe import twfe
 from impact.did.att_gt import ATTGTResult, att_gt
-from impact.did.bacon import bacon
 from impact.did.drdid import drdid
 from impact.did.event_study import event_study
-from impact.did.imputation import did2s, imputation
 from impact.did.pretrends import pretrend_test
+from impact.did.bacon import bacon
 from impact.did.sun_abraham import sun_abraham
-from impact.did.twfe import twfe
+from impact.did.imputation import imputation
+from impact.did.imputation import did2s
+from impact.did.honest import honest
 
-__all__ = ["ATTGTResult", "att_gt", "bacon", "did2s", "drdid", "event_study", "imputation", "pretrend_test",
-           "sun_abraham", "twfe"]
+__all__ = [
+    "twfe",
+    "att_gt",
+    "ATTGTResult",
+    "drdid",
+    "event_study",
+    "pretrend_test",
+    "bacon",
+    "sun_abraham",
+    "imputation",
+    "did2s",
+    "honest",
+]

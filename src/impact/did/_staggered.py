@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from impact.data import MissingPolicy, Prepared, as_list, check_constant_within, check_option, prepare
+from impact.data import (
+    MissingPolicy,
+    Prepared,
+    as_list,
+    check_constant_within,
+    check_option,
+    prepare,
+)
 from impact.errors import DataError, SampleWarning, warn
 from impact.inference.absorb import FixedEffects
 
@@ -215,6 +222,7 @@ def fe_regression(
     treated: np.ndarray,
     where: str,
     rank_hint: str = "",
+    cluster_warnings: bool = True,
 ) -> FERegression:
     """OLS/WLS of ``y`` on ``X`` with unit and time effects absorbed; covariance of X's coefficients.
 
@@ -223,6 +231,8 @@ def fe_regression(
     restricted residuals require. For ``vcov="wild"`` the covariance returned is CR1 (the bootstrap
     itself is run by the caller, per linear combination, on ``X``/``y``/``clusters``).
     """
+    from scipy import linalg
+
     from impact.data import check_rank, cluster_codes
     from impact.errors import EstimationError, SpecError
     from impact.inference.absorb import absorb
@@ -233,7 +243,11 @@ def fe_regression(
     explicit_periods = vcov in ("CR2", "wild")
     clusters = n_clusters = None
     if clustered:
-        clusters, n_clusters = cluster_codes(cluster_values, where=where, treated=treated, name=cluster_name)
+        if cluster_warnings:
+            clusters, n_clusters = cluster_codes(cluster_values, where=where, treated=treated, name=cluster_name)
+        else:  # an auxiliary regression on a sample whose clusters were already checked and reported
+            codes, uniques = pd.factorize(np.asarray(cluster_values), sort=True)
+            clusters, n_clusters = codes.astype(np.int64), len(uniques)
     units_frame = pd.DataFrame({"unit": unit_codes, "time": time_codes})
     if explicit_periods:
         fe = FixedEffects.from_columns(units_frame, ["unit"])
@@ -253,12 +267,26 @@ def fe_regression(
             )
     absorbed_all = absorb(np.column_stack([y, design]), fe, weights=weights)
     yt, Xt = absorbed_all[:, 0], absorbed_all[:, 1:]
-    try:
-        check_rank(Xt[:, :k], list(names), where, context=" after absorbing unit and period effects")
-    except EstimationError as exc:
-        raise EstimationError(f"{exc} {rank_hint}".strip()) from None
     wroot = np.ones(n) if weights is None else np.sqrt(weights)
-    coef, *_ = np.linalg.lstsq(Xt * wroot[:, None], yt * wroot, rcond=None)
+    Xw = Xt * wroot[:, None]
+    xtx = Xw.T @ Xw
+    # fast path: a Cholesky factor whose pivots keep a healthy share of each column's variation means
+    # full rank; otherwise the pivoted QR of check_rank names the collinear columns
+    try:
+        factor = linalg.cho_factor(xtx, lower=False, check_finite=False)
+        pivots = np.diag(factor[0]) ** 2 / np.maximum(np.diag(xtx), 1e-300)
+        healthy = bool(np.all(pivots > 1e-9))
+    except linalg.LinAlgError:
+        healthy = False
+    if not healthy:
+        try:
+            check_rank(Xt[:, :k], list(names), where, context=" after absorbing unit and period effects")
+            check_rank(Xt, list(names) + [f"period dummy {j}" for j in range(Xt.shape[1] - k)], where,
+                       context=" after absorbing unit effects")
+        except EstimationError as exc:
+            raise EstimationError(f"{exc} {rank_hint}".strip()) from None
+        factor = linalg.cho_factor(xtx, lower=False, check_finite=False)
+    coef = linalg.cho_solve(factor, Xw.T @ (yt * wroot), check_finite=False)
     resid = yt - Xt @ coef
     cov = linear_vcov(
         Xt,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from impact.data import check_option
+from impact.did.pretrends import EventTimeMethods
 from impact.errors import SpecError
 from impact.inference.vcov import wald_test
 from impact.results import Result, effects_table
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     from impact.did.att_gt import ATTGTResult
 
-__all__ = ["AggregateKind", "ATTAggregateResult", "aggregate_att_gt"]
+__all__ = ["ATTAggregateResult", "AggregateKind", "aggregate_att_gt"]
 
 AggregateKind = Literal["simple", "dynamic", "group", "calendar"]
 _LABEL = {"dynamic": ("e", "event_time"), "group": ("g", "group"), "calendar": ("t", "time")}
@@ -38,7 +39,7 @@ _DESCRIPTION = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class ATTAggregateResult(Result):
+class ATTAggregateResult(EventTimeMethods, Result):
     """An aggregation of group-time ATTs; ``kind`` says which. Dynamic results plot as an event study
     with uniform bands (when bootstrapped)."""
 
@@ -103,7 +104,9 @@ def aggregate_influence(
     ``sum_k att_k [(w_i 1{G_i = g_k} - p_k) / S - (sum_j (w_i 1{G_i = g_j} - p_j)) p_k / S^2]``.
     """
     estimate = float(weights @ att[keepers])
-    influence = IF[:, keepers] @ weights
+    full = np.zeros(IF.shape[1])
+    full[keepers] = weights
+    influence = IF @ full  # a matrix-vector product on the stored layout, no copy of the kept columns
     if with_wif:
         pg = _cohort_share(groups_cell[keepers], G, unit_weights)
         S = pg.sum()
@@ -244,7 +247,7 @@ def aggregate_att_gt(
     settings = result.settings
     se, inference, band, crit = _standard_errors(
         full_if, estimates, result.unit_clusters, result.n_clusters, settings.get("bootstrap"), settings.get("seed"),
-        result.level, band_columns=np.arange(1, len(estimates)) if len(estimates) > 1 else np.array([0]))
+        result.level, settings.get("multiplier") or "rademacher", band_columns=np.arange(1, len(estimates)) if len(estimates) > 1 else np.array([0]))
     zero_se = se <= 1e-14 * max(1.0, float(np.nanmax(np.abs(se))))
     se = np.where(zero_se, np.nan, se)  # e.g. the reference period of a universal base period
     extra: dict[str, Any] = {}
@@ -291,4 +294,5 @@ def aggregate_att_gt(
         diagnostics=diagnostics,
         kind=kind,
         influence=full_if,
+        vcov=_covariance(full_if, result.unit_clusters, result.n_clusters),  # rows in table order
     )

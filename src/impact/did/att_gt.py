@@ -13,6 +13,7 @@ is a difference of (weighted) group means of ``Y_t - Y_base`` and each influence
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,7 +46,7 @@ from impact.results import FlowStep, Result, effects_table
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["att_gt", "ATTGTResult"]
+__all__ = ["ATTGTResult", "att_gt"]
 
 ControlGroup = Literal["never", "notyet"]
 ATTGTMethod = Literal["reg", "ipw", "dr"]
@@ -57,7 +58,6 @@ _METHOD_TEXT = {
     "dr": "doubly robust (Sant'Anna & Zhao 2020, traditional)",
 }
 SMALL_COMPARISON = 10
-MULTIPLIER = "rademacher"
 ASSUMPTION = (
     "Parallel trends: had they not been treated, each cohort's average outcome would have changed as "
     "the comparison units' did (conditionally on the covariates), with no effect before treatment "
@@ -173,6 +173,7 @@ def att_gt(
     panel: bool = True,
     allow_unbalanced: bool = False,
     bootstrap: int | None = None,
+    bootstrap_weights: Literal["rademacher", "mammen", "webb"] = "rademacher",
     seed: int | None = None,
     level: float = 0.95,
     missing: Literal["drop", "error"] = "drop",
@@ -221,8 +222,12 @@ def att_gt(
         period are DROPPED (counted in the sample flow, with a SampleWarning). (R ``did``'s
         ``allow_unbalanced_panel`` instead treats the data as repeated cross-sections; not done here.)
     bootstrap : int, optional
-        Number of multiplier-bootstrap draws (Rademacher weights) for standard errors and uniform bands;
-        None for analytic standard errors.
+        Number of multiplier-bootstrap draws for standard errors and uniform bands; None for analytic
+        standard errors.
+    bootstrap_weights : {"rademacher", "mammen", "webb"}
+        Distribution of the multipliers (drawn per cluster when ``cluster`` is given). Webb's six-point
+        weights are the wild-bootstrap choice with few clusters (e.g. ~20 regions): with G clusters
+        Rademacher has only 2^G distinct draws.
     seed : int, optional
         Seed of the multiplier bootstrap (also used by ``aggregate``).
     level : float
@@ -267,6 +272,7 @@ def att_gt(
     check_option("method", method, ("reg", "ipw", "dr"))
     check_option("base_period", base_period, ("varying", "universal"))
     check_option("missing", missing, ("drop", "error"))
+    check_option("bootstrap_weights", bootstrap_weights, ("rademacher", "mammen", "webb"))
     if isinstance(anticipation, bool) or not isinstance(anticipation, int | np.integer) or anticipation < 0:
         raise SpecError(f"anticipation must be a non-negative integer number of periods; got {anticipation!r}.")
     if bootstrap is not None and (isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or bootstrap < 2):
@@ -293,7 +299,7 @@ def att_gt(
             df[cohort] = df[cohort].fillna(0)
         prepared = prepare(df, where=where, roles=roles,
                            numeric=[outcome, time, timing, *covs] + ([weights] if weights else []),
-                           missing=missing, unit=unit)
+                           missing=missing, unit=None)
         frame = prepared.frame
         flow = list(prepared.flow)
 
@@ -307,6 +313,12 @@ def att_gt(
             prepare(frame, where=where, roles={"unit": unit, "time": time}, unique=[unit, time])  # raises, naming rows
         if n_periods < 2:
             raise DataError(f"{where}: needs at least two periods in {time!r}; found {n_periods}.")
+        # unit counts of the sample flow (prepare was not asked to count them: a second pass over units)
+        if len(flow) == 1:
+            flow[0] = dataclasses.replace(flow[0], units=n_units)
+        else:
+            flow[0] = dataclasses.replace(flow[0], units=int(df[unit].nunique()))
+            flow[1:] = [dataclasses.replace(step, units=n_units) for step in flow[1:]]
         if treatment is not None:
             frame = frame.copy()
             check_binary(frame, treatment, where)
@@ -326,7 +338,8 @@ def att_gt(
                             "treated); negative values found.")
 
         keep = np.ones(n_units, dtype=bool)
-        per_unit_rows = np.bincount(unit_codes, minlength=n_units)
+        balanced = len(frame) == n_units * n_periods  # no duplicates, so every unit has every period
+        per_unit_rows = np.full(n_units, n_periods) if balanced else np.bincount(unit_codes, minlength=n_units)
         incomplete = per_unit_rows < n_periods
         if incomplete.any():
             k = int(incomplete.sum())
@@ -376,14 +389,20 @@ def att_gt(
                 raise DataError(f"{where}: fewer than two periods remain before the last cohort starts.")
 
         # units x periods arrays of the estimation sample
-        new_code = np.cumsum(keep) - 1
-        row_keep = keep[unit_codes] & period_keep[time_codes]
-        period_index = np.cumsum(period_keep) - 1
-        u_rows, t_rows = new_code[unit_codes[row_keep]], period_index[time_codes[row_keep]]
+        if keep.all() and period_keep.all():
+            row_keep = slice(None)
+            u_rows, t_rows, flat = unit_codes, time_codes, key
+        else:
+            new_code = np.cumsum(keep) - 1
+            row_keep = keep[unit_codes] & period_keep[time_codes]
+            period_index = np.cumsum(period_keep) - 1
+            u_rows, t_rows = new_code[unit_codes[row_keep]], period_index[time_codes[row_keep]]
+            flat = u_rows.astype(np.int64) * int(period_keep.sum()) + t_rows
         periods = periods[period_keep]
         N, T = int(keep.sum()), len(periods)
-        Y = np.empty((N, T))
-        Y[u_rows, t_rows] = frame[outcome].to_numpy(dtype=float)[row_keep]
+        Y = np.empty(N * T)
+        Y[flat] = frame[outcome].to_numpy(dtype=float)[row_keep]  # one flat scatter into units x periods
+        Y = Y.reshape(N, T)
         G = g_unit[keep]
         never = G == 0
         W = None if w_unit is None else w_unit[keep] / w_unit[keep].mean()
@@ -490,12 +509,12 @@ def att_gt(
                                                       G=G, unit_weights=weights_unit, groups_cell=groups_cell, with_wif=True)
         estimates = np.concatenate([[overall_att], att])
         if bootstrap is None:
-            se_cells, inference, band, crit = _standard_errors(IF, att, clusters, n_clusters, None, seed, level, None)
-            se_overall = _standard_errors(overall_if[:, None], estimates[:1], clusters, n_clusters, None, seed, level, None)[0]
+            se_cells, inference, band, crit = _standard_errors(IF, att, clusters, n_clusters, None, seed, level, None, None)
+            se_overall = _standard_errors(overall_if[:, None], estimates[:1], clusters, n_clusters, None, seed, level, None, None)[0]
             se = np.concatenate([se_overall, se_cells])
         else:
             full_if = np.column_stack([overall_if, IF])
-            se, inference, band, crit = _standard_errors(full_if, estimates, clusters, n_clusters, bootstrap, seed, level,
+            se, inference, band, crit = _standard_errors(full_if, estimates, clusters, n_clusters, bootstrap, seed, level, bootstrap_weights,
                                                          band_columns=1 + np.flatnonzero(~reference))
         se[1:][reference] = np.nan
         terms = ["ATT"] + [f"g={c['group']:g},t={c['time']:g}" for c in cells]
@@ -520,7 +539,7 @@ def att_gt(
             "n_cells": len(cells),
             "cohorts": {f"{g:g}": n for g, n in cohort_size.items()},
             "n_never_treated": int(never.sum()),
-            "periods": [float(x) for x in periods],
+            "periods": ", ".join(f"{x:g}" for x in periods),
         }
         if len(pre):
             Vpre = _covariance(IF[:, pre], clusters, n_clusters)
@@ -537,7 +556,7 @@ def att_gt(
     settings = {
         "control_group": control_group, "method": method, "method_description": _METHOD_TEXT[method],
         "anticipation": anticipation, "base_period": base_period, "covariates": covs, "weights": weights,
-        "cluster": cluster, "bootstrap": bootstrap, "seed": seed, "multiplier": MULTIPLIER if bootstrap else None,
+        "cluster": cluster, "bootstrap": bootstrap, "seed": seed, "multiplier": bootstrap_weights if bootstrap else None,
         "allow_unbalanced": allow_unbalanced, "assumption": ASSUMPTION,
     }
     return ATTGTResult(
@@ -570,8 +589,9 @@ def _cells_unconditional(cells, Y, W, cohort_index, K):
     N, T = Y.shape
     p = len(cells)
     w = np.ones(N) if W is None else W
-    sum_w = np.bincount(cohort_index, weights=w, minlength=K + 1)
-    sum_wy = np.stack([np.bincount(cohort_index, weights=w * Y[:, s], minlength=K + 1) for s in range(T)], axis=1)
+    starts = np.searchsorted(cohort_index, np.arange(K + 1))  # units are sorted by cohort; no block is empty
+    sum_w = np.add.reduceat(w, starts)
+    sum_wy = np.add.reduceat(Y if W is None else W[:, None] * Y, starts, axis=0)  # (K+1) x T block sums
     treated = np.zeros((p, K + 1))
     comparison = np.zeros((p, K + 1))
     t_idx = np.array([c["ti"] for c in cells])
@@ -646,7 +666,7 @@ def _covariance(IF: np.ndarray, clusters: np.ndarray | None, n_clusters: int | N
     return IF.T @ IF / n**2
 
 
-def _standard_errors(IF, estimates, clusters, n_clusters, bootstrap, seed, level, band_columns):
+def _standard_errors(IF, estimates, clusters, n_clusters, bootstrap, seed, level, weights, band_columns):
     """Analytic or multiplier-bootstrap standard errors (and uniform bands) for the columns of IF."""
     n = IF.shape[0]
     if bootstrap is None:
@@ -659,10 +679,10 @@ def _standard_errors(IF, estimates, clusters, n_clusters, bootstrap, seed, level
             text = "analytic, from influence functions (units as the sampling level); normal critical values"
         return se, text, None, None
     draws = multiplier_bootstrap(IF, n_draws=int(bootstrap), seed=seed, clusters=clusters, n_clusters=n_clusters,
-                                 kind=MULTIPLIER, estimates=estimates, level=level, band=band_columns)
+                                 kind=weights, estimates=estimates, level=level, band=band_columns)
     se = draws.std_errors.copy()
     low, high = draws.bands(estimates)
-    text = (f"multiplier bootstrap ({bootstrap} draws, Rademacher weights"
+    text = (f"multiplier bootstrap ({bootstrap} draws, {weights.capitalize()} weights"
             + (f", clustered by {n_clusters} clusters" if clusters is not None else "")
             + f", seed {seed}); standard errors from the interquartile range of the draws; conf_low/conf_high "
             f"pointwise, band_low/band_high uniform (critical value {draws.critical_value:.3f})")

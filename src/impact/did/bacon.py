@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from impact.data import MissingPolicy, check_absorbing, check_binary, check_treated_and_control, prepare
+from impact.data import (
+    MissingPolicy,
+    check_absorbing,
+    check_binary,
+    check_treated_and_control,
+    prepare,
+)
 from impact.did._staggered import fe_regression
 from impact.errors import DataError, SampleWarning, recording_warnings, warn
 from impact.results import Result, effects_table
@@ -18,7 +24,7 @@ from impact.results import Result, effects_table
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["BaconResult", "bacon", "COMPARISON_TYPES"]
+__all__ = ["COMPARISON_TYPES", "BaconResult", "bacon"]
 
 COMPARISON_TYPES = (
     "Treated vs never treated",
@@ -113,6 +119,14 @@ def bacon(
     ----------
     Goodman-Bacon, A. (2021). Difference-in-differences with variation in treatment timing.
     *Journal of Econometrics* 225(2), 254-277. https://doi.org/10.1016/j.jeconom.2021.03.014
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> mpdta = im.datasets.load("mpdta")
+    >>> mpdta["post"] = ((mpdta["first.treat"] > 0) & (mpdta["year"] >= mpdta["first.treat"])).astype(int)
+    >>> res = im.did.bacon(mpdta, outcome="lemp", unit="countyreal", time="year", treatment="post")
+    >>> res.comparisons  # doctest: +SKIP
     """
     where = "bacon"
     with recording_warnings() as log:

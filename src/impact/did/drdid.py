@@ -34,7 +34,7 @@ from impact.errors import (
 )
 from impact.results import Result, effects_table
 
-__all__ = ["DRDIDMethod", "TwoByTwo", "PanelComparison", "drdid"]
+__all__ = ["DRDIDMethod", "PanelComparison", "TwoByTwo", "drdid"]
 
 DRDIDMethod = Literal["imp", "trad", "reg", "ipw", "std_ipw"]
 DRDID_METHODS: tuple[str, ...] = ("imp", "trad", "reg", "ipw", "std_ipw")
@@ -507,7 +507,7 @@ def drdid(
     diagnostics = {
         "n_treated": est.n_treated,
         "n_comparison": est.n_control,
-        "periods": [jsonable_period(p) for p in periods],
+        "periods": f"{jsonable_period(periods[0])} (pre), {jsonable_period(periods[1])} (post)",
     }
     if est.ps_min is not None:
         diagnostics.update({"propensity_min_comparison": est.ps_min, "propensity_max_comparison": est.ps_max,

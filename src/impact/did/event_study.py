@@ -11,10 +11,20 @@ import numpy as np
 import pandas as pd
 
 from impact.data import MissingPolicy, check_option
-from impact.did._staggered import REGRESSION_VCOV, fe_regression, integer_event_time, staggered_panel
-from impact.did.pretrends import pretrend_plot, pretrend_test
-from impact.errors import DataError, EstimationError, SampleWarning, SpecError, recording_warnings, warn
-from impact.results import FlowStep, Result, effects_table
+from impact.did._staggered import (
+    REGRESSION_VCOV,
+    fe_regression,
+    integer_event_time,
+    staggered_panel,
+)
+from impact.did.pretrends import EventTimeMethods, pretrend_plot, pretrend_test
+from impact.errors import (
+    SampleWarning,
+    SpecError,
+    recording_warnings,
+    warn,
+)
+from impact.results import Result, effects_table
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -26,7 +36,7 @@ HEADLINE = "ATT (average e>=0)"
 
 
 @dataclass(frozen=True, kw_only=True)
-class EventStudyResult(Result):
+class EventStudyResult(EventTimeMethods, Result):
     """Result of an event-study estimator: event-time rows (``event_time`` column) and a headline.
 
     ``vcov`` is the covariance matrix of the rows of ``effects`` in order (reference rows are zero).
@@ -36,7 +46,30 @@ class EventStudyResult(Result):
         figs = {"Event study": self.plot}
         if (self.effects["event_time"] < 0).any():
             figs["Pre-trends"] = lambda ax=None: pretrend_plot(self, ax=ax)
+        elif "coefficients" in self.diagnostics.get("pretrend_test", {}):
+            figs["Pre-trends"] = self._plot_pretrend_coefficients
         return figs
+
+    def _plot_pretrend_coefficients(self, ax: Axes | None = None) -> Axes:
+        """Lead coefficients of an auxiliary pre-trend regression (e.g. BJS Test 1) with the joint test."""
+        from matplotlib.ticker import MaxNLocator
+
+        from impact.report.plots import PALETTE, new_axes
+
+        ax = new_axes(ax)
+        test = self.diagnostics["pretrend_test"]
+        table = pd.DataFrame(test["coefficients"])
+        crit = 1.959963984540054
+        ax.vlines(table["event_time"], table["estimate"] - crit * table["std_error"],
+                  table["estimate"] + crit * table["std_error"], colors=PALETTE["pre"], linewidth=2)
+        ax.scatter(table["event_time"], table["estimate"], color=PALETTE["pre"], zorder=3)
+        ax.axhline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("Periods relative to treatment start")
+        ax.set_ylabel("Lead coefficient (95% CI)")
+        ax.set_title(f"Pre-trends: joint Wald F({test['df_num']:.0f}, {test['df_denom']:.0f}) = "
+                     f"{test['statistic']:.2f}, p = {test['p_value']:.3f}")
+        return ax
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Event-study plot: coefficients against event time with confidence intervals."""
@@ -208,7 +241,7 @@ def event_study(
         if n_never == 0:
             hint = (
                 "There are no never-treated units: a fully dynamic specification is not identified. Add a "
-                "second reference period (e.g. reference=(-1, %d)) or bin the endpoints with a narrower window." % low
+                f"second reference period (e.g. reference=(-1, {low})) or bin the endpoints with a narrower window."
             )
         fit = fe_regression(
             panel.y[keep], X, names + list(panel.covariate_names),

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 from scipy import optimize, special, stats
 
 from impact.data import check_option
@@ -20,7 +19,7 @@ from impact.results import Result, effects_table
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["HonestResult", "honest", "flci_smoothness", "rm_bonferroni"]
+__all__ = ["HonestResult", "flci_smoothness", "honest", "rm_bonferroni"]
 
 Method = Literal["relative_magnitude", "smoothness"]
 ORIGINAL = "original"
@@ -41,14 +40,13 @@ class HonestResult(Result):
         t = self.tidy()
         rows = t.loc[t["term"] != ORIGINAL]
         bound = rows["bound"].to_numpy(dtype=float)
-        step = float(np.min(np.diff(bound))) if len(bound) > 1 else 1.0
         orig = t.loc[t["term"] == ORIGINAL].iloc[0]
-        x0 = bound.min() - step
-        ax.vlines([x0], [orig["conf_low"]], [orig["conf_high"]], colors=PALETTE["pre"], linewidth=3, label="original")
-        ax.vlines(bound, rows["conf_low"], rows["conf_high"], colors=PALETTE["post"], linewidth=3, label="robust")
+        x = np.arange(1, len(bound) + 1)  # evenly spaced: bounds are often on a log-like grid
+        ax.vlines([0], [orig["conf_low"]], [orig["conf_high"]], colors=PALETTE["pre"], linewidth=3, label="original")
+        ax.vlines(x, rows["conf_low"], rows["conf_high"], colors=PALETTE["post"], linewidth=3, label="robust")
         ax.axhline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
         name = self.settings.get("bound_name", "M")
-        ax.set_xticks([x0, *bound], ["orig.", *[f"{b:g}" for b in bound]])
+        ax.set_xticks([0, *x], ["orig.", *[f"{b:.3g}" for b in bound]])
         ax.set_xlabel(name)
         ax.set_ylabel(f"{self.settings.get('target', '')} effect")
         br = self.diagnostics.get("breakdown")
@@ -61,7 +59,7 @@ class HonestResult(Result):
 def _critical_value_exact(bias_ratio: float, alpha: float) -> float:
     """1 - alpha quantile of |N(bias_ratio, 1)| by root finding."""
     t = abs(bias_ratio)
-    f = lambda c: special.ndtr(c - t) - special.ndtr(-c - t) - (1 - alpha)  # noqa: E731
+    f = lambda c: special.ndtr(c - t) - special.ndtr(-c - t) - (1 - alpha)
     return float(optimize.brentq(f, 0.0, t + 10.0, xtol=1e-13))
 
 
@@ -134,7 +132,7 @@ def flci_smoothness(
     ``{delta: |second differences| <= M, delta(-1) = 0}`` (finite only if ``v`` annihilates linear trends).
     """
     where = "honest"
-    pre, post, grid = _grid(event_time, where)
+    pre, _post, grid = _grid(event_time, where)
     A, trend = _smoothness_basis(grid)
     est_idx = np.flatnonzero(grid != -1)
     n_pre = len(pre)
@@ -199,7 +197,7 @@ def rm_bonferroni(
     ``Dbar`` (Bonferroni over the pre-period differences) and a (1 - alpha/2) interval for ``l'beta_post``;
     for ``Mbar = 0`` it is the usual (1 - alpha) interval.
     """
-    pre, post, grid = _grid(event_time, "honest")
+    pre, _post, _grid_points = _grid(event_time, "honest")
     est = np.asarray(estimates, dtype=float)
     Sigma = np.asarray(vcov, dtype=float)
     n_pre = len(pre)
@@ -293,6 +291,13 @@ def honest(
 
     Armstrong, T. B. & Kolesár, M. (2018). Optimal inference in a class of regression models. *Econometrica*
     86(2), 655-683. https://doi.org/10.3982/ECTA14434
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> mpdta = im.datasets.load("mpdta")
+    >>> es = im.did.event_study(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat")
+    >>> im.did.honest(es, method="smoothness").diagnostics["breakdown"]  # doctest: +SKIP
     """
     where = "honest"
     check_option("method", method, ("relative_magnitude", "smoothness"))
@@ -311,11 +316,11 @@ def honest(
         if method == "smoothness":
             bounds = list(M) if M is not None else [0.0, *(sd_target * np.array([0.1, 0.25, 0.5, 1.0]))]
             name = "M"
-            solve = lambda b: flci_smoothness(est, V, e, l_post, b, alpha=alpha)  # noqa: E731
+            solve = lambda b: flci_smoothness(est, V, e, l_post, b, alpha=alpha)
         else:
             bounds = list(Mbar)
             name = "Mbar"
-            solve = lambda b: rm_bonferroni(est, V, e, l_post, b, alpha=alpha)  # noqa: E731
+            solve = lambda b: rm_bonferroni(est, V, e, l_post, b, alpha=alpha)
         bounds = [float(b) for b in bounds]
         if not bounds or any((not math.isfinite(b)) or b < 0 for b in bounds):
             raise SpecError(f"{where}: {name} must be a non-empty sequence of non-negative numbers, got {bounds}.")

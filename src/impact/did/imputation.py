@@ -23,11 +23,18 @@ import pandas as pd
 from impact.data import MissingPolicy, check_option, check_rank, cluster_codes
 from impact.did._staggered import StaggeredPanel, integer_event_time, staggered_panel
 from impact.did.event_study import EventStudyResult
-from impact.errors import DataError, SampleWarning, SpecError, recording_warnings, warn
+from impact.errors import (
+    DataError,
+    EstimationError,
+    SampleWarning,
+    SpecError,
+    recording_warnings,
+    warn,
+)
 from impact.inference.absorb import FixedEffects, absorb
 from impact.results import effects_table
 
-__all__ = ["imputation", "did2s"]
+__all__ = ["did2s", "imputation"]
 
 HEADLINE = "ATT"
 
@@ -167,6 +174,50 @@ def _run(df, *, where, outcome, unit, time, cohort, covariates, horizons, cluste
     return panel, e, stage, prepared, chosen, targets, estimates, clusters, G
 
 
+def _pretrend_leads(panel: StaggeredPanel, stage: _FirstStage, e: np.ndarray, leads: int, cluster_name: str,
+                    where: str) -> dict:
+    """BJS (2024, Test 1): on untreated observations, regress Y on unit and period effects (and covariates)
+    plus indicators of the last ``leads`` pre-treatment periods; Wald test that they are jointly zero."""
+    from impact.did._staggered import fe_regression
+    from impact.did.pretrends import pretrend_wald
+
+    keep_idx = np.flatnonzero(stage.keep)[stage.untreated]
+    ek = e[keep_idx]
+    available = sorted({int(v) for v in ek[np.isfinite(ek)]})
+    chosen = [k for k in range(-leads, 0) if k in available]
+    if not chosen:
+        return {"note": "no pre-treatment observations of treated units to test"}
+    requested = len(chosen)
+    fit = None
+    while chosen and fit is None:
+        D = np.column_stack([(ek == k).astype(float) for k in chosen])
+        X = np.column_stack([D, panel.covariates[keep_idx]])
+        names = [f"e={k}" for k in chosen] + list(panel.covariate_names)
+        try:
+            fit = fe_regression(
+                panel.y[keep_idx], X, names, unit_codes=panel.unit_codes[keep_idx],
+                time_codes=panel.time_codes[keep_idx], n_periods=len(panel.periods),
+                weights=None if panel.weights is None else panel.weights[keep_idx],
+                cluster_values=panel.cluster_values[keep_idx], cluster_name=cluster_name, vcov="cluster",
+                treated=panel.cohort[keep_idx] > 0, where=where, cluster_warnings=False,
+            )
+        except EstimationError:
+            # every untreated period of some cohort is a lead: drop the most distant lead and retry
+            chosen = chosen[1:]
+    if fit is None:
+        return {"note": "not computed: the lead indicators are collinear with the unit effects (no untreated "
+                        "period of treated units is left as reference)"}
+    k = len(chosen)
+    test = pretrend_wald(chosen, fit.coef[:k], fit.vcov[:k, :k], df_denom=float(fit.df[0]))
+    test["coefficients"] = [{"event_time": c, "estimate": float(b), "std_error": float(s)}
+                            for c, b, s in zip(chosen, fit.coef[:k], np.sqrt(np.diag(fit.vcov)[:k]))]
+    test["method"] = ("BJS Test 1: lead indicators added to the untreated-observation regression, CR1 by "
+                      f"{cluster_name}; reference = untreated periods more than {k} before adoption and "
+                      "never-treated units" + (f" ({requested} leads requested; the most distant were dropped to "
+                                              "keep a reference period)" if k < requested else ""))
+    return test
+
+
 def _result(*, design, panel, prepared, stage, chosen, estimates, V, dof, inference, level, outcome, unit,
             G, settings, log, extra_diagnostics):
     terms = [f"e={h}" for h in chosen] + [HEADLINE]
@@ -215,6 +266,7 @@ def imputation(
     cluster: str | None = None,
     weights: str | None = None,
     leave_out: bool = True,
+    pretrend_leads: int | None = 3,
     level: float = 0.95,
     missing: MissingPolicy = "drop",
 ) -> EventStudyResult:
@@ -237,6 +289,10 @@ def imputation(
     leave_out : bool
         Use leave-one-cluster-out cohort x event-time means of the imputed effects in the conservative
         variance (BJS Appendix A.6; default); cells with a single cluster fall back to the full mean.
+    pretrend_leads : int or None
+        Number of pre-treatment periods in the BJS pre-trend test (Test 1, estimated on untreated
+        observations only, so it does not affect the estimates); stored in
+        ``diagnostics["pretrend_test"]``. None skips it.
     level : float
         Confidence level (normal critical values, as BJS).
     missing : {"drop", "error"}
@@ -267,9 +323,18 @@ def imputation(
     ----------
     Borusyak, K., Jaravel, X. & Spiess, J. (2024). Revisiting event-study designs: robust and efficient
     estimation. *Review of Economic Studies* 91(6), 3253-3285. https://doi.org/10.1093/restud/rdae007
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> mpdta = im.datasets.load("mpdta")
+    >>> res = im.did.imputation(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat")
+    >>> res.tidy()[["term", "estimate", "std_error"]]  # doctest: +SKIP
     """
     where = "imputation"
     check_option("leave_out", leave_out, (True, False))
+    if pretrend_leads is not None and (not isinstance(pretrend_leads, int | np.integer) or pretrend_leads < 1):
+        raise SpecError(f"{where}: pretrend_leads must be a positive integer or None, got {pretrend_leads!r}.")
     with recording_warnings() as log:
         panel, e, stage, prepared, chosen, targets, estimates, clusters, G = _run(
             df, where=where, outcome=outcome, unit=unit, time=time, cohort=cohort, covariates=covariates,
@@ -308,7 +373,11 @@ def imputation(
             level=level, outcome=outcome, unit=unit, G=G,
             settings={"horizons": chosen, "leave_out": leave_out, "cluster": cluster or unit,
                       "covariates": list(panel.covariate_names), "weights": weights},
-            log=log, extra_diagnostics={"estimator_weights_check": float(abs(v[:, -1] @ panel.y[stage.keep] - estimates[-1]))},
+            log=log, extra_diagnostics={
+                "estimator_weights_check": float(abs(v[:, -1] @ panel.y[stage.keep] - estimates[-1])),
+                **({"pretrend_test": _pretrend_leads(panel, stage, e, int(pretrend_leads), cluster or unit, where)}
+                   if pretrend_leads is not None else {}),
+            },
         )
     return res.replace(warnings=tuple(log))
 
@@ -348,13 +417,19 @@ def did2s(
 
     Butts, K. & Gardner, J. (2022). did2s: two-stage difference-in-differences. *The R Journal* 14(3),
     162-173. https://doi.org/10.32614/RJ-2022-048
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> mpdta = im.datasets.load("mpdta")
+    >>> res = im.did.did2s(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat")
+    >>> res.tidy()[["term", "estimate", "std_error"]]  # doctest: +SKIP
     """
     where = "did2s"
     with recording_warnings() as log:
-        panel, e, stage, prepared, chosen, targets, estimates, clusters, G = _run(
+        panel, _e, stage, prepared, chosen, targets, estimates, clusters, G = _run(
             df, where=where, outcome=outcome, unit=unit, time=time, cohort=cohort, covariates=covariates,
             horizons=horizons, cluster=cluster, weights=weights, level=level, missing=missing)
-        treated = ~stage.untreated
         X2 = (targets > 0).astype(float)  # second-stage regressors: event-time dummies, then D
         WX2 = stage.omega[:, None] * X2
         h = stage.project(WX2)  # Omega_0 Z_0 (Z_0'Omega_0 Z_0)^-1 Z' Omega X2 on untreated rows

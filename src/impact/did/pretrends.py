@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
     from impact.results import Result
 
-__all__ = ["pretrend_test", "pretrend_wald", "pretrend_plot", "event_time_estimates"]
+    from impact.results import Result
+
+__all__ = ["event_time_estimates", "pretrend_plot", "pretrend_test", "pretrend_wald"]
 
 
 def event_time_estimates(result: Result, *, where: str = "pretrend_test") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -133,6 +135,9 @@ def pretrend_plot(result: Result, ax: Axes | None = None) -> Axes:
     ax.vlines(e, rows["conf_low"], rows["conf_high"], colors=PALETTE["pre"], linewidth=2)
     ax.scatter(e, rows["estimate"], color=PALETTE["pre"], zorder=3)
     ax.axhline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("Periods relative to treatment start")
     ax.set_ylabel("Pre-period coefficient")
     try:
@@ -146,3 +151,28 @@ def pretrend_plot(result: Result, ax: Axes | None = None) -> Axes:
     except (EstimationError, SpecError) as exc:
         ax.set_title(f"Pre-trends (no joint test: {exc})"[:120])
     return ax
+
+
+class EventTimeMethods:
+    """Methods shared by results with event-time rows and a ``vcov`` of their effects (event studies,
+    imputation, Callaway-Sant'Anna dynamic aggregations), so that programme specs can chain them:
+    ``then = [{method = "honest_smoothness"}]``. A mixin without fields, placed before ``Result``."""
+
+    def honest(self, **options: Any) -> Result:
+        """Sensitivity to violations of parallel trends: ``impact.did.honest(self, **options)``."""
+        from impact.did.honest import honest
+
+        return honest(self, **options)  # type: ignore[arg-type]
+
+    def honest_relative_magnitude(self, **options: Any) -> Result:
+        """``honest(self, method="relative_magnitude", **options)``: for chains whose ``method`` key names
+        the method to call (``then = [{method = "honest_relative_magnitude", Mbar = [0, 0.5, 1]}]``)."""
+        return self.honest(method="relative_magnitude", **options)
+
+    def honest_smoothness(self, **options: Any) -> Result:
+        """``honest(self, method="smoothness", **options)`` (see :meth:`honest_relative_magnitude`)."""
+        return self.honest(method="smoothness", **options)
+
+    def pretrend_test(self) -> dict[str, Any]:
+        """Joint Wald test that every pre-treatment event-time effect is zero (:func:`pretrend_test`)."""
+        return pretrend_test(self)  # type: ignore[arg-type]

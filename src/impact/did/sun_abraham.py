@@ -9,7 +9,12 @@ import numpy as np
 import pandas as pd
 
 from impact.data import MissingPolicy, check_option
-from impact.did._staggered import REGRESSION_VCOV, fe_regression, integer_event_time, staggered_panel
+from impact.did._staggered import (
+    REGRESSION_VCOV,
+    fe_regression,
+    integer_event_time,
+    staggered_panel,
+)
 from impact.did.event_study import EventStudyResult, _assemble
 from impact.did.pretrends import pretrend_test
 from impact.errors import DataError, SampleWarning, SpecError, recording_warnings, warn
@@ -87,6 +92,14 @@ def sun_abraham(
     Sun, L. & Abraham, S. (2021). Estimating dynamic treatment effects in event studies with
     heterogeneous treatment effects. *Journal of Econometrics* 225(2), 175-199.
     https://doi.org/10.1016/j.jeconom.2020.09.006
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> mpdta = im.datasets.load("mpdta")
+    >>> res = im.did.sun_abraham(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat")
+    >>> round(res.estimate, 4)  # doctest: +SKIP
+    -0.04
     """
     where = "sun_abraham"
     check_option("control", control, ("never", "last"))

@@ -2,6 +2,7 @@
 the permutation (randomisation-inference) engine and multiple-testing adjustments."""
 
 from impact.inference.absorb import FixedEffects, absorb
+from impact.inference.multiplier import MultiplierDraws, multiplier_bootstrap
 from impact.inference.multiple import benjamini_hochberg, holm, romano_wolf, westfall_young
 from impact.inference.permutation import AssignmentScheme, null_distribution, permutation_p_values, permutation_test
 from impact.inference.vcov import VCOV_KINDS, Covariance, linear_vcov, wald_test
@@ -10,4 +11,5 @@ __all__ = [
     "FixedEffects", "absorb", "Covariance", "linear_vcov", "wald_test", "VCOV_KINDS",
     "AssignmentScheme", "null_distribution", "permutation_p_values", "permutation_test",
     "holm", "benjamini_hochberg", "westfall_young", "romano_wolf",
+    "multiplier_bootstrap", "MultiplierDraws",
 ]

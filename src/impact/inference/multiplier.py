@@ -23,9 +23,9 @@ from scipy import stats
 from impact.data import check_option
 from impact.errors import SpecError
 
-__all__ = ["MultiplierKind", "MultiplierDraws", "multiplier_bootstrap"]
+__all__ = ["MultiplierDraws", "MultiplierKind", "multiplier_bootstrap"]
 
-MultiplierKind = Literal["mammen", "rademacher"]
+MultiplierKind = Literal["mammen", "rademacher", "webb"]
 
 _SQRT5 = math.sqrt(5.0)
 # Mammen (1993) two-point distribution: mean 0, variance 1, third moment 1.
@@ -73,19 +73,28 @@ class MultiplierDraws:
         return est - self.critical_value * self.std_errors, est + self.critical_value * self.std_errors
 
 
-def _chunk(rng: np.random.Generator, rows: int, psi32: np.ndarray, colsum: np.ndarray, kind: str) -> np.ndarray:
-    """``rows`` draws of ``V @ psi`` (V: rows x m multipliers), via a 0/1 indicator matrix:
-    V = a + (b - a) * B, so V @ psi = a * colsum(psi) + (b - a) * (B @ psi)."""
-    m = psi32.shape[0]
+_WEBB32 = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)], dtype=np.float32)
+
+
+def _chunk(rng: np.random.Generator, buffer: np.ndarray, psi32: np.ndarray, colsum: np.ndarray, kind: str) -> np.ndarray:
+    """``len(buffer)`` draws of ``V @ psi`` (V: rows x m multipliers), via a 0/1 indicator matrix written
+    into the reused single-precision ``buffer``: V = a + (b - a) * B, so
+    V @ psi = a * colsum(psi) + (b - a) * (B @ psi)."""
+    rows, m = buffer.shape
+    if kind == "webb":
+        # Webb's six-point distribution (+-sqrt(1/2), +-1, +-sqrt(3/2), each 1/6): with few clusters it
+        # has far more distinct draws than Rademacher's 2^G (Webb 2023)
+        np.take(_WEBB32, rng.integers(0, 6, size=(rows, m), dtype=np.int8), out=buffer)
+        return (buffer @ psi32).astype(np.float64)
     if kind == "rademacher":
         # one random bit per multiplier: -1 + 2 * bit
         raw = np.frombuffer(rng.bytes(rows * ((m + 7) // 8)), dtype=np.uint8).reshape(rows, -1)
-        indicator = np.unpackbits(raw, axis=1, count=m).astype(np.float32)
+        np.copyto(buffer, np.unpackbits(raw, axis=1, count=m), casting="unsafe")
         low, high = -1.0, 1.0
     else:
-        indicator = (rng.random((rows, m), dtype=np.float32) >= _MAMMEN_P_LOW).astype(np.float32)
+        np.copyto(buffer, rng.random((rows, m), dtype=np.float32) >= _MAMMEN_P_LOW, casting="unsafe")
         low, high = _MAMMEN_LOW, _MAMMEN_HIGH
-    return low * colsum[None, :] + (high - low) * (indicator @ psi32).astype(np.float64)
+    return low * colsum[None, :] + (high - low) * (buffer @ psi32).astype(np.float64)
 
 
 def multiplier_bootstrap(
@@ -100,7 +109,7 @@ def multiplier_bootstrap(
     level: float = 0.95,
     scale: Literal["iqr", "sd"] = "iqr",
     band: np.ndarray | None = None,
-    chunk_elements: int = 4_000_000,
+    chunk_elements: int = 16_000_000,
 ) -> MultiplierDraws:
     """Multiplier bootstrap of estimates from their influence functions.
 
@@ -116,9 +125,10 @@ def multiplier_bootstrap(
     clusters : ndarray (n,) of int codes 0..G-1, optional
         One multiplier per cluster (units in a cluster share it), for inference clustered above
         the unit level.
-    kind : {"mammen", "rademacher"}
+    kind : {"mammen", "rademacher", "webb"}
         Distribution of the multipliers: Mammen's two-point distribution (mean 0, variance 1,
-        skewness 1) or Rademacher signs.
+        skewness 1), Rademacher signs, or Webb's six-point distribution (recommended when the
+        multipliers are drawn per cluster and there are few clusters).
     estimates : ndarray (p,), optional
         Point estimates; when given, ``draws`` holds ``estimates + deviations``.
     level : float
@@ -151,7 +161,7 @@ def multiplier_bootstrap(
     Callaway, B., & Sant'Anna, P. H. C. (2021). Difference-in-differences with multiple time
     periods. *Journal of Econometrics* 225(2), 200-230. doi:10.1016/j.jeconom.2020.12.001
     """
-    check_option("kind", kind, ("mammen", "rademacher"))
+    check_option("kind", kind, ("mammen", "rademacher", "webb"))
     check_option("scale", scale, ("iqr", "sd"))
     psi = np.asarray(influence, dtype=float)
     if psi.ndim == 1:
@@ -183,9 +193,10 @@ def multiplier_bootstrap(
     colsum = psi_eff.sum(axis=0)
     deviations = np.empty((n_draws, p))
     rows = max(1, min(n_draws, chunk_elements // max(m, 1)))
+    buffer = np.empty((rows, m), dtype=np.float32)  # reused: fresh pages for every chunk cost more than the work
     for start in range(0, n_draws, rows):  # chunks of draws bound memory; each chunk is one matmul
         stop = min(n_draws, start + rows)
-        deviations[start:stop] = _chunk(rng, stop - start, psi32, colsum, kind)
+        deviations[start:stop] = _chunk(rng, buffer[: stop - start], psi32, colsum, kind)
     deviations /= n
 
     if scale == "iqr":
