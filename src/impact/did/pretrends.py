@@ -158,20 +158,33 @@ class EventTimeMethods:
     imputation, Callaway-Sant'Anna dynamic aggregations), so that programme specs can chain them:
     ``then = [{method = "honest_smoothness"}]``. A mixin without fields, placed before ``Result``."""
 
-    def honest(self, **options: Any) -> Result:
-        """Sensitivity to violations of parallel trends: ``impact.did.honest(self, **options)``."""
+    def honest(
+        self,
+        *,
+        method: str = "relative_magnitude",
+        Mbar: Sequence[float] = (0.0, 0.5, 1.0, 1.5, 2.0),
+        M: Sequence[float] | None = None,
+        target: str | int = "average post",
+        level: float | None = None,
+    ) -> Result:
+        """Sensitivity to violations of parallel trends: ``impact.did.honest(self, ...)``."""
         from impact.did.honest import honest
 
-        return honest(self, **options)  # type: ignore[arg-type]
+        return honest(self, method=method, Mbar=Mbar, M=M, target=target, level=level)  # type: ignore[arg-type]
 
-    def honest_relative_magnitude(self, **options: Any) -> Result:
-        """``honest(self, method="relative_magnitude", **options)``: for chains whose ``method`` key names
-        the method to call (``then = [{method = "honest_relative_magnitude", Mbar = [0, 0.5, 1]}]``)."""
-        return self.honest(method="relative_magnitude", **options)
+    def honest_relative_magnitude(
+        self, *, Mbar: Sequence[float] = (0.0, 0.5, 1.0, 1.5, 2.0), target: str | int = "average post",
+        level: float | None = None,
+    ) -> Result:
+        """``honest(self, method="relative_magnitude", ...)``: for chains whose ``method`` key names the
+        method to call (``then = [{method = "honest_relative_magnitude", Mbar = [0, 0.5, 1]}]``)."""
+        return self.honest(method="relative_magnitude", Mbar=Mbar, target=target, level=level)
 
-    def honest_smoothness(self, **options: Any) -> Result:
-        """``honest(self, method="smoothness", **options)`` (see :meth:`honest_relative_magnitude`)."""
-        return self.honest(method="smoothness", **options)
+    def honest_smoothness(
+        self, *, M: Sequence[float] | None = None, target: str | int = "average post", level: float | None = None,
+    ) -> Result:
+        """``honest(self, method="smoothness", ...)`` (see :meth:`honest_relative_magnitude`)."""
+        return self.honest(method="smoothness", M=M, target=target, level=level)
 
     def pretrend_test(self) -> dict[str, Any]:
         """Joint Wald test that every pre-treatment event-time effect is zero (:func:`pretrend_test`)."""
