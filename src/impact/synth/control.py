@@ -529,6 +529,20 @@ def synthetic_control(
             time=[None] + post_periods, event_time=[np.nan] + list(event_time.astype(float)),
         )
         post_rmspe = _rmspe(gap[post])
+        note = None
+        if X is not None and fit.v is not None:
+            rows = np.concatenate([[treated], donor_idx])
+            Xs = standardise(X[rows])
+            resid = Xs[0] - fit.weights @ Xs[1:]
+            predictor_loss = float(np.sum(fit.v * resid**2))
+            if predictor_loss <= 1e-10 * max(1.0, float(np.sum(fit.v * Xs[0] ** 2))):
+                note = (
+                    "the donors reproduce the treated unit's predictors exactly, so many donor weightings "
+                    "fit them equally well and V is not identified; the weights shown are the exact QP's "
+                    "(sparsest-path) solution. Compare with v_method='outcome_only'."
+                )
+        else:
+            predictor_loss = None
         diagnostics = {
             "pre_rmspe": pre_rmspe,
             "post_rmspe": post_rmspe,
@@ -542,6 +556,8 @@ def synthetic_control(
             "n_post_periods": int(post.sum()),
             "optimiser": fit.optimiser,
             "optimiser_evaluations": fit.evaluations,
+            "predictor_loss": predictor_loss,
+            "note": note,
         }
     settings = {
         "treated_unit": treated_unit,
