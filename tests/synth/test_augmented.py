@@ -69,3 +69,12 @@ def test_reduces_bias_outside_the_hull(make_panel):
             biases_sc.append(abs(im.synth.synthetic_control(long, **kwargs).estimate - 5.0))
             biases_aug.append(abs(im.synth.augmented_synthetic_control(long, **kwargs).estimate - 5.0))
     assert np.mean(biases_aug) < np.mean(biases_sc)
+
+
+def test_in_time_placebo_and_leave_one_out_keep_the_augmentation(make_panel):
+    df = make_panel(n_units=20, n_periods=24, adoption=16, effect=3.0, noise=0.3, seed=9)
+    res = im.synth.augmented_synthetic_control(df, outcome="y", unit="unit", time="time", treated_unit="u19", treatment_time=16, ridge=50.0)
+    fake = res.in_time_placebo(11)
+    assert fake.design == "augmented_synthetic_control" and fake.settings["ridge"] == 50.0
+    loo = res.leave_one_out()
+    assert len(loo.diagnostics["leave_one_out"]) == int((res.weights.abs() > 1e-8).sum())

@@ -226,6 +226,9 @@ class SyntheticControlResult(Result):
         periods = call.get("predictor_periods")
         if periods is not None and any(p >= fake_time for p in as_list(periods) if not isinstance(p, str)):
             call["predictor_periods"] = None
+        if self.spec.ridge is not None:
+            keep = ("outcome", "unit", "time", "treated_unit", "treatment_time", "donors", "level")
+            return augmented_synthetic_control(before, ridge=self.spec.ridge, **{k: call[k] for k in keep})
         return synthetic_control(before, **call)
 
     def leave_one_out(self) -> SyntheticControlResult:
@@ -234,7 +237,7 @@ class SyntheticControlResult(Result):
         spec = self.spec
         treated = int(spec.units.get_loc(self.treated_unit))
         donors = np.array([spec.units.get_loc(u) for u in self.weights.index])
-        positive = [u for u, w in self.weights.items() if w > 1e-8]
+        positive = [u for u, w in self.weights.items() if abs(w) > 1e-8]
         if len(donors) - 1 < 2:
             raise DataError(f"{WHERE}.leave_one_out: needs at least 3 donors; there are {len(donors)}.")
         paths, rows = {}, []
