@@ -237,3 +237,8 @@ def test_placebo_pool_with_and_without_treated(prop99):
     # Same units ranked; the treated unit's own ratio does not depend on the placebo pools.
     assert with_treated.placebo_table["ratio"].iloc[0] == without.placebo_table["ratio"].iloc[0]
     assert list(with_treated.placebo_table["unit"]) == list(without.placebo_table["unit"])
+
+
+def test_predictor_after_treatment_is_rejected(texas):
+    with pytest.raises(SpecError, match=r"bmprison\(1992\).*at or after treatment_time=1991"):
+        SC(texas, v_method="regression", **{**TEXAS, "treatment_time": 1991, "mspe_periods": None})

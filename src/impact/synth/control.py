@@ -469,6 +469,13 @@ def synthetic_control(
                 absent = [p for p in when if p not in set(periods)]
                 if absent:
                     raise SpecError(f"{WHERE}: predictor {label!r} uses period(s) {absent[:5]} not in {time!r}.")
+                late = [p for p in when if p >= treatment_time]
+                if late:
+                    raise SpecError(
+                        f"{WHERE}: predictor {label!r} uses period(s) {late[:5]} at or after treatment_time="
+                        f"{treatment_time!r}; predictors must be measured before the programme starts (for an "
+                        "in-time placebo, choose predictor periods before the fake start)."
+                    )
                 wide = to_wide(frame, column=column, unit=unit, time=time, where=WHERE) if column != outcome else panel
                 cols = np.asarray(wide.periods.isin(when))
                 columns.append(wide.Y[:, cols].mean(axis=1))
