@@ -218,3 +218,27 @@ def test_placebo_p_values_uniform_under_the_null(make_panel):
     p_values = np.array(p_values)
     assert np.mean(p_values <= 0.1) <= 0.1 + 3 * 0.027
     assert np.mean(p_values <= 0.5) == pytest.approx(0.5, abs=0.15)
+
+
+def test_custom_v_equals_equal_method(texas):
+    k = len(TEXAS["predictors"]) + len(TEXAS["special_predictors"])
+    custom = SC(texas, custom_v=[2.0] * k, **TEXAS)
+    equal = SC(texas, v_method="equal", **TEXAS)
+    np.testing.assert_allclose(custom.weights.to_numpy(), equal.weights.to_numpy(), atol=1e-12)
+    assert custom.settings["v_method"] == "custom"
+    with pytest.raises(SpecError, match="custom_v has 2 weights"):
+        SC(texas, custom_v=[1.0, 1.0], **TEXAS)
+
+
+def test_placebo_pool_with_and_without_treated(prop99):
+    res = SC(prop99, **PROP99)
+    with_treated = res.placebo()
+    without = res.placebo(include_treated_in_pool=False)
+    # Same units ranked; the treated unit's own ratio does not depend on the placebo pools.
+    assert with_treated.placebo_table["ratio"].iloc[0] == without.placebo_table["ratio"].iloc[0]
+    assert list(with_treated.placebo_table["unit"]) == list(without.placebo_table["unit"])
+
+
+def test_predictor_after_treatment_is_rejected(texas):
+    with pytest.raises(SpecError, match=r"bmprison\(1992\).*at or after treatment_time=1991"):
+        SC(texas, v_method="regression", **{**TEXAS, "treatment_time": 1991, "mspe_periods": None})

@@ -73,54 +73,54 @@ def frank_wolfe(
     idx = np.arange(B)
     xw = x.copy()
     Gx = np.einsum("bpq,bq->bp", G, xw)
-    xGx = np.einsum("bp,bp->b", xw, Gx)
     cx = np.einsum("bp,bp->b", c, xw)
-    xx = np.einsum("bp,bp->b", xw, xw)
-    Gw, cw, yyw, eta_w, zeta2_w, thr_w = G, c, yy, eta, zeta2, threshold
-    diag = np.einsum("bii->bi", G)
-    diag_w = diag
+    Gw, cw, yyw, eta_w, thr_w = G, c, yy, eta, threshold
+    diag_w = np.einsum("bii->bi", G)
     previous = np.full(B, np.inf)
     rows = np.arange(B)
-    # The half-gradient hg = Gx - c + eta x is carried along: after a step of size s towards vertex i,
-    # hg <- (1 - s) hg + s (G_i + eta e_i - c), one gathered row per problem.
+    # Carried along per problem: x, the half-gradient hg = Gx - c + eta x (after a step s towards
+    # vertex i: hg <- (1 - s) hg + s (H_i - c) with H = G + eta I, one gathered row), and two scalars,
+    # q = hg'x and cx = c'x. Everything else follows from them:
+    #   numerator of the line search   hg'x - hg_i = q - hg_i
+    #   denominator |A(e_i - x)|^2 + eta |e_i - x|^2 = H_ii - 2 c_i - 2 hg_i + q + cx
+    #   objective  zeta^2 |x|^2 + |Ax - y|^2 / n   = (q - cx + y'y) / n      (as eta = n zeta^2)
     H = Gw + eta_w[:, None, None] * np.eye(p)[None]
     Hc = H - cw[:, None, :]
     hg = Gx - cw + eta_w[:, None] * xw
+    Hdiag = diag_w + eta_w[:, None]
+    # Per coordinate: (c_i, H_ii - 2 c_i, H_ii - c_i), gathered together.
+    coords = np.stack([cw, Hdiag - 2.0 * cw, Hdiag - cw], axis=2)
+    q = np.einsum("bp,bp->b", hg, xw)
     inv_n = 1.0 / n
     t = 0
-    while t < max_iter and idx.size:
-        t += 1
-        i = hg.argmin(axis=1)
-        xi = xw[rows, i]
-        hgi = hg[rows, i]
-        Gxi = hgi + cw[rows, i] - eta_w * xi
-        Gii = diag_w[rows, i]
-        numer = np.vecdot(hg, xw) - hgi
-        denom = Gii - 2.0 * Gxi + xGx + eta_w * (1.0 - 2.0 * xi + xx)
-        positive = denom > 0
-        step = np.minimum(np.maximum(numer / np.where(positive, denom, 1.0), 0.0), 1.0) * positive
-        keep_share = 1.0 - step
-        ks2, cross, s2 = keep_share * keep_share, 2.0 * step * keep_share, step * step
-        xGx = ks2 * xGx + cross * Gxi + s2 * Gii
-        xx = ks2 * xx + cross * xi + s2
-        cx = keep_share * cx + step * cw[rows, i]
-        ks_col = keep_share[:, None]
-        xw *= ks_col
-        xw[rows, i] += step
-        hg *= ks_col
-        hg += step[:, None] * Hc[rows, i]
-        value = zeta2_w * xx + (xGx - 2.0 * cx + yyw) * inv_n
-        if t >= 2:
-            done = previous - value <= thr_w
-            if done.any():
-                iterations[idx[done]] = t
-                x[idx[done]] = xw[done]
-                keep = ~done
-                idx, xw, hg, xGx, cx, xx = idx[keep], xw[keep], hg[keep], xGx[keep], cx[keep], xx[keep]
-                Hc, cw, yyw, diag_w = Hc[keep], cw[keep], yyw[keep], diag_w[keep]
-                eta_w, zeta2_w, thr_w, value = eta_w[keep], zeta2_w[keep], thr_w[keep], value[keep]
-                rows = np.arange(idx.size)
-        previous = value
+    with np.errstate(divide="ignore", invalid="ignore"):
+        while t < max_iter and idx.size:
+            t += 1
+            i = hg.argmin(axis=1)
+            hgi = hg[rows, i]
+            ci, ki, li = coords[rows, i].T
+            numer = q - hgi
+            # fmax/fmin map 0/0 (a step that cannot move) to 0, as synthdid's guard does.
+            step = np.fmin(np.fmax(numer / (ki - 2.0 * hgi + q + cx), 0.0), 1.0)
+            keep_share = 1.0 - step
+            q = keep_share * (keep_share * q + step * (2.0 * hgi + ci - cx)) + step * step * li
+            cx = keep_share * cx + step * ci
+            ks_col = keep_share[:, None]
+            xw *= ks_col
+            xw[rows, i] += step
+            hg *= ks_col
+            hg += step[:, None] * Hc[rows, i]
+            value = (q - cx + yyw) * inv_n
+            if t >= 2:
+                done = previous - value <= thr_w
+                if done.any():
+                    iterations[idx[done]] = t
+                    x[idx[done]] = xw[done]
+                    keep = ~done
+                    idx, xw, hg, q, cx = idx[keep], xw[keep], hg[keep], q[keep], cx[keep]
+                    Hc, coords, yyw, thr_w, value = Hc[keep], coords[keep], yyw[keep], thr_w[keep], value[keep]
+                    rows = np.arange(idx.size)
+            previous = value
     if idx.size:
         iterations[idx] = t
         x[idx] = xw

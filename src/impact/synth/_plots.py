@@ -41,11 +41,12 @@ def gap_plot(paths: pd.DataFrame, *, treatment_time, ax: Axes | None = None) -> 
 def weights_plot(weights: pd.Series, *, ax: Axes | None = None, title: str = "Donor weights") -> Axes:
     """Horizontal bars of the positive weights, largest first."""
     ax = new_axes(ax)
-    shown = weights[weights > 1e-6].sort_values()
+    shown = weights[weights.abs() > 1e-6].sort_values()
     if shown.empty:
         shown = weights.sort_values().tail(10)
     y = np.arange(len(shown))
-    ax.barh(y, shown.to_numpy(), color=PALETTE["estimate"])
+    values = shown.to_numpy()
+    ax.barh(y, values, color=np.where(values < 0, PALETTE["zero"], PALETTE["estimate"]))
     ax.set_yticks(y, [str(u) for u in shown.index])
     ax.set_xlabel("Weight")
     ax.set_title(title)

@@ -16,6 +16,7 @@ plugin, BFGS on a softmax parametrisation) only approximate the vertices the sol
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import lapack
 
 __all__ = ["simplex_least_squares", "SimplexSolution"]
 
@@ -38,20 +39,22 @@ def _solve_on_support(gram: np.ndarray, lin: np.ndarray, support: np.ndarray) ->
     """Equality-constrained minimiser on ``support``: [G_PP 1; 1' 0][z; nu] = [c_P; 1]."""
     k = support.size
     kkt = np.empty((k + 1, k + 1))
-    kkt[:k, :k] = gram[np.ix_(support, support)]
+    kkt[:k, :k] = gram[support][:, support]
     kkt[:k, k] = 1.0
     kkt[k, :k] = 1.0
     kkt[k, k] = 0.0
     rhs = np.empty(k + 1)
     rhs[:k] = lin[support]
     rhs[k] = 1.0
-    try:
-        sol = np.linalg.solve(kkt, rhs)
-        if not np.all(np.isfinite(sol)):
-            raise np.linalg.LinAlgError
-    except np.linalg.LinAlgError:
+    # LAPACK gesv directly: numpy's solve wrapper costs more than the solve at these sizes.
+    _, _, sol, info = lapack.dgesv(kkt, rhs)
+    if info != 0 or not np.isfinite(sol).all():
         # Affinely dependent columns on the support (ties): the minimum-norm solution is still a
         # minimiser of the equality-constrained problem.
+        kkt[:k, :k] = gram[support][:, support]
+        kkt[:k, k] = 1.0
+        kkt[k, :k] = 1.0
+        kkt[k, k] = 0.0
         sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0]
     return sol[:k], float(sol[k])
 
@@ -110,7 +113,7 @@ def simplex_least_squares(
     if start is not None and len(start) > 1:
         support = np.unique(start)
         z, _ = _solve_on_support(gram, lin, support)
-        if np.all(z > 0):
+        if (z > 0).all():
             w[:] = 0.0
             w[support] = z
             in_support[:] = False
@@ -118,7 +121,6 @@ def simplex_least_squares(
     max_iter = 10 * n + 50 if max_iter is None else max_iter
     iterations = 0
     while True:
-        support = np.flatnonzero(in_support)
         grad = gram @ w - lin
         mu = float(np.dot(w, grad))  # = g_j on the support at a support optimum
         reduced = grad - mu
@@ -129,9 +131,9 @@ def simplex_least_squares(
         in_support[j] = True
         while iterations < max_iter:
             iterations += 1
-            support = np.flatnonzero(in_support)
+            support = in_support.nonzero()[0]
             z, _ = _solve_on_support(gram, lin, support)
-            if np.all(z > 0):
+            if (z > 0).all():
                 w[:] = 0.0
                 w[support] = z
                 break
@@ -150,8 +152,8 @@ def simplex_least_squares(
                 w[:] = 0.0
                 w[j] = 1.0
                 break
-    support = np.flatnonzero(in_support)
-    w = np.clip(w, 0.0, None)
+    support = in_support.nonzero()[0]
+    w = np.maximum(w, 0.0)
     total = w.sum()
     w /= total
     grad = gram @ w - lin

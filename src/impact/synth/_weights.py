@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize
+from scipy.linalg import lapack
 
 from impact.synth._qp import simplex_least_squares
 
@@ -72,10 +73,10 @@ def _kkt_adjoint(gram_p: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     kkt[k, :k] = 1.0
     full = np.zeros(k + 1)
     full[:k] = rhs
-    try:
-        return np.linalg.solve(kkt, full)[:k]
-    except np.linalg.LinAlgError:
+    _, _, sol, info = lapack.dgesv(kkt.copy(), full.copy())
+    if info != 0 or not np.isfinite(sol).all():
         return np.linalg.lstsq(kkt, full, rcond=None)[0][:k]
+    return sol[:k]
 
 
 def _nested(X1, X0, Z1, Z0, starts, max_iter: int) -> tuple[np.ndarray, np.ndarray, float, int]:
@@ -90,11 +91,11 @@ def _nested(X1, X0, Z1, Z0, starts, max_iter: int) -> tuple[np.ndarray, np.ndarr
         lin = X0.T @ (v * X1)
         sol = simplex_least_squares(gram, lin, start=state["support"])
         w = sol.weights
-        support = np.flatnonzero(w > 0)
+        support = (w > 0).nonzero()[0]
         state["support"] = support
         e = Z1 - Z0 @ w
         loss = float(e @ e) / T
-        u = _kkt_adjoint(gram[np.ix_(support, support)], Z0[:, support].T @ e)
+        u = _kkt_adjoint(gram[support][:, support], Z0[:, support].T @ e)
         r = X1 - X0 @ w
         grad_v = -(2.0 / T) * (X0[:, support] @ u) * r
         grad_theta = v * (grad_v - v @ grad_v)

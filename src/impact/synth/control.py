@@ -24,13 +24,14 @@ from impact.errors import (
 from impact.results import Result, effects_table
 from impact.synth import _plots
 from impact.synth._panel import to_wide
+from impact.synth._ridge import choose_lambda, ridge_adjustment
 from impact.synth._threads import single_threaded_blas
 from impact.synth._weights import Fit, fit_weights, standardise
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["synthetic_control", "SyntheticControlResult", "VMethod"]
+__all__ = ["synthetic_control", "augmented_synthetic_control", "SyntheticControlResult", "VMethod"]
 
 VMethod = Literal["nested", "outcome_only", "equal", "regression"]
 V_METHODS = ("nested", "outcome_only", "equal", "regression")
@@ -57,10 +58,16 @@ class _Spec:
     max_iter: int
     call: dict[str, Any]
     frame: pd.DataFrame
+    ridge: float | None = None  # ridge augmentation (ASCM) with this lambda
 
     def fit(self, treated: int, donors: np.ndarray) -> Fit:
         Z1 = self.Y[treated, self.mspe]
         Z0 = self.Y[np.ix_(donors, np.flatnonzero(self.mspe))].T
+        if self.ridge is not None:
+            base = fit_weights(None, None, Z1, Z0, v_method="outcome_only")
+            w = base.weights + ridge_adjustment(Z1, Z0, base.weights, self.ridge)
+            e = Z1 - Z0 @ w
+            return Fit(w, None, float(e @ e) / Z1.size, f"ridge-augmented SC (lambda={self.ridge:.4g}) on the exact simplex fit", 1)
         if self.X is None:
             return fit_weights(None, None, Z1, Z0, v_method="outcome_only")
         rows = np.concatenate([[treated], donors])
@@ -219,6 +226,9 @@ class SyntheticControlResult(Result):
         periods = call.get("predictor_periods")
         if periods is not None and any(p >= fake_time for p in as_list(periods) if not isinstance(p, str)):
             call["predictor_periods"] = None
+        if self.spec.ridge is not None:
+            keep = ("outcome", "unit", "time", "treated_unit", "treatment_time", "donors", "level")
+            return augmented_synthetic_control(before, ridge=self.spec.ridge, **{k: call[k] for k in keep})
         return synthetic_control(before, **call)
 
     def leave_one_out(self) -> SyntheticControlResult:
@@ -227,7 +237,7 @@ class SyntheticControlResult(Result):
         spec = self.spec
         treated = int(spec.units.get_loc(self.treated_unit))
         donors = np.array([spec.units.get_loc(u) for u in self.weights.index])
-        positive = [u for u, w in self.weights.items() if w > 1e-8]
+        positive = [u for u, w in self.weights.items() if abs(w) > 1e-8]
         if len(donors) - 1 < 2:
             raise DataError(f"{WHERE}.leave_one_out: needs at least 3 donors; there are {len(donors)}.")
         paths, rows = {}, []
@@ -459,6 +469,13 @@ def synthetic_control(
                 absent = [p for p in when if p not in set(periods)]
                 if absent:
                     raise SpecError(f"{WHERE}: predictor {label!r} uses period(s) {absent[:5]} not in {time!r}.")
+                late = [p for p in when if p >= treatment_time]
+                if late:
+                    raise SpecError(
+                        f"{WHERE}: predictor {label!r} uses period(s) {late[:5]} at or after treatment_time="
+                        f"{treatment_time!r}; predictors must be measured before the programme starts (for an "
+                        "in-time placebo, choose predictor periods before the fake start)."
+                    )
                 wide = to_wide(frame, column=column, unit=unit, time=time, where=WHERE) if column != outcome else panel
                 cols = np.asarray(wide.periods.isin(when))
                 columns.append(wide.Y[:, cols].mean(axis=1))
@@ -529,6 +546,20 @@ def synthetic_control(
             time=[None] + post_periods, event_time=[np.nan] + list(event_time.astype(float)),
         )
         post_rmspe = _rmspe(gap[post])
+        note = None
+        if X is not None and fit.v is not None:
+            rows = np.concatenate([[treated], donor_idx])
+            Xs = standardise(X[rows])
+            resid = Xs[0] - fit.weights @ Xs[1:]
+            predictor_loss = float(np.sum(fit.v * resid**2))
+            if predictor_loss <= 1e-10 * max(1.0, float(np.sum(fit.v * Xs[0] ** 2))):
+                note = (
+                    "the donors reproduce the treated unit's predictors exactly, so many donor weightings "
+                    "fit them equally well and V is not identified; the weights shown are the exact QP's "
+                    "(sparsest-path) solution. Compare with v_method='outcome_only'."
+                )
+        else:
+            predictor_loss = None
         diagnostics = {
             "pre_rmspe": pre_rmspe,
             "post_rmspe": post_rmspe,
@@ -542,6 +573,8 @@ def synthetic_control(
             "n_post_periods": int(post.sum()),
             "optimiser": fit.optimiser,
             "optimiser_evaluations": fit.evaluations,
+            "predictor_loss": predictor_loss,
+            "note": note,
         }
     settings = {
         "treated_unit": treated_unit,
@@ -573,5 +606,117 @@ def synthetic_control(
         balance=balance,
         treated_unit=treated_unit,
         treatment_time=treatment_time,
+        spec=spec,
+    )
+
+
+def augmented_synthetic_control(
+    df: pd.DataFrame,
+    *,
+    outcome: str,
+    unit: str,
+    time: str,
+    treated_unit: Any,
+    treatment_time: Any,
+    ridge: float | None = None,
+    ridge_rule: Literal["1se", "min"] = "1se",
+    donors: Sequence[Any] | None = None,
+    level: float = 0.95,
+) -> SyntheticControlResult:
+    """Ridge augmented synthetic control (ASCM) on pre-period outcomes.
+
+    Parameters
+    ----------
+    df, outcome, unit, time, treated_unit, treatment_time, donors, level
+        As :func:`synthetic_control`.
+    ridge : float, optional
+        Ridge penalty lambda; by default chosen by leave-one-pre-period-out cross-validation over a
+        geometric grid from the largest squared singular value of the centred pre-period outcomes
+        down by a factor 1e-8 (20 values).
+    ridge_rule : {"1se", "min"}
+        Cross-validation rule: the largest lambda within one standard error of the minimum error
+        (augsynth's default) or the minimiser.
+
+    Returns
+    -------
+    SyntheticControlResult
+        Weights may be negative (they still sum to one). ``.placebo()`` refits every placebo with
+        the same lambda.
+
+    Notes
+    -----
+    ``Y*_1t = sum_j w_j^aug Y_jt`` with ``w^aug = w^scm + Z0c' (Z0c Z0c' + lambda I)^{-1} (z1c -
+    Z0c w^scm)``: the synthetic control (exact simplex fit of the pre-period outcomes) corrected by
+    a ridge regression of outcomes on pre-period outcomes, which removes the bias left by an
+    imperfect pre-period fit (Ben-Michael, Feller & Rothstein 2021, eq. 13). ATT as
+    :func:`synthetic_control`.
+
+    References
+    ----------
+    Ben-Michael, E., Feller, A. & Rothstein, J. (2021). The augmented synthetic control method.
+    JASA 116(536), 1789-1803. https://doi.org/10.1080/01621459.2021.1929245
+    """
+    check_option("ridge_rule", ridge_rule, ("1se", "min"))
+    if ridge is not None and not (isinstance(ridge, int | float) and ridge > 0):
+        raise SpecError(f"augmented_synthetic_control: ridge must be a positive number or None; got {ridge!r}.")
+    base = synthetic_control(
+        df, outcome=outcome, unit=unit, time=time, treated_unit=treated_unit, treatment_time=treatment_time,
+        donors=donors, level=level,
+    )
+    spec = base.spec
+    treated = int(spec.units.get_loc(treated_unit))
+    donor_idx = np.array([spec.units.get_loc(u) for u in base.weights.index])
+    z1 = spec.Y[treated, spec.pre]
+    Z0 = spec.Y[np.ix_(donor_idx, np.flatnonzero(spec.pre))].T
+    cv_table = None
+    with single_threaded_blas():
+        if ridge is None:
+            ridge, cv = choose_lambda(z1, Z0, rule=ridge_rule)
+            cv_table = pd.DataFrame(cv)
+        spec = dataclasses.replace(spec, ridge=float(ridge), mspe=spec.pre)
+        fit = spec.fit(treated, donor_idx)
+    weights = pd.Series(fit.weights, index=base.weights.index, name="weight")
+    synthetic = fit.weights @ spec.Y[donor_idx]
+    gap = spec.Y[treated] - synthetic
+    paths = pd.DataFrame({"time": spec.periods, "treated": spec.Y[treated], "synthetic": synthetic, "gap": gap})
+    post = ~spec.pre
+    post_periods = list(spec.periods[post])
+    terms = ["ATT"] + [f"t={p}" for p in post_periods]
+    nan = np.full(len(terms), np.nan)
+    effects = effects_table(
+        terms, np.concatenate([[gap[post].mean()], gap[post]]), nan, level=level, p_values=nan, conf_low=nan, conf_high=nan,
+        time=[None] + post_periods, event_time=[np.nan] + list(np.arange(post.sum(), dtype=float)),
+    )
+    balance = base.balance.assign(synthetic=fit.weights @ spec.Y[np.ix_(donor_idx, np.flatnonzero(spec.pre))])
+    pre_rmspe, post_rmspe = _rmspe(gap[spec.pre]), _rmspe(gap[post])
+    diagnostics = dict(base.diagnostics)
+    diagnostics.update(
+        {
+            "pre_rmspe": pre_rmspe,
+            "post_rmspe": post_rmspe,
+            "rmspe_ratio": post_rmspe / pre_rmspe if pre_rmspe > 0 else None,
+            "mspe_loss": fit.loss,
+            "weights": weights[weights.abs() > 1e-8].sort_values(ascending=False),
+            "scm_weights": base.weights[base.weights > 0].sort_values(ascending=False),
+            "scm_pre_rmspe": base.diagnostics["pre_rmspe"],
+            "ridge_lambda": float(ridge),
+            "ridge_rule": ridge_rule if cv_table is not None else "given",
+            "ridge_cross_validation": cv_table,
+            "negative_weight_total": float(weights[weights < 0].sum()),
+            "balance": balance,
+            "optimiser": fit.optimiser,
+        }
+    )
+    settings = dict(base.settings)
+    settings.update({"v_method": "outcome_only", "ridge": float(ridge), "ridge_rule": ridge_rule})
+    return dataclasses.replace(
+        base,
+        design="augmented_synthetic_control",
+        effects=effects,
+        diagnostics=diagnostics,
+        settings=settings,
+        weights=weights,
+        paths=paths,
+        balance=balance,
         spec=spec,
     )
