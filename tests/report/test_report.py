@@ -103,7 +103,8 @@ def test_every_report_has_all_sections_and_non_empty_figures(job):
         for alt, src in page.images:
             assert_png_not_empty(src, f"{path.parent.name}: {alt}")
         text = " ".join(page.text)
-        level = "5" if path.parent.name == "se_vouchers" else "3"  # the trial vs the DiD designs
+        # randomised trials reach level 5, the comparison-group designs (DiD, matching, SC) level 3
+        level = "5" if path.parent.name in ("se_vouchers", "rct_reproductions") else "3"
         assert f"Maryland SMS level {level}" in text and "Identifying assumption" in text
         assert (path.parent / "results.json").is_file()
 
