@@ -430,6 +430,10 @@ def att_gt(
         clusters, n_clusters = None, None
         if cluster:
             clusters, n_clusters = cluster_codes(c_unit[keep], where=where, treated=ever_treated, name=cluster)
+        else:
+            # units are the sampling level: with few of them (e.g. 15 regions) the same warnings apply
+            unit_ids = np.arange(len(ever_treated))
+            cluster_codes(unit_ids, where=where, treated=ever_treated, name=unit, codes=unit_ids)
         cohort_size = {g: int(np.count_nonzero(G == g)) for g in cohorts}
 
         # -- the group-time cells: which cohort, period, base period and comparison cohorts ---------------
