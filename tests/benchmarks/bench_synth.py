@@ -1,6 +1,6 @@
 """Benchmark: synthetic control with every in-space placebo, and synthetic DiD with placebo SEs.
 
-Run from the worktree:  PYTHONPATH=src /work/venv/bin/python tests/benchmarks/bench_synth.py [--peers]
+Run from the repository root:  PYTHONPATH=src python tests/benchmarks/bench_synth.py [--peers]
 
 Data: prop99 (39 states x 31 years, California treated from 1989). Each task runs in its own
 subprocess; the table reports wall time (inside the process, after imports and data loading) and the
