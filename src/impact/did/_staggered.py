@@ -201,10 +201,23 @@ class FERegression:
     X: np.ndarray  # the design after absorption (reported columns first; for CR2/wild, period dummies follow)
     y: np.ndarray  # the outcome after absorption
     clusters: np.ndarray | None = None  # integer cluster codes (clustered kinds)
-    absorbed: int = 0  # number of absorbed fixed-effect parameters
+    absorbed: int = 0  # number of absorbed fixed-effect parameters (counted in K of the covariance)
+    n_fe_parameters: int = 0  # identified unit and time effect parameters of the full model
 
 
 REGRESSION_VCOV = ("iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2")
+
+
+_MAX_EXPLICIT_DUMMIES = 5_000
+
+
+def _compact(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes renumbered 0..L-1 over the levels present (a subsample may leave gaps), order kept."""
+    counts = np.bincount(codes)
+    present = counts > 0
+    if present.all():
+        return codes, len(counts)
+    return (np.cumsum(present) - 1)[codes], int(present.sum())
 
 
 def fe_regression(
@@ -214,22 +227,32 @@ def fe_regression(
     *,
     unit_codes: np.ndarray,
     time_codes: np.ndarray,
-    n_periods: int,
+    n_periods: int | None = None,
     weights: np.ndarray | None,
-    cluster_values: np.ndarray,
+    cluster_values: np.ndarray | None = None,
     cluster_name: str,
     vcov: str,
     treated: np.ndarray,
     where: str,
     rank_hint: str = "",
     cluster_warnings: bool = True,
+    clusters: tuple[np.ndarray, int] | None = None,
+    fe_names: tuple[str, str] = ("unit", "period"),
+    level_labels: tuple[Sequence, Sequence] | None = None,
+    balanced: bool = False,
 ) -> FERegression:
     """OLS/WLS of ``y`` on ``X`` with unit and time effects absorbed; covariance of X's coefficients.
 
-    For CR2 and the wild bootstrap only unit effects are absorbed (they must be nested in the clusters)
-    and period dummies enter as explicit columns, as CR2's adjustment matrices and the bootstrap's
-    restricted residuals require. For ``vcov="wild"`` the covariance returned is CR1 (the bootstrap
-    itself is run by the caller, per linear combination, on ``X``/``y``/``clusters``).
+    The one fixed-effects regression behind every DiD design (``twfe``, ``event_study``,
+    ``sun_abraham``, ``bacon``, the imputation pre-trend test). Effects are absorbed by alternating
+    projections, except where the covariance needs them as columns: for CR2 and the wild bootstrap
+    only effects nested within the clusters can be absorbed (CR2's adjustment matrices and the
+    bootstrap's restricted residuals need the others in the design); for HC2/HC3 one set is absorbed
+    (its leverage is known in closed form) and the other enters as dummies. For ``vcov="wild"`` the
+    covariance returned is CR1; the caller runs the bootstrap on ``X``/``y``/``clusters``.
+
+    ``clusters`` passes cluster codes the caller has already checked; ``balanced`` (a complete,
+    duplicate-free unit x time grid) lets one unweighted sweep absorb both sets exactly.
     """
     from scipy import linalg
 
@@ -239,32 +262,54 @@ def fe_regression(
     from impact.inference.vcov import linear_vcov
 
     n, k = X.shape
-    clustered = vcov in ("cluster", "CR1", "CR1-fixest", "CR2", "wild")
-    explicit_periods = vcov in ("CR2", "wild")
-    clusters = n_clusters = None
+    clustered = vcov in ("CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild")
+    cluster_n = None
     if clustered:
-        if cluster_warnings:
-            clusters, n_clusters = cluster_codes(cluster_values, where=where, treated=treated, name=cluster_name)
+        if clusters is not None:
+            codes, cluster_n = clusters
+        elif cluster_warnings:
+            codes, cluster_n = cluster_codes(cluster_values, where=where, treated=treated, name=cluster_name)
         else:  # an auxiliary regression on a sample whose clusters were already checked and reported
-            codes, uniques = pd.factorize(np.asarray(cluster_values), sort=True)
-            clusters, n_clusters = codes.astype(np.int64), len(uniques)
-    units_frame = pd.DataFrame({"unit": unit_codes, "time": time_codes})
-    if explicit_periods:
-        fe = FixedEffects.from_columns(units_frame, ["unit"])
-        dummies = (time_codes[:, None] == np.arange(1, n_periods)[None, :]).astype(float)
-        design = np.column_stack([X, dummies])
+            raw, uniques = pd.factorize(np.asarray(cluster_values), sort=True)
+            codes, cluster_n = raw.astype(np.int64), len(uniques)
     else:
-        fe = FixedEffects.from_columns(units_frame, ["unit", "time"])
-        design = X
-    nested = 0
-    if clustered:
-        nested_flags = fe.nested_in(clusters)
-        nested = sum(s for s, flag in zip(fe.sizes, nested_flags) if flag)
-        if explicit_periods and not nested_flags[0]:
+        codes = None
+    units, n_units = _compact(np.asarray(unit_codes, dtype=np.int64))
+    times, n_times = _compact(np.asarray(time_codes, dtype=np.int64))
+    full = FixedEffects((units, times), (n_units, n_times), fe_names, balanced=balanced)
+    n_fe_parameters = full.n_parameters
+    nested_flags = full.nested_in(codes) if clustered else [False, False]
+    if vcov in ("CR2", "wild", "HC2", "HC3"):
+        absorbed_sets = [i for i in (0, 1) if nested_flags[i]] if clustered else [0]
+    else:
+        absorbed_sets = [0, 1]
+    columns, design_names = [X], list(names)
+    for i in (0, 1):
+        if i in absorbed_sets:
+            continue
+        size = full.sizes[i]
+        if size - 1 > _MAX_EXPLICIT_DUMMIES:
             raise SpecError(
-                f"{where}: vcov={vcov!r} needs units nested within clusters ({cluster_name!r} splits some units); "
-                "cluster at the unit level or a coarser one, or use vcov='cluster'."
+                f"{where}: vcov={vcov!r} needs the {fe_names[i]!r} effects as explicit columns ({size} levels, "
+                f"{'not nested within ' + repr(cluster_name) if clustered else 'for the leverage'}), too many; "
+                f"use vcov='cluster' or cluster on a level that contains each {fe_names[i]}."
             )
+        level_codes = full.codes[i]
+        block = np.zeros((n, size - 1))
+        rows = np.flatnonzero(level_codes > 0)
+        block[rows, level_codes[rows] - 1] = 1.0
+        columns.append(block)
+        labels = level_labels[i] if level_labels is not None else range(size)
+        design_names += [f"{fe_names[i]}={labels[j]}" for j in range(1, size)]
+    if not absorbed_sets:
+        columns.append(np.ones((n, 1)))
+        design_names.append("(Intercept)")
+    design = np.column_stack(columns) if len(columns) > 1 else X
+    fe = FixedEffects(tuple(full.codes[i] for i in absorbed_sets), tuple(full.sizes[i] for i in absorbed_sets),
+                      tuple(fe_names[i] for i in absorbed_sets), balanced=balanced and len(absorbed_sets) == 2)
+    absorbed = n_fe_parameters if absorbed_sets == [0, 1] else (fe.n_parameters if fe.codes else 0)
+    nested = sum(s for s, flag, i in zip(full.sizes, nested_flags, (0, 1)) if flag and i in absorbed_sets)
+
     absorbed_all = absorb(np.column_stack([y, design]), fe, weights=weights)
     yt, Xt = absorbed_all[:, 0], absorbed_all[:, 1:]
     wroot = np.ones(n) if weights is None else np.sqrt(weights)
@@ -279,10 +324,10 @@ def fe_regression(
     except linalg.LinAlgError:
         healthy = False
     if not healthy:
+        context = f" after absorbing {' and '.join(fe.names)} fixed effects" if fe.names else ""
         try:
-            check_rank(Xt[:, :k], list(names), where, context=" after absorbing unit and period effects")
-            check_rank(Xt, list(names) + [f"period dummy {j}" for j in range(Xt.shape[1] - k)], where,
-                       context=" after absorbing unit effects")
+            check_rank(Xw[:, :k], list(names), where, context=context)
+            check_rank(Xw, design_names, where, context=context)
         except EstimationError as exc:
             raise EstimationError(f"{exc} {rank_hint}".strip()) from None
         factor = linalg.cho_factor(xtx, lower=False, check_finite=False)
@@ -293,10 +338,11 @@ def fe_regression(
         resid,
         kind="cluster" if vcov == "wild" else vcov,
         weights=weights,
-        clusters=clusters,
-        n_clusters=n_clusters,
-        absorbed=fe.n_parameters,
+        clusters=codes,
+        n_clusters=cluster_n,
+        absorbed=absorbed,
         absorbed_nested=nested,
+        leverage_absorbed=fe.leverage(weights) if vcov in ("HC2", "HC3") else None,
         df_for=k if vcov == "CR2" else None,
         where=where,
     )
@@ -305,10 +351,11 @@ def fe_regression(
         vcov=cov.matrix[:k, :k],
         df=cov.df[:k],
         description=cov.description,
-        n_clusters=n_clusters,
+        n_clusters=cluster_n,
         resid=resid,
         X=Xt,
         y=yt,
-        clusters=clusters,
-        absorbed=fe.n_parameters,
+        clusters=codes,
+        absorbed=absorbed,
+        n_fe_parameters=n_fe_parameters,
     )

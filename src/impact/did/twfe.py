@@ -12,21 +12,19 @@ from impact.data import (
     as_list,
     check_binary,
     check_option,
-    check_rank,
     check_treated_and_control,
     cluster_codes,
     prepare,
     show,
 )
 from impact.errors import DataError, SpecError, recording_warnings
-from impact.inference.absorb import FixedEffects, absorb
-from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS, linear_vcov
+from impact.did._staggered import fe_regression
+from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS
 from impact.inference.wild import WEIGHT_TYPES, wild_cluster_bootstrap
 from impact.results import Result, effects_table
 
 __all__ = ["twfe"]
 
-_MAX_EXPLICIT_DUMMIES = 5_000
 
 
 def _check_unique_codes(frame: pd.DataFrame, unit_codes: np.ndarray, time_codes: np.ndarray, n_time: int,
@@ -185,82 +183,36 @@ def twfe(
                 raise DataError(f"{where}: weights in {weights!r} must be positive; rows {list(bad[:5])} are not.")
 
         balanced = panel and len(frame) == n_units * n_time  # unit x time is unique here
-        fe = FixedEffects((unit_codes.astype(np.int64), time_codes.astype(np.int64)), (n_units, n_time), (unit, time),
-                          balanced=balanced)
-        n_fe_parameters = fe.n_parameters
         clusters, n_clusters = (None, None)
         if clustered:
             treated_cluster = d if cluster_col else None
             clusters, n_clusters = cluster_codes(frame[cluster_col], where=where, treated=treated_cluster, name=cluster_col,
                                                  codes=unit_codes.astype(np.int64) if cluster_col == unit else None)
 
-        y = frame[outcome].to_numpy(dtype=float)
         X = np.column_stack([d.astype(float)] + [frame[c].to_numpy(dtype=float) for c in covs])
         names = ["ATT", *covs]
         k_report = X.shape[1]
-
-        needs_explicit = vcov in ("CR2", "wild", "HC2", "HC3")
-        absorbed_sets = [0, 1]
-        explicit_sets: list[int] = []
-        if needs_explicit:
-            if clusters is not None:
-                nested = fe.nested_in(clusters)
-                absorbed_sets = [i for i in (0, 1) if nested[i]]
-            else:
-                absorbed_sets = [0]  # one set absorbed: its leverage is known in closed form
-            explicit_sets = [i for i in (0, 1) if i not in absorbed_sets]
-            dummies = []
-            for i in explicit_sets:
-                size = fe.sizes[i]
-                if size - 1 > _MAX_EXPLICIT_DUMMIES:
-                    raise SpecError(
-                        f"{where}: vcov={vcov!r} needs the {fe.names[i]!r} effects as explicit columns "
-                        f"({size} levels), too many; use vcov='cluster' or cluster on a level containing them."
-                    )
-                codes = fe.codes[i]
-                block = np.zeros((len(codes), size - 1))
-                rows = np.flatnonzero(codes > 0)
-                block[rows, codes[rows] - 1] = 1.0
-                dummies.append(block)
-                levels = time_levels if i == 1 else unit_levels
-                names += [f"{fe.names[i]}={levels[j]}" for j in range(1, size)]
-            if dummies:
-                X = np.column_stack([X, *dummies])
-            if not absorbed_sets:
-                X = np.column_stack([X, np.ones(len(y))])
-                names.append("(Intercept)")
-        fe_used = FixedEffects(tuple(fe.codes[i] for i in absorbed_sets), tuple(fe.sizes[i] for i in absorbed_sets),
-                               tuple(fe.names[i] for i in absorbed_sets), balanced=balanced and len(absorbed_sets) == 2)
-        Z = absorb(np.column_stack([y, X]), fe_used, weights=w)
-        y_t, X_t = Z[:, 0], Z[:, 1:]
-        check_rank(X_t if w is None else X_t * np.sqrt(w)[:, None], names, where,
-                   context=f" after absorbing {' and '.join(fe_used.names)} fixed effects" if fe_used.names else "")
-        sw = np.ones(len(y)) if w is None else w
-        Xw = X_t * sw[:, None]
-        beta = np.linalg.solve(X_t.T @ Xw, Xw.T @ y_t)
-        resid = y_t - X_t @ beta
-        absorbed_params = n_fe_parameters if not needs_explicit else (fe_used.n_parameters if fe_used.codes else 0)
-        nested_params = absorbed_params if needs_explicit else 0  # explicit mode absorbs only nested sets
-        if clusters is not None and not needs_explicit:
-            nested_params = sum(s for s, nest in zip(fe.sizes, fe.nested_in(clusters)) if nest)
-
-        leverage = fe_used.leverage(w) if vcov in ("HC2", "HC3") else None
+        fit = fe_regression(
+            frame[outcome].to_numpy(dtype=float), X, names,
+            unit_codes=unit_codes.astype(np.int64), time_codes=time_codes.astype(np.int64), weights=w,
+            cluster_name=cluster_col or unit, vcov=vcov, treated=d, where=where,
+            clusters=(clusters, n_clusters) if clustered else None, fe_names=(unit, time),
+            level_labels=(unit_levels, time_levels), balanced=balanced,
+        )
         wild_result = None
         if vcov == "wild":
             wild_result = wild_cluster_bootstrap(
-                X_t, y_t, clusters, coef=0, weights=w, n_clusters=n_clusters, weight_type=bootstrap_weights,
-                n_bootstrap=n_bootstrap, seed=seed, level=level, absorbed=absorbed_params,
+                fit.X, fit.y, clusters, coef=0, weights=w, n_clusters=n_clusters, weight_type=bootstrap_weights,
+                n_bootstrap=n_bootstrap, seed=seed, level=level, absorbed=fit.absorbed,
             )
-        cov = linear_vcov(
-            X_t, resid, kind="cluster" if vcov == "wild" else vcov, weights=w, clusters=clusters,
-            n_clusters=n_clusters, absorbed=absorbed_params, absorbed_nested=nested_params,
-            leverage_absorbed=leverage, df_for=k_report, where=where,
-        )
 
-    se = cov.std_errors[:k_report]
-    dof = cov.df[:k_report]
+    beta = fit.coef
+    n_obs = len(fit.y)
+    n_fe_parameters = fit.n_fe_parameters
+    se = np.sqrt(np.clip(np.diag(fit.vcov), 0, None))
+    dof = fit.df
     p_values = conf_low = conf_high = None
-    inference = cov.description
+    inference = fit.description
     if wild_result is not None:
         p_values = np.r_[wild_result.p_value, np.full(k_report - 1, np.nan)]
         conf_low = np.r_[wild_result.conf_low, np.full(k_report - 1, np.nan)]
@@ -300,7 +252,7 @@ def twfe(
         headline="ATT",
         inference=inference,
         level=level,
-        n_obs=len(y),
+        n_obs=n_obs,
         n_units=n_units,
         n_treated=treated_units,
         n_clusters=n_clusters,
@@ -308,5 +260,5 @@ def twfe(
         warnings=tuple(log),
         sample_flow=prepared.flow,
         diagnostics=diagnostics,
-        vcov=cov.matrix[:k_report, :k_report],
+        vcov=fit.vcov,
     )
