@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
     from impact.results import Result
 
-    from impact.results import Result
-
 __all__ = ["event_time_estimates", "pretrend_plot", "pretrend_test", "pretrend_wald"]
 
 
