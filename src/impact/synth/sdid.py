@@ -450,7 +450,6 @@ def _jackknife(fitted, cohort_weights) -> tuple[np.ndarray, np.ndarray]:
     N0 = fitted[0][2]
     n_treated = [f[1].shape[0] - f[2] for f in fitted]
     n_units = N0 + sum(n_treated)
-    K = len(fitted)
     taus = np.tile(np.array([f[6] for f in fitted]), (n_units, 1))
     weights = np.tile(np.asarray(cohort_weights, dtype=float), (n_units, 1))
     start = N0
