@@ -80,3 +80,13 @@ def test_compare_side_by_side():
     assert compare([_result(), _result()], terms="all")["model"].tolist() == ["demo", "demo", "demo (2)", "demo (2)"]
     with pytest.raises(SpecError):
         compare([_result()], terms="some")
+
+
+def test_tidy_names_the_inference_method_of_every_row():
+    res = _result()
+    assert list(res.tidy()["inference"]) == ["iid", "iid"]
+    table = effects_table(["ATT", "x"], [2.0, 0.5], [0.5, 0.25], df=20,
+                          inference=["randomisation inference, 1,140 assignments", None])
+    mixed = _result(effects=table, inference="CR2, Satterthwaite df")
+    assert list(mixed.tidy()["inference"]) == ["randomisation inference, 1,140 assignments",
+                                               "CR2, Satterthwaite df"]

@@ -198,8 +198,15 @@ class Result:
     def tidy(self) -> pd.DataFrame:
         """One row per reported effect: term, estimate, std_error, statistic, p_value, conf_low,
         conf_high, followed by design-specific columns (df, event_time, group, ...)."""
-        extra = [c for c in self.effects.columns if c not in TIDY_COLUMNS]
-        return self.effects.loc[:, [*TIDY_COLUMNS, *extra]].copy()
+        extra = [c for c in self.effects.columns if c not in (*TIDY_COLUMNS, "inference")]
+        table = self.effects.loc[:, [*TIDY_COLUMNS, *extra]].copy()
+        # Every row names the method behind its p-value and interval (API.md); designs whose rows
+        # differ (e.g. a permutation p-value beside analytic ones) store a per-row column.
+        if "inference" in self.effects.columns:
+            table["inference"] = self.effects["inference"].fillna(self.inference).astype(object).to_numpy()
+        else:
+            table["inference"] = self.inference
+        return table
 
     def replace(self, **changes: Any) -> Result:
         """A copy with some fields changed (results are immutable)."""
