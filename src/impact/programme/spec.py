@@ -48,7 +48,7 @@ __all__ = [
 #: impact sub-modules a spec's ``design`` may name (``"did.twfe"`` -> ``impact.did.twfe``): those whose
 #: estimators take the data frame first. Pooling (``impact.meta``) works on stored estimates instead:
 #: see ``impact pool``.
-DESIGN_MODULES = ("did", "matching", "rct", "synth")
+DESIGN_MODULES = ("did", "matching", "rct", "rd", "synth")
 _DTYPES = {"str": "string", "string": "string", "int": "Int64", "float": "float64", "category": "category", "bool": "boolean"}
 
 _TOP_KEYS = {"programme", "effect_chain", "data", "evaluations", "indicator_libraries"}
