@@ -18,6 +18,7 @@ from impact.did._staggered import (
 from impact.did.event_study import EventStudyResult, _assemble
 from impact.did.pretrends import pretrend_test
 from impact.errors import DataError, SampleWarning, SpecError, recording_warnings, warn
+from impact.inference.vcov import SmallSampleCorrection
 
 __all__ = ["sun_abraham"]
 
@@ -40,6 +41,7 @@ def sun_abraham(
     cluster: str | None = None,
     weights: str | None = None,
     vcov: Literal["iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2"] = "cluster",
+    ssc: SmallSampleCorrection | None = None,
     level: float = 0.95,
     missing: MissingPolicy = "drop",
 ) -> EventStudyResult:
@@ -61,7 +63,7 @@ def sun_abraham(
         Event time omitted for every cohort (default -1).
     leads, lags : int, optional
         Report event times ``-leads .. lags`` only (the regression stays fully saturated).
-    cluster, weights, vcov, level, missing
+    cluster, weights, vcov, ssc, level, missing
         As in :func:`impact.did.event_study`, except that ``vcov="wild"`` is not offered (the
         interaction-weighted effects are combinations of many cohort coefficients; use CR2 with few
         clusters).
@@ -166,7 +168,7 @@ def sun_abraham(
             unit_codes=panel.unit_codes[sub], time_codes=panel.time_codes[sub], n_periods=len(panel.periods),
             weights=None if panel.weights is None else panel.weights[sub],
             cluster_values=panel.cluster_values[sub], cluster_name=cluster or unit, vcov=vcov,
-            treated=(g[sub] > 0) & ~control_mask[sub], where=where,
+            treated=(g[sub] > 0) & ~control_mask[sub], where=where, ssc=ssc,
         )
         p = X.shape[1]
         mass = D.T @ w_obs  # observations (or weight) per cell

@@ -9,7 +9,9 @@ of freedom to use for t tests. Conventions:
 ``HC0``        White; ``HC1`` scales by n / (n - K); ``HC2``/``HC3`` divide e_i^2 by (1 - h_ii)^(1|2)
 ``CR0``        cluster sandwich without correction, t with G - 1 df
 ``cluster``    = ``CR1``: Stata's factor G/(G-1) * (n-1)/(n-K), K counting every absorbed effect
-``CR1-fixest`` fixest's default: as CR1 but K excludes fixed effects nested in the clusters
+``CR1-fixest`` fixest's ``ssc()`` default: G/(G-1) * (n-1)/(n-K) with K = coefficients + fixed
+               effects - those nested in the clusters + one per nested set (fixest issue #554);
+               the other ``ssc`` switches via :func:`ssc`
 ``CR2``        Bell & McCaffrey (2002) bias-reduced sandwich with the Satterthwaite degrees of
                freedom of Pustejovsky & Tipton (2018), as R ``clubSandwich`` (working model: the
                inverse of the analytic weights)
@@ -30,11 +32,77 @@ from scipy import linalg, stats
 
 from impact.errors import EstimationError, SpecError
 
-__all__ = ["VcovKind", "VCOV_KINDS", "Covariance", "linear_vcov", "wald_test", "bread", "group_sums"]
+__all__ = [
+    "VcovKind", "VCOV_KINDS", "Covariance", "linear_vcov", "wald_test", "bread", "group_sums",
+    "SmallSampleCorrection", "ssc",
+]
 
 VcovKind = Literal["iid", "HC0", "HC1", "HC2", "HC3", "CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild"]
 VCOV_KINDS: tuple[str, ...] = ("iid", "HC0", "HC1", "HC2", "HC3", "CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild")
 CLUSTER_KINDS = ("CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild")
+
+
+FIXEF_K = ("nested", "none", "full")
+T_DF = ("min", "conventional")
+
+
+@dataclass(frozen=True)
+class SmallSampleCorrection:
+    """fixest's small-sample correction switches (R ``fixest::ssc()``, pyfixest ``ssc()``).
+
+    Used by ``vcov="CR1-fixest"``; the defaults are fixest's, so ``SmallSampleCorrection()`` is what
+    ``feols(..., cluster = ~g)`` reports. Build it with :func:`ssc`.
+
+    Attributes
+    ----------
+    adj : bool
+        Multiply by ``(n - 1) / (n - K)`` (fixest ``adj``, pyfixest ``k_adj``).
+    fixef_K : {"nested", "none", "full"}
+        How K counts the absorbed fixed effects (fixest ``fixef.K``; fixest >= 0.13 and pyfixest
+        call ``"nested"`` ``"nonnested"``): ``"nested"`` counts every fixed effect except those
+        nested in the clusters, adding back one per nested set; ``"none"`` counts none (K = the
+        reported coefficients); ``"full"`` counts all.
+    cluster_adj : bool
+        Multiply by ``G / (G - 1)`` (fixest ``cluster.adj``, pyfixest ``G_adj``).
+    t_df : {"min", "conventional"}
+        Degrees of freedom of the t tests: ``G - 1`` (``"min"``, fixest's default) or ``n - K``.
+    """
+
+    adj: bool = True
+    fixef_K: Literal["nested", "none", "full"] = "nested"
+    cluster_adj: bool = True
+    t_df: Literal["min", "conventional"] = "min"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.adj, bool) or not isinstance(self.cluster_adj, bool):
+            raise SpecError(f"ssc: adj and cluster_adj must be True or False; got adj={self.adj!r}, cluster_adj={self.cluster_adj!r}.")
+        if self.fixef_K not in FIXEF_K:
+            raise SpecError(f"ssc: fixef_K={self.fixef_K!r} is not one of {FIXEF_K} (fixest's fixef.K).")
+        if self.t_df not in T_DF:
+            raise SpecError(f"ssc: t_df={self.t_df!r} is not one of {T_DF} (fixest's t.df).")
+
+    def n_parameters(self, k: int, absorbed: int, absorbed_nested: int, nested_sets: int) -> int:
+        """K of ``(n - 1) / (n - K)``: ``k`` reported coefficients plus the fixed effects counted."""
+        if self.fixef_K == "none":
+            return k
+        if self.fixef_K == "full":
+            return k + absorbed
+        return k + absorbed - absorbed_nested + nested_sets
+
+
+def ssc(
+    *, adj: bool = True, fixef_K: Literal["nested", "none", "full"] = "nested", cluster_adj: bool = True,
+    t_df: Literal["min", "conventional"] = "min",
+) -> SmallSampleCorrection:
+    """fixest's ``ssc()``: small-sample correction switches for ``vcov="CR1-fixest"``.
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> im.inference.ssc(fixef_K="full", t_df="conventional")
+    SmallSampleCorrection(adj=True, fixef_K='full', cluster_adj=True, t_df='conventional')
+    """
+    return SmallSampleCorrection(adj=adj, fixef_K=fixef_K, cluster_adj=cluster_adj, t_df=t_df)
 
 
 @dataclass(frozen=True)
@@ -98,6 +166,8 @@ def linear_vcov(
     leverage_absorbed: np.ndarray | None = None,
     df_for: int | None = None,
     where: str = "estimator",
+    nested_sets: int | None = None,
+    small_sample: SmallSampleCorrection | None = None,
 ) -> Covariance:
     """Covariance of OLS/WLS coefficients.
 
@@ -121,6 +191,11 @@ def linear_vcov(
     df_for : int, optional
         CR2 only: compute Satterthwaite df for the first ``df_for`` coefficients (others get NaN);
         the degrees of freedom cost grows with the number of coefficients.
+    nested_sets : int, optional
+        ``CR1-fixest`` only: how many fixed-effect sets are nested in the clusters (default: one
+        when ``absorbed_nested`` > 0); fixest adds one parameter back per nested set.
+    small_sample : SmallSampleCorrection, optional
+        ``CR1-fixest`` only: fixest's ``ssc()`` switches (default: fixest's defaults).
     """
     if kind not in VCOV_KINDS or kind == "wild":
         raise SpecError(f"vcov={kind!r} is not a covariance matrix kind; choose one of {VCOV_KINDS[:-1]}.")
@@ -169,9 +244,18 @@ def linear_vcov(
             V *= G / (G - 1) * (n - 1) / (n - K)
             label = "CR1 (Stata small-sample factor)"
         elif kind == "CR1-fixest":
-            K_fixest = K - absorbed_nested
-            V *= G / (G - 1) * (n - 1) / (n - K_fixest)
-            label = "CR1 (fixest small-sample factor)"
+            switches = small_sample if small_sample is not None else SmallSampleCorrection()
+            sets = (1 if absorbed_nested > 0 else 0) if nested_sets is None else nested_sets
+            K_fixest = switches.n_parameters(k, absorbed, absorbed_nested, sets)
+            if n - K_fixest <= 0:
+                raise EstimationError(f"{where}: {n} observations cannot identify {K_fixest} parameters.")
+            V *= (G / (G - 1) if switches.cluster_adj else 1.0) * ((n - 1) / (n - K_fixest) if switches.adj else 1.0)
+            dof = float(G - 1) if switches.t_df == "min" else float(n - K_fixest)
+            label = (
+                "CR1 (fixest small-sample factor" + ("" if small_sample is None or small_sample == SmallSampleCorrection()
+                                                     else f": {small_sample}") + ")"
+            )
+            return Covariance(V, np.full(k, dof), kind, G, f"cluster-robust {label}, {G} clusters, t with {dof:.0f} df")
         else:
             label = "CR0"
         return Covariance(V, np.full(k, float(G - 1)), kind, G, f"cluster-robust {label}, {G} clusters, t with {G - 1} df")
