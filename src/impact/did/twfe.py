@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from impact.data import (
 )
 from impact.errors import DataError, SpecError, recording_warnings
 from impact.did._staggered import fe_regression
-from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS
+from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS, VcovKind
 from impact.inference.wild import WEIGHT_TYPES, wild_cluster_bootstrap
 from impact.results import Result, effects_table
 
@@ -70,7 +71,7 @@ def twfe(
     covariates: str | Sequence[str] | None = None,
     cluster: str | None = None,
     weights: str | None = None,
-    vcov: str | None = None,
+    vcov: VcovKind | None = None,
     panel: bool = True,
     absorbing: bool = True,
     level: float = 0.95,
@@ -78,7 +79,7 @@ def twfe(
     n_bootstrap: int = 9_999,
     bootstrap_weights: str = "webb",
     seed: int | None = None,
-    inference: str = "auto",
+    inference: Literal["auto", "randomization", "analytic"] = "auto",
     n_permutations: int = 9_999,
 ) -> Result:
     """Two-way fixed effects difference-in-differences.
