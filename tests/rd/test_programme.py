@@ -28,4 +28,5 @@ def test_innovation_grants_programme_covers_the_truth():
     diag = outcomes["Employment growth"].result.diagnostics
     assert list(diag["balance"]["term"]) == ["employees_2019", "rd_before"]
     assert len(diag["placebo_cutoffs"]) == 4
+    assert diag["density_test"]["p_value"] > 0.05  # no manipulation was simulated
     assert profile("rd.rdd").sms_level == "4"
