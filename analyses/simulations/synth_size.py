@@ -60,7 +60,9 @@ import impact as im
 
 N_UNITS, N_YEARS, START, STAGGERED_STARTS = 20, 12, 8, (6, 8, 10)
 ERRORS = ("homoskedastic", "heteroskedastic")
-CONFIGS = [(n, "block") for n in (1, 2, 3, 5, 8)] + [(n, "staggered") for n in (3, 5, 8)]
+# Most informative first (a stopped run keeps the cells already done).
+CONFIGS = [(1, "block"), (3, "staggered"), (8, "block"), (2, "block"), (3, "block"), (5, "block"), (8, "staggered"),
+           (5, "staggered")]
 
 
 def simulate(rng: np.random.Generator, n_treated: int, adoption: str, errors: str) -> tuple[pd.DataFrame, np.ndarray]:

@@ -268,6 +268,40 @@ def linear_vcov(
     return _cr2(X_raw, resid_raw, weights, M, clusters, G, df_for if df_for is not None else k)
 
 
+def _low_rank_adjustment(Xg: np.ndarray, wg: np.ndarray, M: np.ndarray, MSM: np.ndarray):
+    """``y -> B_g^(-1/2) y`` for one cluster without forming the n_g x n_g matrix.
+
+    ``B_g = I - X_g M X_g' W_g - W_g X_g M X_g' + X_g MSM X_g'`` differs from the identity only on
+    the span of ``Z = [X_g, W_g X_g]`` (at most 2k columns): ``B_g = I + Z K Z'`` with
+    ``K = [[MSM, -M], [-M, 0]]`` (with equal weights c, ``Z = X_g`` and ``K = MSM - 2c M``). With the
+    thin QR factorisation ``Z = Q R`` (Q orthonormal; R may be singular),
+    ``B_g = (I - QQ') + Q (I + R K R') Q'``, so ``B_g^(-1/2) = (I - QQ') + Q E Q'`` with
+    ``E = (I + R K R')^(-1/2)``: a small eigen-decomposition instead of an n_g x n_g one. Null
+    directions get a zero, with the same tolerance as :func:`_inv_sqrt_psd` on the full matrix
+    (clubSandwich's pseudo-inverse square root), so results equal the dense formula.
+    """
+    n_g, k = Xg.shape
+    if np.all(wg == wg[0]):
+        Z, K = Xg, MSM - 2.0 * wg[0] * M
+    else:
+        Z = np.concatenate([Xg, Xg * wg[:, None]], axis=1)
+        K = np.zeros((2 * k, 2 * k))
+        K[:k, :k] = MSM
+        K[:k, k:] = -M
+        K[k:, :k] = -M
+    Q, R = np.linalg.qr(Z)
+    small = np.eye(Q.shape[1]) + R @ K @ R.T
+    vals, vecs = np.linalg.eigh((small + small.T) / 2)
+    tol = n_g * np.finfo(float).eps * max(1.0, float(np.abs(vals).max(initial=1.0))) * 100
+    E = (vecs * np.where(vals > tol, 1.0 / np.sqrt(np.clip(vals, tol, None)), 0.0)) @ vecs.T
+
+    def apply(y: np.ndarray) -> np.ndarray:
+        projected = Q.T @ y
+        return y - Q @ projected + Q @ (E @ projected)
+
+    return apply
+
+
 def _cr2(X: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, M: np.ndarray, clusters: np.ndarray,
          G: int, df_for: int) -> Covariance:
     """Bell-McCaffrey CR2 with Pustejovsky-Tipton (2018) Satterthwaite df, identity working model.
@@ -277,6 +311,8 @@ def _cr2(X: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, M: np.nda
     meat_g = X_g' W_g A_g e_g. The df of coefficient c uses v_g = A_g W_g X_g M c, p_g = X_g'v_g,
     q_g = X_g'W_g v_g and Omega = diag(|v_g|^2) - Q M P' - P M Q' + P M (X'W^2X) M P'.
     Without weights this reduces to A_g = (I - X_g M X_g')^(-1/2) and Omega = diag(|v|^2) - P M P'.
+    Clusters with more than 4k rows apply A_g through the low-rank structure of B_g
+    (:func:`_low_rank_adjustment`), so the cost is linear in the cluster size, not cubic.
     """
     n, k = X.shape
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
@@ -291,12 +327,15 @@ def _cr2(X: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, M: np.nda
     for g in range(G):
         idx = order[bounds[g] : bounds[g + 1]]
         Xg, wg = X[idx], w[idx]
-        XMX = Xg @ M @ Xg.T
-        B = np.eye(len(idx)) - XMX * wg[None, :] - wg[:, None] * XMX + Xg @ MSM @ Xg.T
-        A = _inv_sqrt_psd(B)
-        meat_scores[g] = (Xg * wg[:, None]).T @ (A @ resid[idx])
+        if len(idx) > 4 * k:  # large cluster: work in the span of [X_g, W_g X_g] (O(n_g k^2))
+            apply_A = _low_rank_adjustment(Xg, wg, M, MSM)
+        else:
+            XMX = Xg @ M @ Xg.T
+            B = np.eye(len(idx)) - XMX * wg[None, :] - wg[:, None] * XMX + Xg @ MSM @ Xg.T
+            apply_A = _inv_sqrt_psd(B).__matmul__
+        meat_scores[g] = (Xg * wg[:, None]).T @ apply_A(resid[idx])
         if df_for:
-            v = A @ ((Xg * wg[:, None]) @ M[:, :df_for])
+            v = apply_A((Xg * wg[:, None]) @ M[:, :df_for])
             col_sq[g] = (v**2).sum(axis=0)
             P[g] = Xg.T @ v
             Qw[g] = (Xg * wg[:, None]).T @ v
