@@ -113,7 +113,7 @@ def methods(n_treated: int, adoption: str, permutations: int, with_bootstrap: bo
                 "sdid permutation, raw |tau|": float(np.mean(raw >= raw[0] - 1e-12 * raw[0]))}
     out["sdid permutation"] = permutation
     out["sdid placebo SE, normal CI"] = lambda f, D, s: _sdid(f, se_method="placebo", n_replications=100, seed=s).p_value
-    if n_treated >= 2:
+    if n_treated >= 2 and other_estimators:
         out["sdid jackknife SE, normal CI"] = lambda f, D, s: _sdid(f, se_method="jackknife").p_value
         if with_bootstrap:
             out["sdid bootstrap SE (50), normal CI"] = lambda f, D, s: _sdid(f, se_method="bootstrap", n_replications=50, seed=s).p_value
@@ -170,7 +170,8 @@ def main() -> None:
     parser.add_argument("--errors", choices=[*ERRORS, "treated noisier"], action="append",
                         help="error designs to run (default: homoskedastic and heteroskedastic)")
     parser.add_argument("--stress", action="store_true", help="add the 'treated noisier' error design")
-    parser.add_argument("--no-other-estimators", action="store_true", help="skip sdid(estimator='sc'/'did')")
+    parser.add_argument("--no-other-estimators", action="store_true",
+                        help="only the defaults and the placebo SE (skip jackknife, bootstrap, sdid(estimator='sc'/'did'))")
     parser.add_argument("--treated", type=int, action="append", help="only these numbers of treated units")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("synth_size.csv"))
     args = parser.parse_args()
