@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from impact.data import canonical_order, check_integer, check_level, check_seed  # shared option validation
 from impact.data import check_absorbing, check_binary, check_option, check_treated_and_control, prepare
-from impact.errors import DataError, SmallComparisonWarning, SpecError, recording_warnings, warn
+from impact.errors import DataError, SmallComparisonWarning, recording_warnings, warn
 from impact.results import Result, effects_table
 from impact.synth import _plots
 from impact.synth._frank_wolfe import frank_wolfe, sparsify
@@ -279,8 +280,9 @@ def sdid(
     """
     check_option("estimator", estimator, ("sdid", "sc", "did"))
     check_option("se_method", se_method, ("placebo", "jackknife", "bootstrap", "none"))
-    if not isinstance(n_replications, int) or n_replications < 2:
-        raise SpecError(f"{WHERE}: n_replications must be an integer of at least 2; got {n_replications!r}.")
+    level = check_level(level, WHERE)
+    seed = check_seed(seed, WHERE)
+    n_replications = check_integer("n_replications", n_replications, WHERE, minimum=2)
     cfg = _config(estimator)
     with recording_warnings() as log, single_threaded_blas():
         prepared = prepare(
@@ -326,7 +328,10 @@ def sdid(
                     f"more controls ({controls.size}) than treated units ({n_treated}); use se_method='bootstrap' or 'jackknife'."
                 )
             rng = np.random.default_rng(seed)
-            replicates, cohort_reps = _placebo(Yfull, controls, cohorts, fitted, cfg, n_replications, rng)
+            # draw from the controls in an order fixed by their data: the same SE under relabelled units
+            order = canonical_order(Yfull[controls], units[controls])
+            fitted_c = [tuple(x[order] if i == 4 else x for i, x in enumerate(f)) for f in fitted]
+            replicates, cohort_reps = _placebo(Yfull, controls[order], cohorts, fitted_c, cfg, n_replications, rng)
             se_note = f"placebo standard error ({n_replications} replications, pseudo-treated units drawn from the controls)"
         elif se_method == "jackknife":
             if n_treated < 2:
@@ -342,7 +347,11 @@ def sdid(
                 full = np.zeros(len(units))
                 full[controls] = f[4]
                 omega_full[adoption] = (f[7], full, f[5])
-            replicates, cohort_reps = _bootstrap(Yfull, ever, first, periods, cfg, n_replications, rng, omega_full)
+            # resample units in an order fixed by their data: the same SE under relabelled units
+            order = canonical_order(np.hstack([D, Yfull]), units)
+            omega_c = {a: (z, full[order], lam) for a, (z, full, lam) in omega_full.items()}
+            replicates, cohort_reps = _bootstrap(Yfull[order], ever[order], first[order], periods, cfg, n_replications,
+                                                 rng, omega_c)
             se_note = f"unit bootstrap standard error ({n_replications} replications, weights re-estimated)"
 
         def _se(reps: np.ndarray | None) -> float:
