@@ -286,7 +286,8 @@ def sdid(
     with each assignment's weights held at their fit (exact at ``tau0 = 0``, so the interval
     excludes 0 exactly when ``p <= 1 - level``). The standard error is the one the interval
     implies, ``(high - low) / (2 z)`` (as the DiD designs' randomisation inference); the sd of the
-    permutation distribution is in ``diagnostics["permutation_sd"]``. The placebo variance
+    permutation distribution is in ``diagnostics["permutation_sd"]`` (and is the SE when the
+    interval is unbounded). The placebo variance
     (Algorithm 4 of Arkhangelsky et al. 2021; Clarke et al. 2023 section 3) assumes homoskedastic
     units and the jackknife and bootstrap need many treated units (Arkhangelsky et al. 2021,
     section 5; Clarke et al. 2023 recommend placebo with one treated unit).
@@ -378,7 +379,8 @@ def sdid(
             se_note = (
                 f"randomisation inference over {how} {draws.n_assignments:,} assignments of the adoption "
                 f"period{'s' if len(cohorts) > 1 else ''} to the {len(units)} units (|estimate| / pre-period RMSPE); "
-                "interval by test inversion; std. error implied by the interval, (high - low) / (2 z)"
+                "interval by test inversion; std. error implied by the interval, (high - low) / (2 z) (the sd of the "
+                "permutation distribution when the interval is unbounded)"
             )
             _warn_few_assignments(draws.n_assignments, alpha, tests[0])
         elif se_method == "placebo":
@@ -438,8 +440,9 @@ def sdid(
             # SE is the one the interval implies, so SE, statistic, interval and p-value agree.
             permutation_sd = ses
             z = float(stats.norm.ppf(0.5 + level / 2))
+            # (an unbounded or empty interval implies none: the sd of the permutation distribution then)
             ses = [(t.conf_high - t.conf_low) / (2 * z) if np.isfinite([t.conf_low, t.conf_high]).all() and not t.empty
-                   else math.nan for t in tests]
+                   else sd for t, sd in zip(tests, permutation_sd)]
             effects = effects_table(
                 terms, estimates, ses, level=level, group=groups, p_values=[t.p_value for t in tests],
                 conf_low=[t.conf_low for t in tests], conf_high=[t.conf_high for t in tests],
