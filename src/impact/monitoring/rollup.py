@@ -202,6 +202,7 @@ def rollup(m: Monitoring, *, by: Sequence[str] = (), cumulative: bool = False) -
     rules = np.array([rule[c] for c in indicator], dtype=object)
     out = index.copy()
     notes: list[list[str]] = [[] for _ in range(len(out))]
+    withheld = [0] * len(out)  # records of a `none` indicator that were not added up
     for kind in _KINDS:
         n = stats[("n", kind)].to_numpy(dtype=float)
         s = stats[("s", kind)].to_numpy(dtype=float)
@@ -226,14 +227,14 @@ def rollup(m: Monitoring, *, by: Sequence[str] = (), cumulative: bool = False) -
                 "for the same project, region and period, so the weighted mean is not computed"
             )
         for i in np.flatnonzero((rules == "none") & has & (n > 1)):
-            code = indicator[i]
-            ind = library[code]
-            notes[i].append(
-                f"{kind}: {code} ({ind.unit}) is not added up (aggregation 'none'): its {int(n[i])} records may count "
-                f"the same {ind.unit} more than once (supported by several projects, programmes or years); "
-                "use the programme's own de-duplicated count"
-            )
+            withheld[i] = max(withheld[i], int(n[i]))
         out[kind] = value
+    for i in np.flatnonzero(withheld):
+        ind = library[indicator[i]]
+        notes[i].append(
+            f"no total: {ind.code} counts distinct {ind.unit} (aggregation 'none'), and adding its {withheld[i]} records "
+            "would count one supported more than once (by several projects, programmes or years); use one programme's own count"
+        )
     n_target = np.nan_to_num(stats[("n", "target")].to_numpy(dtype=float))
     n_actual = np.nan_to_num(stats[("n", "actual")].to_numpy(dtype=float))
     for i in np.flatnonzero((n_target > 0) & (n_actual > 0) & (n_target != n_actual)):
@@ -250,6 +251,8 @@ def rollup(m: Monitoring, *, by: Sequence[str] = (), cumulative: bool = False) -
     achievement = np.where(has_base, with_base, ratio)
     achievement[~np.isfinite(achievement)] = np.nan
     for i in np.flatnonzero(np.isnan(achievement)):
+        if withheld[i]:
+            continue
         if np.isnan(target[i]):
             reason = "no target for this period"
         elif np.isnan(actual[i]):
