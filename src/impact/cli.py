@@ -177,8 +177,15 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
         click.echo(f"{f.spec}: FAILED: {f.message}", err=True)
     for message in registry_failures:
         click.echo(message, err=True)
+    follow_up_links: list[dict[str, str]] = []
     if many:
-        index = write_portfolio(runs, failures, out_dir, command=command)
+        from impact.monitoring.pages import combine_runs, write_pages
+
+        combined = combine_runs(runs)
+        if combined is not None:
+            follow_up_links = write_pages(combined, out_dir, runs=runs)
+            click.echo(f"follow-up -> {out_dir / 'national.html'} and {len(follow_up_links) - 1} regional page(s) in {out_dir / 'regions'}")
+        index = write_portfolio(runs, failures, out_dir, command=command, follow_up=follow_up_links)
         click.echo(f"portfolio -> {index}")
     if pdf:
         from impact.report.pdf import html_to_pdf

@@ -144,8 +144,9 @@ def write_portfolio(
     out: Path,
     *,
     command: str | None = None,
+    follow_up: Sequence[Mapping[str, str]] = (),
 ) -> Path:
-    """Write ``out/index.html`` for a run over several programmes."""
+    """Write ``out/index.html`` for a run over several programmes (``follow_up``: links to the follow-up pages)."""
     from impact.report.html import render_portfolio
 
     rows = portfolio_rows(runs)
@@ -181,7 +182,7 @@ def write_portfolio(
     indicators = [codes[c] for c in sorted(codes, key=key)]
     versions = runs[0].versions if runs else package_versions()
     html = render_portfolio(programmes, rows, indicators=indicators, adjustment=ADJUSTMENT_TEXT, command=command,
-                            versions=versions, pooled=pooled_indicators(runs), pooling=POOLING_TEXT)
+                            versions=versions, pooled=pooled_indicators(runs), pooling=POOLING_TEXT, follow_up=follow_up)
     out.mkdir(parents=True, exist_ok=True)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")

@@ -50,7 +50,7 @@ __all__ = [
 DESIGN_MODULES = ("did", "matching", "rct", "synth")
 _DTYPES = {"str": "string", "string": "string", "int": "Int64", "float": "float64", "category": "category", "bool": "boolean"}
 
-_TOP_KEYS = {"programme", "effect_chain", "data", "evaluations", "indicator_libraries"}
+_TOP_KEYS = {"programme", "effect_chain", "data", "evaluations", "indicator_libraries", "monitoring"}
 _PROGRAMME_KEYS = {
     "id", "name", "regions", "region", "period", "budget", "owner", "questions", "summary", "limitations",
 }
@@ -195,6 +195,7 @@ class Spec:
     evaluations: tuple[Evaluation, ...]
     indicators: IndicatorLibrary
     indicator_libraries: tuple[RegionLibrary, ...] = ()
+    monitoring: tuple[Any, ...] = ()  # impact.monitoring.spec.MonitoringSource: [[monitoring]] follow-up records
 
     def source(self, name: str) -> DataSource:
         """The data source called ``name``."""
@@ -731,6 +732,10 @@ def load_spec(path: str | Path) -> Spec:
     chain = _parse_chain(raw.get("effect_chain"), ctx, library)
     sources = _parse_data(raw.get("data"), ctx, base)
     evaluations = _parse_evaluations(raw.get("evaluations"), ctx, sources, library)
+    from impact.monitoring.spec import parse_monitoring
+
+    monitoring = parse_monitoring(raw.get("monitoring"), error=ctx.error, base=base, library=library,
+                                  evaluations={e.name: e.indicator or (e.outcome if e.outcome in library else None) for e in evaluations})
     return Spec(
         path=path,
         sha256=hashlib.sha256(raw_bytes).hexdigest(),
@@ -740,4 +745,5 @@ def load_spec(path: str | Path) -> Spec:
         evaluations=evaluations,
         indicators=library,
         indicator_libraries=libraries,
+        monitoring=monitoring,
     )
