@@ -287,7 +287,7 @@ def test_export_csv_and_json_are_complete_and_deterministic(registry_url, tmp_pa
     assert len(table) == 2 * 4 + 2  # 4 estimates per run plus one row per failed evaluation
     assert table.loc[table["status"] == "failed", "error"].unique().tolist() == ["EstimationError: singular design"]
     dump = json.loads(json_text)
-    assert dump["schema_version"] == 1
+    assert dump["schema_version"] == MIGRATIONS[-1][0]
     assert [r["spec_hash"] for r in dump["runs"]] == ["spec-1", "spec-2"]
     assert {i["code"] for i in dump["indicators"]} == {"NB_BUDGET", "RCO01", "RCR01", "RCR02"}
     jobs = dump["runs"][1]["evaluations"][0]

@@ -7,5 +7,9 @@ by subgroup); :func:`regress` relates them to study characteristics (moderators)
 """
 
 from impact.meta._pool import POOLED_TERM, MetaResult, Method, forest_plot, pool
+from impact.meta._regress import MetaRegressionResult, PermutationTest, bubble_plot, regress
 
-__all__ = ["MetaResult", "Method", "POOLED_TERM", "forest_plot", "pool"]
+__all__ = [
+    "POOLED_TERM", "MetaRegressionResult", "MetaResult", "Method", "PermutationTest", "bubble_plot", "forest_plot",
+    "pool", "regress",
+]

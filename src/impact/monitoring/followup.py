@@ -103,17 +103,13 @@ def build_follow_up(spec: Any, outcomes: Sequence[Any]) -> FollowUp | None:
         return None
     programme = spec.programme.id
     names = tuple(s.relative_path for s in sources)
-    try:
-        m = read([s.path for s in sources], indicators=spec.indicator_libraries)
-    except ImpactError as exc:
-        return FollowUp(programme, names, error=str(exc))
     wanted = {s.programme or programme for s in sources}
-    records = m.records
-    mine = records.loc[records["programme"].isin(wanted)]
-    if mine.empty:
-        return FollowUp(programme, names, error=f"the follow-up records hold no programme named {', '.join(sorted(wanted))}; "
-                        f"they hold {', '.join(m.programmes)} (set programme = ... in [[monitoring]]).")
-    own = Monitoring(m._records.loc[records["programme"].isin(wanted).to_numpy()].reset_index(drop=True), m.library, m.hierarchy, m.sources)
+    try:
+        own = read([s.path for s in sources], indicators=spec.indicator_libraries, programmes=wanted)
+    except ImpactError as exc:
+        hint = " (set programme = ... in [[monitoring]] to the name the records use)" if "hold no programme" in str(exc) else ""
+        return FollowUp(programme, names, error=f"{exc}{hint}")
+    m = own
     national = own.rollup(by=[])
     cumulative = own.rollup(by=[], cumulative=True)
     regional = own.rollup(by=["region"])

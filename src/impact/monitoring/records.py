@@ -46,7 +46,7 @@ def _is_count(unit: str) -> bool:
 
 def _categorical(raw: pd.Series) -> pd.Categorical:
     """``raw`` as a categorical of stripped text, empty text as missing: work on the few distinct values only."""
-    cat = pd.Categorical(raw)
+    cat = pd.Categorical(raw).remove_unused_categories()
     text = [None if pd.isna(c) else str(c).strip() for c in cat.categories]
     text = [t if t else None for t in text]
     uniques = sorted({t for t in text if t is not None})
@@ -389,6 +389,7 @@ def read(
     *,
     indicators: Iterable[RegionLibrary | str | Path] = (),
     municipalities: pd.DataFrame | Mapping[str, str] | None = None,
+    programmes: Iterable[str] | None = None,
 ) -> Monitoring:
     """Read and validate monitoring records.
 
@@ -403,6 +404,9 @@ def read(
         Region or programme indicator libraries beyond the shipped ones.
     municipalities : DataFrame or mapping, optional
         A municipal level: municipality code -> län (columns ``code``, ``county``, optional ``name``).
+    programmes : iterable of str, optional
+        Read only the records of these programmes (a shared file may hold programmes whose region
+        libraries this reader does not load); the others are neither validated nor kept.
 
     Returns
     -------
@@ -444,6 +448,17 @@ def read(
             names.append(str(item))
         else:
             raise DataError(f"read() cannot use a {type(item).__name__}; pass a DataFrame or a path to CSV, Parquet or IATI XML.")
+    if programmes is not None:
+        wanted = {str(p) for p in programmes}
+        for k, frame in enumerate(frames):
+            if "programme" in frame.columns:
+                keep = frame["programme"].astype("string").str.strip().isin(wanted).fillna(False).to_numpy(dtype=bool)
+                frames[k] = frame.loc[keep]
+                lab = labels[k]
+                labels[k] = Labels(numbers=None if lab.numbers is None else np.asarray(lab.numbers)[keep], word=lab.word,
+                                   texts=None if lab.texts is None else lab.texts[keep])
+        if all(f.empty for f in frames):
+            raise DataError(f"the monitoring records hold no programme named {', '.join(sorted(wanted))}.")
     if len(frames) == 1:
         frame, label, source = frames[0], labels[0], names[0]
     else:

@@ -57,6 +57,7 @@ def parse_monitoring(
     base: Path,
     library: IndicatorLibrary,
     evaluations: Mapping[str, str | None],
+    confine: Callable[[str], Path] | None = None,
 ) -> tuple[MonitoringSource, ...]:
     """Validate the ``monitoring`` array of tables. ``evaluations`` maps evaluation name -> indicator code."""
     if raw is None:
@@ -74,7 +75,11 @@ def parse_monitoring(
         rel = table.get("path")
         if not isinstance(rel, str) or not rel:
             raise error(kp, "missing required key 'path' (the follow-up records: CSV, Parquet or IATI XML, relative to the spec).")
-        path = (base / rel).resolve()
+        try:
+            # the spec's own rule for where data may be read from (its folder and the data roots)
+            path = confine(rel) if confine is not None else (base / rel).resolve()
+        except SpecError as exc:
+            raise error([*kp, "path"], str(exc)) from None
         if not path.is_file():
             raise error([*kp, "path"], f"monitoring file {rel!r} not found (looked for {path}); paths are relative to the spec.")
         if path.suffix.casefold() not in (".csv", ".txt", ".parquet", ".pq", ".xml"):

@@ -43,8 +43,15 @@ def _v1(conn: sa.Connection) -> None:
     meta.create_all(conn)
 
 
+def _v2(conn: sa.Connection) -> None:
+    meta = sa.MetaData()
+    schema.define_monitoring(meta)
+    meta.create_all(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "programmes, indicators, runs, effect chain, evaluations, estimates, warnings", _v1),
+    (2, "monitoring_records: follow-up records with baselines, targets and actual values (issue 13)", _v2),
 ]
 
 

@@ -81,6 +81,37 @@ def follow_up_plot(national: pd.DataFrame, indicator: str, *, regional: pd.DataF
     return ax
 
 
+def sparkline_svg(table: pd.DataFrame, indicator: str, *, width: int = 200, height: int = 44) -> Markup:
+    """A small inline SVG of actual (solid) and target (dashed) over the years; no image encoding, so cheap."""
+    rows = table.loc[table["indicator"] == indicator].sort_values("period")
+    values = np.concatenate([rows["actual"].to_numpy(float), rows["target"].to_numpy(float)])
+    values = values[np.isfinite(values)]
+    if len(rows) < 2 or not len(values):
+        return Markup("")
+    periods = rows["period"].to_numpy(float)
+    low, high = float(values.min()), float(values.max())
+    span = high - low or max(abs(high), 1.0)
+    low -= 0.08 * span
+    span *= 1.16
+
+    def path(column: str) -> str:
+        points = [(4 + (p - periods[0]) / max(periods[-1] - periods[0], 1) * (width - 8), height - 4 - (v - low) / span * (height - 8))
+                  for p, v in zip(periods, rows[column].to_numpy(float)) if np.isfinite(v)]
+        return " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="{indicator}: actual and target, {int(periods[0])}-{int(periods[-1])}">']
+    target = path("target")
+    if target:
+        parts.append(f'<polyline points="{target}" fill="none" stroke="{_COLOURS["target"]}" stroke-width="1.6" stroke-dasharray="4 3"/>')
+    actual = path("actual")
+    if actual:
+        parts.append(f'<polyline points="{actual}" fill="none" stroke="{_COLOURS["actual"]}" stroke-width="2"/>')
+    parts.append(f'<text x="2" y="{height - 1}" font-size="8" fill="#6b7280">{int(periods[0])}</text>')
+    parts.append(f'<text x="{width - 2}" y="{height - 1}" font-size="8" fill="#6b7280" text-anchor="end">{int(periods[-1])}</text></svg>')
+    return Markup("".join(parts))
+
+
 def chain_note(follow_up: FollowUp | None, code: str) -> str | None:
     """``monitored: 2024: 417 of target 460 (91%)`` for the effect-chain diagram, or None."""
     if follow_up is None or follow_up.national is None:
@@ -92,6 +123,21 @@ def chain_note(follow_up: FollowUp | None, code: str) -> str | None:
     if len(rows) and (rows["aggregation"] == "none").all():
         return "monitored per region (no total: distinct entities)"
     return None
+
+
+def _num(x: Any) -> str:
+    """A follow-up value: whole numbers as such, else one decimal (two below 10); never a dot that reads as a thousands separator."""
+    from impact.report.html import fmt_number
+
+    if x is None or not math.isfinite(float(x)):
+        return "–"
+    x = float(x)
+    if x.is_integer():
+        return fmt_number(int(x))
+    if abs(x) >= 1000:
+        return fmt_number(round(x))
+    text = f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
+    return text.replace("-", "−")
 
 
 def _pct(x: Any) -> str:
@@ -114,8 +160,8 @@ def _latest_rows(table: pd.DataFrame, library: Any) -> list[dict[str, Any]]:
         ind = library.get(str(code))
         rows.append({
             "code": str(code), "name": ind.name if ind else "", "unit": str(last["unit"]), "period": int(last["period"]),
-            "baseline": fmt_number(last["baseline"], 4), "target": fmt_number(last["target"], 4),
-            "actual": fmt_number(last["actual"], 4), "achievement": _pct(last["achievement"]),
+            "baseline": _num(last["baseline"]), "target": _num(last["target"]),
+            "actual": _num(last["actual"]), "achievement": _pct(last["achievement"]),
             "rule": _RULE_WORDS.get(str(last["aggregation"]), str(last["aggregation"])), "note": str(last["note"]),
             "level": ind.level if ind else "",
         })
@@ -153,11 +199,11 @@ def _pair_row(a: Any) -> dict[str, Any]:
     c = a.cost_per_net
     return {
         "gross_indicator": a.gross_indicator, "evaluation": a.net_evaluation, "unit": a.unit,
-        "gross": fmt_number(a.gross, 4), "net": fmt_number(a.net, 4), "net_se": fmt_number(a.net_std_error, 3),
+        "gross": _num(a.gross), "net": _num(a.net), "net_se": fmt_number(a.net_std_error, 3),
         "ratio": fmt_number(r.estimate, 3), "ratio_ci": r.describe(3), "ratio_delta": f"{fmt_number(r.delta_low, 3)} to {fmt_number(r.delta_high, 3)}",
         "cost": None if c is None else fmt_number(c.estimate, 3), "cost_ci": None if c is None else c.describe(3),
         "cost_delta": None if c is None else f"{fmt_number(c.delta_low, 3)} to {fmt_number(c.delta_high, 3)}",
-        "resources": None if a.resources is None else fmt_number(a.resources, 4), "resources_unit": a.resources_unit,
+        "resources": None if a.resources is None else _num(a.resources), "resources_unit": a.resources_unit,
     }
 
 
@@ -180,13 +226,9 @@ def render_region_page(code: str, name: str, nuts2: str, programmes: Sequence[Ma
     for prog in programmes:
         table = prog["rollup"]
         rows = _latest_rows(table, library) if len(table) else []
-        figures = []
         for r in rows:
-            if r["code"] == "NB_POP":
-                continue
-            figures.append(render_figure(f"{r['code']} {r['name']}", lambda ax, c=r["code"], t=table: follow_up_plot(
-                t, c, ax=ax, title=f"{c} {library[c].name if c in library else ''}"), size=(5.2, 3.0)))
-        blocks.append({**prog, "rows": rows, "figures": figures})
+            r["spark"] = sparkline_svg(table, r["code"])
+        blocks.append({**prog, "rows": [r for r in rows if r["code"] != "NB_POP"], "figures": []})
     return _environment().get_template("followup_region.html.j2").render(
         code=code, name=name, nuts2=nuts2, programmes=blocks, css=_css(), link_base=link_base
     )
