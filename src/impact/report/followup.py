@@ -150,8 +150,6 @@ def _figure(national: pd.DataFrame, regional: pd.DataFrame | None, code: str, na
 
 
 def _latest_rows(table: pd.DataFrame, library: Any) -> list[dict[str, Any]]:
-    from impact.report.html import fmt_number
-
     rows = []
     for code, part in table.groupby("indicator", sort=True):
         part = part.sort_values("period")
