@@ -178,6 +178,11 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
                     )
                 except ImpactError as exc:
                     registry_failures.append(f"{programme_run.spec.programme.id}: not recorded in the registry: {_one_line(str(exc))}")
+                follow_up = getattr(programme_run, "follow_up", None)
+                if follow_up is not None and follow_up.monitoring is not None:
+                    from impact.monitoring.store import import_records
+
+                    import_records(registry, follow_up.monitoring, source=", ".join(follow_up.sources))
 
     for programme_run in runs:
         report = out_dir / programme_run.spec.programme.id / "report.html"

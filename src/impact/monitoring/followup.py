@@ -32,16 +32,6 @@ class Latest:
     achievement: float
     unit: str
 
-    def describe(self) -> str:
-        from impact.report.html import fmt_number
-
-        text = f"{self.period}: {fmt_number(self.actual, 4)}"
-        if math.isfinite(self.target):
-            text += f" of target {fmt_number(self.target, 4)}"
-            if math.isfinite(self.achievement):
-                text += f" ({self.achievement:.0%})"
-        return text
-
 
 @dataclass(frozen=True)
 class FollowUp:

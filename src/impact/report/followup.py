@@ -118,7 +118,10 @@ def chain_note(follow_up: FollowUp | None, code: str) -> str | None:
         return None
     latest = follow_up.latest.get(code)
     if latest is not None:
-        return f"monitored {latest.describe()}"
+        text = f"monitored {latest.period}: {_num(latest.actual)}"
+        if math.isfinite(latest.target):
+            text += f" of target {_num(latest.target)}" + (f" ({latest.achievement:.0%})" if math.isfinite(latest.achievement) else "")
+        return text
     rows = follow_up.national.loc[follow_up.national["indicator"] == code]
     if len(rows) and (rows["aggregation"] == "none").all():
         return "monitored per region (no total: distinct entities)"
@@ -149,9 +152,20 @@ def _figure(national: pd.DataFrame, regional: pd.DataFrame | None, code: str, na
                                                                       ax=ax, title=f"{code} {name}"), size=(6.4, 3.6))
 
 
+def _weights_only(table: pd.DataFrame, library: Any) -> set[str]:
+    """Indicators in ``table`` that serve as another's weight and are not added up themselves (e.g. population)."""
+    codes = {str(c) for c in table["indicator"].unique()}
+    weights = {library[c].weight for c in codes if c in library and library[c].weight}
+    return {c for c in codes & weights if c in library and library[c].aggregation == "none"}
+
+
 def _latest_rows(table: pd.DataFrame, library: Any) -> list[dict[str, Any]]:
+    """Per indicator, its latest period with an actual value (weights that are not added up are left out)."""
     rows = []
+    hidden = _weights_only(table, library)
     for code, part in table.groupby("indicator", sort=True):
+        if str(code) in hidden:
+            continue
         part = part.sort_values("period")
         have = part.loc[part["actual"].notna()]
         last = have.iloc[-1] if len(have) else part.iloc[-1]
@@ -182,7 +196,7 @@ def follow_up_section(follow_up: FollowUp | None, *, library: Any, region_names:
         national, regional = follow_up.national, follow_up.regional
         context["rows"] = _latest_rows(follow_up.cumulative if follow_up.cumulative is not None else national, library)
         context["rows_year"] = _latest_rows(national, library)
-        codes = [r["code"] for r in context["rows_year"] if r["code"] != "NB_POP"]
+        codes = [r["code"] for r in context["rows_year"]]
         context["figures"] = [_figure(national, regional, c, library[c].name if c in library else "", region_names) for c in codes]
         context["regions"] = sorted({str(r) for r in regional["region"]}) if regional is not None else []
         context["pairs"] = [_pair_row(a) for a in follow_up.net_to_gross]
@@ -226,7 +240,7 @@ def render_region_page(code: str, name: str, nuts2: str, programmes: Sequence[Ma
         rows = _latest_rows(table, library) if len(table) else []
         for r in rows:
             r["spark"] = sparkline_svg(table, r["code"])
-        blocks.append({**prog, "rows": [r for r in rows if r["code"] != "NB_POP"], "figures": []})
+        blocks.append({**prog, "rows": rows, "figures": []})
     return _environment().get_template("followup_region.html.j2").render(
         code=code, name=name, nuts2=nuts2, programmes=blocks, css=_css(), link_base=link_base
     )
