@@ -344,11 +344,14 @@ def test_pooling_uses_only_the_latest_run_and_reports_ambiguity(registry_url):
         with pytest.raises(DataError, match="several estimates.*jobs \\(did.twfe\\), jobs-cs \\(did.att_gt\\)"):
             reg.pool("RCR01")
         assert reg.pool("RCR01", design="did.twfe").n_obs == 5
-        # a programme across several regions without a region per evaluation cannot be pooled by region
+        # a programme across several regions without a region per evaluation is left out of pooling by
+        # region, and the result says so (issue 14: show what was left out and why)
         reg.record_run({"id": "national", "regions": ["SE110", "SE121"], "spec_hash": "s", "data_hash": "d"},
                        [{"name": "jobs", "indicator": "RCR01", "design": "did.twfe", "result_dict": make_result().to_dict()}])
-        with pytest.raises(DataError, match="without a region.*national:jobs"):
-            reg.pool("RCR01", by="region", design="did.twfe")
+        by_region = reg.pool("RCR01", by="region", design="did.twfe")
+        assert "national" not in {e["programme"] for e in by_region.settings["evaluations"]}
+        (left,) = [e for e in by_region.settings["left_out"] if e["programme"] == "national"]
+        assert "covers several regions" in left["reason"] and left["evaluation"] == "jobs"
         with pytest.raises(SpecError, match="'programme', 'region'"):
             reg.pool("RCR01", by="country")
 

@@ -1,4 +1,4 @@
-"""Follow-up records in the results registry (table ``monitoring_records``, schema version 2).
+"""Follow-up records in the results registry (table ``monitoring_records``, schema version 3).
 
 Importing is idempotent: a record is identified by programme, project, region, indicator, period and
 kind; importing it again replaces its value and note, so re-importing a file changes nothing and a
