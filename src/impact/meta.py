@@ -458,7 +458,7 @@ def forest_plot(result: MetaResult, *, ax: Axes | None = None, title: str = "") 
 
     studies = result.studies()
     k = len(studies)
-    ax = new_axes(ax, size=(8.0, max(3.0, 0.35 * (k + 4))))
+    ax = new_axes(ax, size=(8.0, max(3.6, 0.35 * (k + 5))))
     y = np.arange(k, 0, -1) + 1.0
     ax.hlines(y, studies["conf_low"], studies["conf_high"], color=PALETTE["estimate"], linewidth=1.5)
     sizes = 20 + 160 * studies["weight"].to_numpy() / max(studies["weight"].max(), 1e-12)
