@@ -120,7 +120,7 @@ def test_run_folder_continues_after_failures_and_exits_1(folder):
 def test_unexpected_error_is_one_line_with_debug_hint(monkeypatch, folder):
     import impact.programme.spec as spec_module
 
-    def boom(path):
+    def boom(path, **kwargs):
         raise RuntimeError("disk on fire\nsecond line")
 
     monkeypatch.setattr(spec_module, "load_spec", boom)

@@ -5,8 +5,8 @@ Designs live in sub-modules named after what they estimate: ``impact.did`` (diff
 (synthetic control) and ``impact.meta`` (pooling across programmes and regions).
 """
 
-from impact import datasets, did, errors, inference, matching, meta, rct, synth
+from impact import datasets, did, errors, inference, matching, meta, monitoring, rct, rd, synth
 from impact.results import Result, compare
 
 __version__ = "0.1.0"
-__all__ = ["did", "matching", "rct", "synth", "meta", "errors", "inference", "datasets", "Result", "compare", "__version__"]
+__all__ = ["did", "matching", "rct", "rd", "synth", "meta", "monitoring", "errors", "inference", "datasets", "Result", "compare", "__version__"]

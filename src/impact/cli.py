@@ -44,7 +44,13 @@ class ImpactGroup(click.Group):
         except ImpactError as exc:
             if ctx.find_root().params.get("debug"):
                 traceback.print_exc()
-            click.echo(f"error: {_one_line(str(exc))}", err=True)
+            problems = getattr(exc, "problems", ())
+            if len(problems) > 1:  # a spec with several errors: one line each, then the summary line
+                for problem in problems:
+                    click.echo(f"  - {_one_line(problem)}", err=True)
+                click.echo(f"error: {_one_line(str(exc).splitlines()[0])} (listed above)", err=True)
+            else:
+                click.echo(f"error: {_one_line(str(exc))}", err=True)
             ctx.exit(1)
         except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
             if ctx.find_root().params.get("debug"):
@@ -83,6 +89,14 @@ def _command(target: str, out: str, seed: int) -> str:
     return f"impact run {shlex.quote(target)} --out {shlex.quote(out)} --seed {seed}"
 
 
+def _data_root_option(func: Any) -> Any:
+    return click.option(
+        "--data-root", "data_roots", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=str),
+        help="A folder data files may be read from besides the spec's own folder (repeatable). Paths leaving "
+             "these folders, also through symbolic links, are refused.",
+    )(func)
+
+
 @main.command()
 @click.argument("target", type=click.Path(path_type=str))
 @click.option("--out", "out", default="reports", show_default=True, type=click.Path(file_okay=False, path_type=str),
@@ -93,7 +107,9 @@ def _command(target: str, out: str, seed: int) -> str:
               help="Results registry to record the runs in: SQLite file or SQLAlchemy URL "
                    "(default: $IMPACT_REGISTRY, else OUT/registry.sqlite).")
 @click.option("--no-registry", is_flag=True, help="Do not record the runs in the results registry.")
-def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | None, no_registry: bool) -> None:
+@_data_root_option
+def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | None, no_registry: bool,
+        data_roots: tuple[str, ...]) -> None:
     """Evaluate a programme spec (or every spec in a folder) and write its report.
 
     With a folder, every programme is run even if one fails, reports/index.html summarises the
@@ -115,7 +131,7 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
     failures: list[ProgrammeFailure] = []
     for spec_path in specs:
         try:
-            loaded.append(load_spec(spec_path))
+            loaded.append(load_spec(spec_path, data_roots=data_roots))
         except ImpactError as exc:
             if not many:
                 raise
@@ -196,14 +212,15 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
 
 @main.command()
 @click.argument("spec", type=click.Path(path_type=str))
-def validate(spec: str) -> None:
-    """Check a programme spec and its data without estimating."""
+@_data_root_option
+def validate(spec: str, data_roots: tuple[str, ...]) -> None:
+    """Check a programme spec and its data without estimating; every error in the spec is reported."""
     from impact.programme.runner import load_source
     from impact.programme.spec import load_spec
 
     paths = _specs_in(Path(spec))
     for path in paths:
-        loaded = load_spec(path)
+        loaded = load_spec(path, data_roots=data_roots)
         rows = []
         for source in loaded.data:  # read, derive and filter: catches what only the data can reveal
             data = load_source(source)

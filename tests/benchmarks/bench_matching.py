@@ -50,6 +50,13 @@ def run(df):
     m = im.matching.match(df, treatment="d", covariates=[c for c in df.columns if c.startswith("x")], caliper=0.2)
     return m.effect(outcome="y").estimate
 """,
+    "impact (with replacement)": """
+import impact as im
+def run(df):
+    m = im.matching.match(df, treatment="d", covariates=[c for c in df.columns if c.startswith("x")], replace=True,
+                          caliper=0.2)
+    return m.effect(outcome="y").estimate
+""",
     "impact (mahalanobis, no score)": """
 import impact as im
 def run(df):

@@ -111,7 +111,14 @@ def test_generic_dispatch_effect_then_and_seed(spec_dir, monkeypatch):
     def toy_match(df, *, treatment, seed=None):
         return Matched(df, seed)
 
+    import impact.programme.safety as safety
+
     monkeypatch.setattr(impact.matching, "toy_match", toy_match, raising=False)
+    monkeypatch.setattr(impact.matching, "__all__", [*impact.matching.__all__, "toy_match"])
+    # the allow-list of chained methods is a table: a new method is one row
+    rules = dict(safety.ALLOWED_STEPS)
+    rules["refine"] = safety.StepRule("refine", {"factor": lambda v: isinstance(v, int)}, "a refined match")
+    monkeypatch.setattr(safety, "ALLOWED_STEPS", rules)
     text = spec_dir.base.replace('design = "did.twfe"', 'design = "matching.toy_match"').replace(
         'options = { treatment = "treated", unit = "region", time = "year", vcov = "CR2" }',
         'options = { treatment = "treated" }\nthen = [{ method = "refine", factor = 3 }]',
@@ -124,7 +131,11 @@ def test_generic_dispatch_effect_then_and_seed(spec_dir, monkeypatch):
 def test_design_returning_something_else_fails_clearly(spec_dir, monkeypatch):
     import impact.rct
 
-    monkeypatch.setattr(impact.rct, "toy_nothing", lambda df, *, outcome: 42, raising=False)
+    def toy_nothing(df, *, outcome):
+        return 42
+
+    monkeypatch.setattr(impact.rct, "toy_nothing", toy_nothing, raising=False)
+    monkeypatch.setattr(impact.rct, "__all__", [*impact.rct.__all__, "toy_nothing"])
     text = spec_dir.base.replace('design = "did.twfe"', 'design = "rct.toy_nothing"').replace(
         'options = { treatment = "treated", unit = "region", time = "year", vcov = "CR2" }', ""
     )
@@ -182,6 +193,7 @@ def test_portfolio_shows_romano_wolf_where_a_design_computed_it(spec_dir, monkey
         return Result(design="toy", estimand="ATE", effects=table, headline="ATT", inference="toy", n_obs=len(df))
 
     monkeypatch.setattr(impact.rct, "toy_trial", toy_trial, raising=False)
+    monkeypatch.setattr(impact.rct, "__all__", [*impact.rct.__all__, "toy_trial"])
     text = spec_dir.base.replace('design = "did.twfe"', 'design = "rct.toy_trial"').replace(
         'options = { treatment = "treated", unit = "region", time = "year", vcov = "CR2" }', ""
     )
@@ -201,6 +213,7 @@ def test_warnings_are_recorded_for_the_report_but_not_developer_noise(spec_dir, 
         return Result(design="toy", estimand="ATE", effects=table, headline="ATE", inference="toy", n_obs=len(df))
 
     monkeypatch.setattr(impact.rct, "noisy", noisy, raising=False)
+    monkeypatch.setattr(impact.rct, "__all__", [*impact.rct.__all__, "noisy"])
     text = spec_dir.base.replace('design = "did.twfe"', 'design = "rct.noisy"').replace(
         'options = { treatment = "treated", unit = "region", time = "year", vcov = "CR2" }', ""
     )

@@ -207,6 +207,7 @@ def test_resolve_design_is_generic(monkeypatch):
         return None
 
     monkeypatch.setattr(impact.rct, "toy_design", toy, raising=False)
+    monkeypatch.setattr(impact.rct, "__all__", [*impact.rct.__all__, "toy_design"])
     assert resolve_design("rct.toy_design") is toy
     assert resolve_design("impact.rct.toy_design") is toy
     with pytest.raises(SpecError, match=re.escape("must be 'module.function'")):

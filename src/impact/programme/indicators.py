@@ -26,6 +26,9 @@ from impact.errors import SpecError
 __all__ = [
     "LEVELS",
     "COLUMNS",
+    "SEMANTIC_COLUMNS",
+    "AGGREGATIONS",
+    "DIRECTIONS",
     "RESERVED_PREFIXES",
     "Indicator",
     "IndicatorLibrary",
@@ -36,6 +39,11 @@ __all__ = [
 
 LEVELS = ("resources", "activities", "outputs", "outcomes", "impacts")
 COLUMNS = ("code", "name", "unit", "level", "definition", "source", "parent")
+# Optional columns after COLUMNS (any of them, in this order) that say how follow-up values roll up
+# across projects, regions and years (impact.monitoring); data/indicators/README.md gives the defaults.
+SEMANTIC_COLUMNS = ("aggregation", "direction", "numerator", "denominator", "weight")
+AGGREGATIONS = ("sum", "mean", "weighted_mean", "last", "none")
+DIRECTIONS = ("increase", "decrease")
 RESERVED_PREFIXES = ("RCO", "RCR", "NB_")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _PREFIX_LINE = re.compile(r"^\s*#\s*prefix\s*[:=]\s*(\S+)\s*$")
@@ -53,6 +61,11 @@ class Indicator:
     source: str
     parent: str | None
     library: str
+    aggregation: str = "none"
+    direction: str = "increase"
+    numerator: str | None = None
+    denominator: str | None = None
+    weight: str | None = None
 
     def label(self) -> str:
         """``CODE name (unit)``, as reports print it."""
@@ -105,11 +118,10 @@ class IndicatorLibrary:
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """All indicators as a table (columns code, name, unit, level, definition, source, parent, library)."""
-        rows = [
-            {**{c: getattr(ind, c) for c in COLUMNS}, "library": ind.library} for ind in self.indicators.values()
-        ]
-        return pd.DataFrame(rows, columns=[*COLUMNS, "library"])
+        """All indicators as a table: the columns of COLUMNS and SEMANTIC_COLUMNS, then library."""
+        columns = [*COLUMNS, *SEMANTIC_COLUMNS]
+        rows = [{**{c: getattr(ind, c) for c in columns}, "library": ind.library} for ind in self.indicators.values()]
+        return pd.DataFrame(rows, columns=[*columns, "library"])
 
     def search(self, text: str | None = None, *, level: str | None = None) -> pd.DataFrame:
         """Indicators whose code, name or definition contains ``text`` (case-insensitive), at ``level``."""
@@ -153,9 +165,11 @@ def _read_rows(path: Path) -> tuple[str | None, list[tuple[int, dict[str, str]]]
         first += 1
     reader = csv.DictReader(io.StringIO("\n".join(lines[first:])))
     header = tuple(reader.fieldnames or ())
-    if header != COLUMNS:
+    extra = header[len(COLUMNS):]
+    if header[: len(COLUMNS)] != COLUMNS or list(extra) != [c for c in SEMANTIC_COLUMNS if c in extra]:
         raise SpecError(
-            f"{path}, line {first + 1}: the header must be exactly {','.join(COLUMNS)}; got {','.join(header) or '(empty)'}."
+            f"{path}, line {first + 1}: the header must be exactly {','.join(COLUMNS)}, optionally followed by any of "
+            f"{','.join(SEMANTIC_COLUMNS)} in that order; got {','.join(header) or '(empty)'}."
         )
     rows = [(first + 2 + i, {k: (v or "").strip() for k, v in row.items() if k is not None}) for i, row in enumerate(reader)]
     return prefix, rows
@@ -203,6 +217,23 @@ def _add_file(
         for col in ("name", "unit"):
             if not row[col]:
                 raise SpecError(f"{where}: indicator {code} has an empty {col!r}.")
+        aggregation = row.get("aggregation") or default_aggregation(row["level"], row["unit"])
+        if aggregation not in AGGREGATIONS:
+            raise SpecError(f"{where}: aggregation {aggregation!r} of {code} must be one of {', '.join(AGGREGATIONS)}.")
+        direction = row.get("direction") or "increase"
+        if direction not in DIRECTIONS:
+            raise SpecError(f"{where}: direction {direction!r} of {code} must be one of {', '.join(DIRECTIONS)}.")
+        numerator, denominator = row.get("numerator") or None, row.get("denominator") or None
+        if numerator is not None and denominator is None:
+            raise SpecError(f"{where}: {code} names a numerator but no denominator; a rate needs its denominator code.")
+        weight = row.get("weight") or None
+        if aggregation == "weighted_mean" and weight is None:
+            weight = denominator
+        if aggregation == "weighted_mean" and weight is None:
+            raise SpecError(
+                f"{where}: {code} has aggregation 'weighted_mean' but names no weight indicator; fill the 'weight' "
+                "column (e.g. the population the rate is measured on) or a denominator."
+            )
         found[code] = Indicator(
             code=code,
             name=row["name"],
@@ -212,11 +243,31 @@ def _add_file(
             source=row["source"],
             parent=row["parent"] or None,
             library=name,
+            aggregation=aggregation,
+            direction=direction,
+            numerator=numerator,
+            denominator=denominator,
+            weight=weight,
         )
     for line, row in rows:
         parent = row["parent"]
         if parent and parent not in found:
             raise SpecError(f"{path}, line {line}: parent {parent!r} of {row['code']} is not a known indicator.")
+        ind = found[row["code"]]
+        for role in ("numerator", "denominator", "weight"):
+            other = getattr(ind, role)
+            if other is not None and other not in found:
+                raise SpecError(f"{path}, line {line}: {role} {other!r} of {ind.code} is not a known indicator.")
+
+
+def default_aggregation(level: str, unit: str) -> str:
+    """The rule a row without an ``aggregation`` value gets (so files written before the column still load).
+
+    Resources and activities (money spent, hours delivered) are flows the programme counts itself, so they
+    add up; everything else (distinct entities, rates, regional statistics) is not added up until the
+    library says how.
+    """
+    return "sum" if level in ("resources", "activities") and "%" not in unit and " per " not in f" {unit} " else "none"
 
 
 def load_library(regions: Iterable[RegionLibrary | Path | str] = ()) -> IndicatorLibrary:

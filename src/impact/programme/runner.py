@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from impact.errors import DataError, EstimationError, ImpactError, SpecError
+from impact.programme.safety import check_expression, check_step, confine_path, is_regular_file
 from impact.programme.spec import Check, DataSource, Evaluation, Spec, Step, load_spec, resolve_design
 from impact.results import FlowStep, Result, jsonable
 
@@ -182,8 +183,28 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _confined(source: DataSource) -> str | None:
+    """Why the source's file may not be read now (None if it may): the check of validation, repeated at
+    reading time in case a file or link changed in between."""
+    if not source.roots:
+        return None  # a DataSource built by hand in Python, not from a spec
+    try:
+        confine_path(str(source.path), source.roots[0], source.roots[1:])
+    except SpecError as exc:
+        return f"SpecError: {exc}"
+    if not is_regular_file(source.path):
+        return f"DataError: {source.relative_path} is not a regular file."
+    return None
+
+
 def load_source(source: DataSource) -> LoadedData:
-    """Read a data source, add its derived columns and apply its row filter, recording the flow."""
+    """Read a data source, add its derived columns and apply its row filter, recording the flow.
+
+    Reader errors are reported by kind, never with the reader's message (which can quote the file).
+    """
+    refused = _confined(source)
+    if refused:
+        return LoadedData(source, None, (), "", 0, refused)
     sha = _sha256(source.path)
     try:
         if source.format == "parquet":
@@ -193,12 +214,14 @@ def load_source(source: DataSource) -> LoadedData:
         else:
             frame = pd.read_csv(source.path, dtype=dict(source.dtypes) or None)
     except Exception as exc:  # noqa: BLE001 - any reader failure is reported in the run, not raised
-        return LoadedData(source, None, (), sha, 0, f"DataError: cannot read {source.relative_path}: {exc}")
+        return LoadedData(source, None, (), sha, 0, f"DataError: cannot read {source.relative_path} as {source.format} "
+                          f"({type(exc).__name__}); check the file's format and the dtypes in the spec.")
     rows = len(frame)
     flow = [FlowStep(f"read {source.relative_path}", rows, None, f"{frame.shape[1]} columns")]
     try:
         for derived in source.derive:
-            values = frame.eval(derived.expr, engine="python")
+            check_expression(derived.expr)  # again here: a DataSource can be built without load_spec
+            values = frame.eval(derived.expr, engine="python", local_dict={}, global_dict={})
             if isinstance(values, pd.Series) and pd.api.types.is_bool_dtype(values):
                 values = values.astype(int)
             frame[derived.name] = values
@@ -213,7 +236,8 @@ def load_source(source: DataSource) -> LoadedData:
 
 
 def _filter(frame: pd.DataFrame, query: str, label: str) -> tuple[pd.DataFrame, FlowStep]:
-    kept = frame.query(query, engine="python")
+    check_expression(query)
+    kept = frame.query(query, engine="python", local_dict={}, global_dict={})
     dropped = len(frame) - len(kept)
     if kept.empty:
         raise DataError(f"{label}: query {query!r} keeps no rows of {len(frame)}; check the condition.")
@@ -244,6 +268,7 @@ def _estimate(
         kwargs["seed"] = seed
     obj: Any = func(frame, **kwargs)
     for step in then:
+        check_step(step.method, step.kwargs)  # only allow-listed result methods, whatever built the Step
         method = getattr(obj, step.method, None)
         if not callable(method):
             raise SpecError(f"then: {type(obj).__name__} returned by {design} has no method {step.method!r}.")

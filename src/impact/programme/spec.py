@@ -12,21 +12,22 @@ found in the text, the line.
 
 from __future__ import annotations
 
-import ast
+import collections.abc
+import contextlib
 import difflib
 import hashlib
 import importlib
 import inspect
 import re
-import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from types import MappingProxyType, UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from impact.errors import SpecError
 from impact.programme.indicators import LEVELS, IndicatorLibrary, RegionLibrary, load_library
+from impact.programme.safety import check_expression, check_step, configured_roots, confine_path, is_regular_file, parse_toml
 
 __all__ = [
     "ChainItem",
@@ -47,7 +48,7 @@ __all__ = [
 #: impact sub-modules a spec's ``design`` may name (``"did.twfe"`` -> ``impact.did.twfe``): those whose
 #: estimators take the data frame first. Pooling (``impact.meta``) works on stored estimates instead:
 #: see ``impact pool``.
-DESIGN_MODULES = ("did", "matching", "rct", "synth")
+DESIGN_MODULES = ("did", "matching", "rct", "rd", "synth")
 _DTYPES = {"str": "string", "string": "string", "int": "Int64", "float": "float64", "category": "category", "bool": "boolean"}
 
 _TOP_KEYS = {"programme", "effect_chain", "data", "evaluations", "indicator_libraries"}
@@ -125,6 +126,8 @@ class DataSource:
     derive: tuple[Derived, ...] = ()
     dtypes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     columns: tuple[str, ...] = ()
+    #: the folders the file was confined to (the spec's folder and the data roots); checked again on reading
+    roots: tuple[Path, ...] = ()
 
     @property
     def format(self) -> str:
@@ -267,6 +270,29 @@ class _Context:
     def __init__(self, path: Path, text: str):
         self.path = path
         self.text = text
+        self.problems: list[str] = []
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[None]:
+        """Record a SpecError raised inside the block and carry on, so validation reports every error."""
+        try:
+            yield
+        except SpecError as exc:
+            message = str(exc)
+            if message not in self.problems:
+                self.problems.append(message)
+
+    def finish(self) -> None:
+        """Raise one SpecError listing every recorded problem (its ``problems`` attribute holds them)."""
+        if not self.problems:
+            return
+        if len(self.problems) == 1:
+            error = SpecError(self.problems[0])
+        else:
+            listed = "\n".join(f"  - {p}" for p in self.problems)
+            error = SpecError(f"{self.path}: {len(self.problems)} errors in the spec:\n{listed}")
+        error.problems = tuple(self.problems)  # type: ignore[attr-defined]
+        raise error
 
     def error(self, keypath: Sequence[str | int], message: str) -> SpecError:
         dotted = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(keypath))
@@ -306,82 +332,59 @@ class _Context:
 
 
 # ---------------------------------------------------------------------------------------------
-# Safe expressions for queries and derived columns
-# ---------------------------------------------------------------------------------------------
-_ALLOWED_NODES = (
-    ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name, ast.Load, ast.Constant,
-    ast.List, ast.Tuple, ast.And, ast.Or, ast.Not, ast.Invert, ast.USub, ast.UAdd, ast.Add, ast.Sub, ast.Mult,
-    ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.BitAnd, ast.BitOr, ast.BitXor, ast.Eq, ast.NotEq, ast.Lt,
-    ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn, ast.Call,
-)
-#: functions pandas.eval supports; nothing else may be called.
-_ALLOWED_FUNCTIONS = {
-    "sin", "cos", "exp", "log", "expm1", "log1p", "sqrt", "sinh", "cosh", "tanh", "arcsin", "arccos", "arctan",
-    "arccosh", "arcsinh", "arctanh", "abs", "arctan2", "log10", "floor", "ceil",
-}
-
-
-def check_expression(expr: str) -> list[str]:
-    """Validate a query/derive expression; return the column names it uses.
-
-    Only comparisons, arithmetic, boolean logic, literals, lists and pandas.eval's maths functions
-    are allowed: no attribute access, indexing, lambdas or other calls, so a spec cannot run Python.
-    """
-    if not isinstance(expr, str) or not expr.strip():
-        raise SpecError("the expression is empty.")
-    try:
-        tree = ast.parse(expr.replace("`", ""), mode="eval")
-    except SyntaxError as exc:
-        raise SpecError(f"cannot parse expression {expr!r}: {exc.msg}.") from None
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED_NODES):
-            raise SpecError(
-                f"expression {expr!r} uses {type(node).__name__}, which is not allowed; use column names, "
-                "numbers, text in quotes, comparisons, arithmetic, and/or/not and lists."
-            )
-        if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in _ALLOWED_FUNCTIONS or node.keywords:
-                raise SpecError(
-                    f"expression {expr!r} calls a function that is not allowed; only {', '.join(sorted(_ALLOWED_FUNCTIONS))}."
-                )
-        elif isinstance(node, ast.Name):
-            names.append(node.id)
-    calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-    return [n for n in dict.fromkeys(names) if n not in calls and n not in ("True", "False")]
-
-
-# ---------------------------------------------------------------------------------------------
 # Design dispatch
 # ---------------------------------------------------------------------------------------------
-def resolve_design(design: str) -> Callable[..., Any]:
-    """The impact function named by ``design`` (``"did.twfe"`` -> ``impact.did.twfe``).
+def _public_designs(module: Any) -> list[str]:
+    """Names in a design module's ``__all__`` that are estimators: functions whose first argument is
+    the data frame (``df``). Result classes, ``rct.power`` and helpers such as ``did.honest`` are not."""
+    out = []
+    for name in getattr(module, "__all__", ()):
+        func = getattr(module, name, None)
+        if name.startswith("_") or not inspect.isfunction(func):
+            continue
+        try:
+            first = next(iter(inspect.signature(func).parameters), None)
+        except (TypeError, ValueError):
+            continue
+        if first == "df":
+            out.append(name)
+    return out
 
-    Generic on purpose: any public function of an impact design module can be named, so new
-    estimators need no edit here.
+
+def resolve_design(design: str) -> Callable[..., Any]:
+    """The impact estimator named by ``design`` (``"did.twfe"`` -> ``impact.did.twfe``).
+
+    Only public estimators can be named: ``module.function`` where ``module`` is one of
+    :data:`DESIGN_MODULES` and ``function`` is in that module's ``__all__`` and takes the data frame
+    first. Private modules (``did._staggered.fe_regression``), sub-modules (``rct.power.power``) and
+    helpers that are not estimators are refused. New estimators need no edit here: adding them to
+    ``__all__`` is enough.
     """
+    if not isinstance(design, str) or len(design) > 100:
+        raise SpecError(f"design must be a text 'module.function', e.g. 'did.twfe'; got {design!r:.60}.")
     name = design.removeprefix("impact.")
     module_name, _, function = name.rpartition(".")
-    if not module_name or not function or function.startswith("_"):
+    if not module_name or not function:
         raise SpecError(f"design {design!r} must be 'module.function', e.g. 'did.twfe' or 'rct.difference_in_means'.")
-    top = module_name.split(".")[0]
-    if top not in DESIGN_MODULES:
+    if module_name not in DESIGN_MODULES:
+        top = module_name.split(".")[0]
+        if top in DESIGN_MODULES:
+            raise SpecError(
+                f"design {design!r} names a function inside a sub-module; name a public estimator as "
+                f"'{top}.function' (one of: {', '.join(f'{top}.{n}' for n in _public_designs(importlib.import_module(f'impact.{top}')))})."
+            )
         raise SpecError(f"design {design!r}: unknown module {top!r}; choose one of {', '.join(DESIGN_MODULES)}.")
     try:
         module = importlib.import_module(f"impact.{module_name}")
     except ImportError:
         raise SpecError(f"design {design!r}: module impact.{module_name} is not available in this version.") from None
-    func = getattr(module, function, None)
-    if not callable(func) or isinstance(func, type):
-        available = sorted(
-            n for n in getattr(module, "__all__", dir(module))
-            if not n.startswith("_") and callable(getattr(module, n, None)) and not isinstance(getattr(module, n, None), type)
-        )
+    available = _public_designs(module)
+    if function not in available:
         close = difflib.get_close_matches(function, available, n=1)
         hint = f" Did you mean '{module_name}.{close[0]}'?" if close else ""
         listed = ", ".join(f"{module_name}.{n}" for n in available) or "none yet"
         raise SpecError(f"unknown design {design!r}.{hint} Designs in impact.{module_name}: {listed}.")
-    return func
+    return getattr(module, function)
 
 
 def _check_option_columns(options: Mapping[str, Any], columns: Sequence[str], source: str, ctx: _Context,
@@ -397,6 +400,7 @@ def _check_option_columns(options: Mapping[str, Any], columns: Sequence[str], so
 
 
 def _check_options(func: Callable[..., Any], options: Mapping[str, Any], ctx: _Context, keypath: list[str | int]) -> None:
+    """Option names against the design's signature, and values against its type annotations."""
     try:
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):
@@ -404,11 +408,133 @@ def _check_options(func: Callable[..., Any], options: Mapping[str, Any], ctx: _C
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     allowed = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]
-    for key in options:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else f" It accepts: {', '.join(allowed)}."
-            raise ctx.error([*keypath, key], f"{func.__module__}.{func.__name__} has no option {key!r}.{hint}")
+    for key, value in options.items():
+        with ctx.collect():
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else f" It accepts: {', '.join(allowed)}."
+                raise ctx.error([*keypath, key], f"{func.__module__}.{func.__name__} has no option {key!r}.{hint}")
+            problem = option_value_problem(func, key, value)
+            if problem:
+                raise ctx.error([*keypath, key], f"{_design_name(func)}: {key} = {_show(value)} {problem}")
+
+
+#: Allowed values of options the estimators annotate as plain ``str`` but check against a shared
+#: table at run time (the table is the one the estimator uses, so the two cannot drift apart).
+def _shared_option_values() -> dict[str, tuple[Any, ...]]:
+    from impact.inference.vcov import VCOV_KINDS
+
+    return {"vcov": VCOV_KINDS}
+
+
+def _design_name(func: Callable[..., Any]) -> str:
+    return f"{func.__module__.removeprefix('impact.').split('.')[0]}.{func.__name__}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _annotation(func: Callable[..., Any], name: str) -> Any:
+    """The evaluated type annotation of parameter ``name`` (None when it cannot be evaluated)."""
+    try:
+        annotation = inspect.signature(func).parameters[name].annotation
+    except (KeyError, TypeError, ValueError):
+        return None
+    if annotation is inspect.Parameter.empty:
+        return None
+    if isinstance(annotation, str):
+        try:
+            # our own package's annotation text, evaluated in the estimator's module (never spec text)
+            annotation = eval(annotation, dict(getattr(func, "__globals__", {})))  # noqa: S307
+        except Exception:  # noqa: BLE001 - names imported only for type checkers
+            return None
+    return annotation
+
+
+def _literal_values(annotation: Any) -> list[Any]:
+    if get_origin(annotation) is Literal:
+        return list(get_args(annotation))
+    out: list[Any] = []
+    if get_origin(annotation) in (Union, UnionType):
+        for arg in get_args(annotation):
+            out.extend(_literal_values(arg))
+    return out
+
+
+def _accepts_value(annotation: Any, value: Any) -> bool | None:
+    """Whether a TOML value fits ``annotation``: True, False, or None when the type is not understood."""
+    origin = get_origin(annotation)
+    if annotation is Any:
+        return True
+    if annotation is None or annotation is type(None):
+        return False  # TOML has no null
+    if origin is Literal:
+        return any(type(value) is type(a) and value == a for a in get_args(annotation))
+    if origin in (Union, UnionType):
+        verdicts = [_accepts_value(arg, value) for arg in get_args(annotation)]
+        if any(v is True for v in verdicts):
+            return True
+        return None if any(v is None for v in verdicts) else False
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, Sequence, collections.abc.Sequence) or annotation in (list, tuple):
+        if isinstance(value, str):
+            return False
+        if not isinstance(value, list):
+            return False
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        if len(args) == 1:
+            verdicts = [_accepts_value(args[0], v) for v in value]
+            if any(v is False for v in verdicts):
+                return False
+            return True if all(verdicts) else None
+        return True
+    if origin in (dict, Mapping, collections.abc.Mapping) or annotation is dict:
+        return isinstance(value, dict)
+    if origin is collections.abc.Callable or annotation is collections.abc.Callable:
+        return False
+    return None
+
+
+def option_value_problem(func: Callable[..., Any], name: str, value: Any) -> str | None:
+    """Why ``value`` is not valid for option ``name`` of ``func`` (None if it is, or cannot be told).
+
+    Allowed values come from the estimator's ``Literal`` annotations, or from the shared table for
+    options annotated as plain text; types from the annotation."""
+    annotation = _annotation(func, name)
+    if annotation is None:
+        return None
+    literals = _literal_values(annotation)
+    shared = _shared_option_values().get(name)
+    if shared and not literals and annotation is str:
+        literals = list(shared)
+    if literals and isinstance(value, str) and value not in literals:
+        allowed = [v for v in literals if isinstance(v, str)]
+        close = difflib.get_close_matches(value, allowed, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return f"is not allowed; choose one of {', '.join(repr(v) for v in literals)}.{hint}"
+    verdict = _accepts_value(annotation, value)
+    if verdict is False:
+        expected = " or ".join(sorted({_describe(a) for a in (get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)) if a is not type(None)}))
+        return f"has the wrong type ({type(value).__name__}); expected {expected}."
+    return None
+
+
+def _describe(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(v) for v in get_args(annotation))
+    if origin is not None:
+        return {list: "a list", tuple: "a list", dict: "a table"}.get(origin, "a list" if "Sequence" in str(origin) else str(origin))
+    return {bool: "true/false", int: "a whole number", float: "a number", str: "a text"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,74 +558,86 @@ def _parse_chain(raw: Any, ctx: _Context, library: IndicatorLibrary) -> EffectCh
     for level in LEVELS:
         items = raw.get(level, [])
         if not isinstance(items, list):
-            raise ctx.error(["effect_chain", level], "expected a list of {text = ..., indicators = [...]} items.")
+            with ctx.collect():
+                raise ctx.error(["effect_chain", level], "expected a list of {text = ..., indicators = [...]} items.")
+            continue
         parsed = []
         for i, item in enumerate(items):
-            kp: list[str | int] = ["effect_chain", level, i]
-            if isinstance(item, str):
-                item = {"text": item}
-            ctx.keys(item, _CHAIN_ITEM_KEYS, kp, required=("text",))
-            codes = ctx.strings(item, "indicators", kp)
-            for code in codes:
-                if code not in library:
-                    raise ctx.error([*kp, "indicators"], library.unknown_message(code))
-            measured = item.get("measured")
-            if measured is not None and not isinstance(measured, str):
-                raise ctx.error([*kp, "measured"], "expected text describing where the indicator is measured.")
-            parsed.append(ChainItem(ctx.string(item, "text", kp), codes, measured))
+            with ctx.collect():
+                kp: list[str | int] = ["effect_chain", level, i]
+                if isinstance(item, str):
+                    item = {"text": item}
+                ctx.keys(item, _CHAIN_ITEM_KEYS, kp, required=("text",))
+                codes = ctx.strings(item, "indicators", kp)
+                for code in codes:
+                    if code not in library:
+                        raise ctx.error([*kp, "indicators"], library.unknown_message(code))
+                measured = item.get("measured")
+                if measured is not None and not isinstance(measured, str):
+                    raise ctx.error([*kp, "measured"], "expected text describing where the indicator is measured.")
+                parsed.append(ChainItem(ctx.string(item, "text", kp), codes, measured))
         levels[level] = tuple(parsed)
     return EffectChain(**levels)
 
 
 def _parse_steps(raw: Any, ctx: _Context, keypath: list[str | int]) -> tuple[Step, ...]:
+    """``then`` steps: only the allow-listed result methods, with their typed arguments."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
         raise ctx.error(keypath, "expected a list of {method = ..., ...} tables.")
     steps = []
     for i, step in enumerate(raw):
-        if not isinstance(step, Mapping) or not isinstance(step.get("method"), str):
-            raise ctx.error([*keypath, i], "each step needs method = \"name\" (a method of the result), plus its options.")
-        kwargs = {k: v for k, v in step.items() if k != "method"}
-        steps.append(Step(step["method"], MappingProxyType(kwargs)))
+        with ctx.collect():
+            if not isinstance(step, Mapping) or not isinstance(step.get("method"), str):
+                raise ctx.error([*keypath, i], "each step needs method = \"name\" (a method of the result), plus its options.")
+            kwargs = {k: v for k, v in step.items() if k != "method"}
+            try:
+                check_step(step["method"], kwargs)
+            except SpecError as exc:
+                raise ctx.error([*keypath, i], str(exc)) from None
+            steps.append(Step(step["method"], MappingProxyType(kwargs)))
     return tuple(steps)
 
 
-def _parse_data(raw: Any, ctx: _Context, base: Path) -> tuple[DataSource, ...]:
-    if raw is None:
-        raise ctx.error([], "missing required [[data]] (at least one data source).")
-    if not isinstance(raw, list):
-        raise ctx.error(["data"], "write each data source as a [[data]] table.")
-    sources = []
-    names: set[str] = set()
-    for i, item in enumerate(raw):
-        kp: list[str | int] = ["data", i]
-        ctx.keys(item, _DATA_KEYS, kp, required=("name", "path"))
-        name = ctx.string(item, "name", kp)
-        if name in names:
-            raise ctx.error([*kp, "name"], f"data source name {name!r} is used twice.")
-        names.add(name)
-        rel = ctx.string(item, "path", kp)
-        path = (base / rel).resolve()
-        if not path.is_file():
-            raise ctx.error([*kp, "path"], f"data file {rel!r} not found (looked for {path}); paths are relative to the spec file.")
-        fmt = item.get("format") or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
-        if fmt not in ("csv", "parquet"):
-            raise ctx.error([*kp, "format"], f"format {fmt!r} is not supported; use 'csv' or 'parquet'.")
-        if fmt == "csv" and path.suffix.lower() in (".parquet", ".pq"):
-            raise ctx.error([*kp, "format"], "a .parquet file cannot be read as csv.")
-        try:
-            columns = _read_columns(path, fmt)
-        except Exception as exc:  # noqa: BLE001 - any reader failure is a spec problem here
-            raise ctx.error([*kp, "path"], f"cannot read {rel!r} as {fmt}: {exc}") from None
-        dtypes = item.get("dtypes", {})
+def _parse_source(item: Any, i: int, ctx: _Context, base: Path, roots: tuple[Path, ...]) -> DataSource:
+    kp: list[str | int] = ["data", i]
+    ctx.keys(item, _DATA_KEYS, kp, required=("name", "path"))
+    name = ctx.string(item, "name", kp)
+    rel = ctx.string(item, "path", kp)
+    try:
+        path = confine_path(rel, base, roots)
+    except SpecError as exc:
+        raise ctx.error([*kp, "path"], str(exc)) from None
+    if not is_regular_file(path):
+        raise ctx.error([*kp, "path"], f"data file {rel!r} not found (looked for {path}); paths are relative to the spec file.")
+    fmt = item.get("format") or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
+    if fmt not in ("csv", "parquet"):
+        raise ctx.error([*kp, "format"], f"format {fmt!r} is not supported; use 'csv' or 'parquet'.")
+    if fmt == "csv" and path.suffix.lower() in (".parquet", ".pq"):
+        raise ctx.error([*kp, "format"], "a .parquet file cannot be read as csv.")
+    try:
+        columns = _read_columns(path, fmt)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a spec problem here
+        # The reader's message can quote the file; name only the kind of failure.
+        raise ctx.error([*kp, "path"], f"cannot read {rel!r} as {fmt} ({type(exc).__name__}); check that it is a "
+                        f"{'Parquet file' if fmt == 'parquet' else 'UTF-8 comma-separated file with a header row'}.") from None
+    dtypes = item.get("dtypes", {})
+    with ctx.collect():
         ctx.keys(dtypes, set(columns), [*kp, "dtypes"])
-        for col, dt in dtypes.items():
-            if dt not in _DTYPES:
-                raise ctx.error([*kp, "dtypes", col], f"dtype {dt!r} is not supported; choose one of {', '.join(_DTYPES)}.")
-        available = list(columns)
-        derived = []
-        for j, d in enumerate(item.get("derive", [])):
+    dtypes = {k: v for k, v in dtypes.items() if k in columns} if isinstance(dtypes, Mapping) else {}
+    for col, dt in list(dtypes.items()):
+        with ctx.collect():
+            if not isinstance(dt, str) or dt not in _DTYPES:
+                del dtypes[col]
+                raise ctx.error([*kp, "dtypes", col], f"dtype {_show(dt)} is not supported; choose one of {', '.join(_DTYPES)}.")
+    available = list(columns)
+    derived = []
+    derive = item.get("derive", [])
+    if not isinstance(derive, list):
+        raise ctx.error([*kp, "derive"], "expected a list of {name = ..., expr = ...} tables.")
+    for j, d in enumerate(derive):
+        with ctx.collect():
             dkp: list[str | int] = [*kp, "derive", j]
             ctx.keys(d, _DERIVE_KEYS, dkp, required=("name", "expr"))
             dname, expr = ctx.string(d, "name", dkp), ctx.string(d, "expr", dkp)
@@ -507,32 +645,60 @@ def _parse_data(raw: Any, ctx: _Context, base: Path) -> tuple[DataSource, ...]:
                 used = check_expression(expr)
             except SpecError as exc:
                 raise ctx.error([*dkp, "expr"], str(exc)) from None
-            _require(used, available, ctx, [*dkp, "expr"], expr)
             if dname in available:
                 raise ctx.error([*dkp, "name"], f"derived column {dname!r} already exists in {rel}; choose a new name.")
-            available.append(dname)
+            available.append(dname)  # known even if its expression names a missing column: no cascade
+            _require(used, available[:-1], ctx, [*dkp, "expr"], expr)
             derived.append(Derived(dname, expr))
-        query = item.get("query")
-        if query is not None:
-            query = ctx.string(item, "query", kp)
+    query = item.get("query")
+    if query is not None:
+        with ctx.collect():
+            query = None
+            candidate = ctx.string(item, "query", kp)
             try:
-                used = check_expression(query)
+                used = check_expression(candidate)
             except SpecError as exc:
                 raise ctx.error([*kp, "query"], str(exc)) from None
-            _require(used, available, ctx, [*kp, "query"], query)
-        sources.append(
-            DataSource(
-                name=name,
-                path=path,
-                relative_path=rel,
-                description=str(item.get("description", "")),
-                query=query,
-                derive=tuple(derived),
-                dtypes=MappingProxyType({k: _DTYPES[v] for k, v in dtypes.items()}),
-                columns=tuple(available),
-            )
-        )
-    return tuple(sources)
+            _require(used, available, ctx, [*kp, "query"], candidate)
+            query = candidate
+    return DataSource(
+        name=name,
+        path=path,
+        relative_path=rel,
+        description=str(item.get("description", "")),
+        query=query,
+        derive=tuple(derived),
+        dtypes=MappingProxyType({k: _DTYPES[v] for k, v in dtypes.items()}),
+        columns=tuple(available),
+        roots=(base.resolve(), *roots),
+    )
+
+
+def _parse_data(raw: Any, ctx: _Context, base: Path, roots: tuple[Path, ...]) -> tuple[tuple[DataSource, ...], set[str]]:
+    """The data sources that validated, and the names of those that did not (so that evaluations
+    using them are not reported again for every column)."""
+    if raw is None:
+        raise ctx.error([], "missing required [[data]] (at least one data source).")
+    if not isinstance(raw, list):
+        raise ctx.error(["data"], "write each data source as a [[data]] table.")
+    sources = []
+    names: set[str] = set()
+    broken: set[str] = set()
+    for i, item in enumerate(raw):
+        name = item.get("name") if isinstance(item, Mapping) else None
+        with ctx.collect():
+            if isinstance(name, str) and name in names:
+                raise ctx.error(["data", i, "name"], f"data source name {name!r} is used twice.")
+        before = len(ctx.problems)
+        with ctx.collect():
+            source = _parse_source(item, i, ctx, base, roots)
+            if source.name not in names:
+                sources.append(source)
+        if len(ctx.problems) > before and isinstance(name, str):
+            broken.add(name)
+        if isinstance(name, str):
+            names.add(name)
+    return tuple(sources), broken
 
 
 def _require(used: Sequence[str], available: Sequence[str], ctx: _Context, keypath: list[str | int], expr: str) -> None:
@@ -540,10 +706,10 @@ def _require(used: Sequence[str], available: Sequence[str], ctx: _Context, keypa
         if col not in available:
             close = difflib.get_close_matches(col, list(available), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ctx.error(keypath, f"expression {expr!r} names {col!r}, which is not a column of the data.{hint}")
+            raise ctx.error(keypath, f"expression {_show(expr)} names {col!r}, which is not a column of the data.{hint}")
 
 
-def _parse_query(item: Mapping[str, Any], ctx: _Context, kp: list[str | int], columns: Sequence[str]) -> str | None:
+def _parse_query(item: Mapping[str, Any], ctx: _Context, kp: list[str | int], columns: Sequence[str] | None) -> str | None:
     query = item.get("query")
     if query is None:
         return None
@@ -554,12 +720,134 @@ def _parse_query(item: Mapping[str, Any], ctx: _Context, kp: list[str | int], co
         used = check_expression(query)
     except SpecError as exc:
         raise ctx.error([*kp, "query"], str(exc)) from None
-    _require(used, columns, ctx, [*kp, "query"], query)
+    if columns is not None:
+        _require(used, columns, ctx, [*kp, "query"], query)
     return query
 
 
+def _resolve(design: str, ctx: _Context, keypath: list[str | int]) -> Callable[..., Any]:
+    try:
+        return resolve_design(design)
+    except SpecError as exc:
+        raise ctx.error(keypath, str(exc)) from None
+
+
+def _options(item: Mapping[str, Any], ctx: _Context, keypath: list[str | int]) -> dict[str, Any]:
+    options = item.get("options", {})
+    if not isinstance(options, Mapping):
+        raise ctx.error(keypath, f"expected a table of options, got {type(options).__name__}.")
+    return dict(options)
+
+
+def _parse_check(
+    check: Any, ctx: _Context, ckp: list[str | int], *, design: str, options: Mapping[str, Any], data_name: str,
+    query: str | None, by_name: Mapping[str, DataSource], broken: set[str],
+) -> Check:
+    ctx.keys(check, _CHECK_KEYS, ckp, required=("name",))
+    name = ctx.string(check, "name", ckp)
+    cdesign = ctx.string(check, "design", ckp, default=design)
+    coptions = _options(check, ctx, [*ckp, "options"])
+    # A check inherits the main options when it keeps the design (e.g. only vcov changes).
+    merged = {**options, **coptions} if cdesign == design else dict(coptions)
+    with ctx.collect():
+        _check_options(_resolve(cdesign, ctx, [*ckp, "design"]), merged, ctx, [*ckp, "options"])
+    cdata = check.get("data")
+    with ctx.collect():
+        if cdata is not None and cdata not in by_name and cdata not in broken:
+            raise ctx.error([*ckp, "data"], f"unknown data source {cdata!r}; defined: {', '.join(by_name)}.")
+    csource = by_name.get(cdata or data_name)
+    coutcome = check.get("outcome")
+    with ctx.collect():
+        if coutcome is not None and not isinstance(coutcome, str):
+            raise ctx.error([*ckp, "outcome"], f"expected a column name, got {_show(coutcome)}.")
+    if csource is not None:
+        with ctx.collect():
+            _check_option_columns(merged, csource.columns, csource.name, ctx, [*ckp, "options"])
+        with ctx.collect():
+            if isinstance(coutcome, str) and coutcome not in csource.columns:
+                raise ctx.error([*ckp, "outcome"], f"outcome {coutcome!r} is not a column of data source {csource.name!r}.")
+    cquery = query
+    if "query" in check:
+        cquery = None
+        with ctx.collect():
+            cquery = _parse_query(check, ctx, ckp, csource.columns if csource is not None else None)
+    return Check(
+        name=name,
+        design=cdesign,
+        options=MappingProxyType(merged),
+        then=_parse_steps(check.get("then"), ctx, [*ckp, "then"]),
+        query=cquery,
+        outcome=coutcome,
+        data=cdata,
+    )
+
+
+def _parse_evaluation(
+    item: Any, i: int, ctx: _Context, by_name: Mapping[str, DataSource], broken: set[str], library: IndicatorLibrary,
+    names: set[str],
+) -> Evaluation:
+    kp: list[str | int] = ["evaluations", i]
+    ctx.keys(item, _EVALUATION_KEYS, kp, required=("name", "outcome", "design"))
+    name = ctx.string(item, "name", kp)
+    with ctx.collect():
+        if name in names:
+            raise ctx.error([*kp, "name"], f"evaluation name {name!r} is used twice.")
+    names.add(name)
+    only = [*by_name, *broken]
+    data_name = item.get("data", only[0] if len(only) == 1 else None)
+    if data_name is None:
+        raise ctx.error(kp, f"missing key 'data': name one of the data sources ({', '.join(only)}).")
+    if data_name not in by_name and data_name not in broken:
+        raise ctx.error([*kp, "data"], f"unknown data source {data_name!r}; defined: {', '.join(only)}.")
+    source = by_name.get(data_name)  # None when the source itself failed (already reported)
+    outcome = ctx.string(item, "outcome", kp)
+    with ctx.collect():
+        if source is not None and outcome not in source.columns:
+            close = difflib.get_close_matches(outcome, list(source.columns), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ctx.error([*kp, "outcome"], f"outcome {outcome!r} is not a column of data source {data_name!r}.{hint}")
+    indicator = item.get("indicator")
+    if indicator is not None:
+        with ctx.collect():
+            indicator = ctx.string(item, "indicator", kp)
+            if indicator not in library:
+                raise ctx.error([*kp, "indicator"], library.unknown_message(indicator))
+    elif outcome in library:
+        indicator = outcome
+    design = ctx.string(item, "design", kp)
+    options = _options(item, ctx, [*kp, "options"])
+    with ctx.collect():
+        _check_options(_resolve(design, ctx, [*kp, "design"]), options, ctx, [*kp, "options"])
+    if source is not None:
+        with ctx.collect():
+            _check_option_columns(options, source.columns, data_name, ctx, [*kp, "options"])
+    query = None
+    with ctx.collect():
+        query = _parse_query(item, ctx, kp, source.columns if source is not None else None)
+    checks = []
+    robustness = item.get("robustness", [])
+    if not isinstance(robustness, list):
+        raise ctx.error([*kp, "robustness"], "write each robustness check as an [[evaluations.robustness]] table.")
+    for j, check in enumerate(robustness):
+        with ctx.collect():
+            checks.append(_parse_check(check, ctx, [*kp, "robustness", j], design=design, options=options,
+                                       data_name=data_name, query=query, by_name=by_name, broken=broken))
+    return Evaluation(
+        name=name,
+        question=str(item.get("question", "")),
+        outcome=outcome,
+        indicator=indicator,
+        data=data_name,
+        design=design,
+        options=MappingProxyType(options),
+        then=_parse_steps(item.get("then"), ctx, [*kp, "then"]),
+        robustness=tuple(checks),
+        query=query,
+    )
+
+
 def _parse_evaluations(
-    raw: Any, ctx: _Context, sources: tuple[DataSource, ...], library: IndicatorLibrary
+    raw: Any, ctx: _Context, sources: tuple[DataSource, ...], broken: set[str], library: IndicatorLibrary
 ) -> tuple[Evaluation, ...]:
     if raw is None:
         raise ctx.error([], "missing required [[evaluations]] (at least one evaluation).")
@@ -569,88 +857,8 @@ def _parse_evaluations(
     evaluations = []
     names: set[str] = set()
     for i, item in enumerate(raw):
-        kp: list[str | int] = ["evaluations", i]
-        ctx.keys(item, _EVALUATION_KEYS, kp, required=("name", "outcome", "design"))
-        name = ctx.string(item, "name", kp)
-        if name in names:
-            raise ctx.error([*kp, "name"], f"evaluation name {name!r} is used twice.")
-        names.add(name)
-        data_name = item.get("data", sources[0].name if len(sources) == 1 else None)
-        if data_name is None:
-            raise ctx.error(kp, f"missing key 'data': name one of the data sources ({', '.join(by_name)}).")
-        if data_name not in by_name:
-            raise ctx.error([*kp, "data"], f"unknown data source {data_name!r}; defined: {', '.join(by_name)}.")
-        source = by_name[data_name]
-        outcome = ctx.string(item, "outcome", kp)
-        if outcome not in source.columns:
-            close = difflib.get_close_matches(outcome, list(source.columns), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ctx.error([*kp, "outcome"], f"outcome {outcome!r} is not a column of data source {data_name!r}.{hint}")
-        indicator = item.get("indicator")
-        if indicator is not None:
-            indicator = ctx.string(item, "indicator", kp)
-            if indicator not in library:
-                raise ctx.error([*kp, "indicator"], library.unknown_message(indicator))
-        elif outcome in library:
-            indicator = outcome
-        design = ctx.string(item, "design", kp)
-        try:
-            func = resolve_design(design)
-        except SpecError as exc:
-            raise ctx.error([*kp, "design"], str(exc)) from None
-        options = item.get("options", {})
-        ctx.keys(options, set(options) if isinstance(options, Mapping) else set(), [*kp, "options"])
-        _check_options(func, {k: v for k, v in options.items()}, ctx, [*kp, "options"])
-        _check_option_columns(options, source.columns, data_name, ctx, [*kp, "options"])
-        query = _parse_query(item, ctx, kp, source.columns)
-        checks = []
-        for j, check in enumerate(item.get("robustness", [])):
-            ckp: list[str | int] = [*kp, "robustness", j]
-            ctx.keys(check, _CHECK_KEYS, ckp, required=("name",))
-            cdesign = ctx.string(check, "design", ckp, default=design)
-            try:
-                cfunc = resolve_design(cdesign)
-            except SpecError as exc:
-                raise ctx.error([*ckp, "design"], str(exc)) from None
-            coptions = check.get("options", {})
-            ctx.keys(coptions, set(coptions) if isinstance(coptions, Mapping) else set(), [*ckp, "options"])
-            # A check inherits the main options when it keeps the design (e.g. only vcov changes).
-            merged = {**options, **coptions} if cdesign == design else dict(coptions)
-            _check_options(cfunc, merged, ctx, [*ckp, "options"])
-            cdata = check.get("data")
-            if cdata is not None and cdata not in by_name:
-                raise ctx.error([*ckp, "data"], f"unknown data source {cdata!r}; defined: {', '.join(by_name)}.")
-            csource = by_name[cdata or data_name]
-            _check_option_columns(merged, csource.columns, csource.name, ctx, [*ckp, "options"])
-            coutcome = check.get("outcome")
-            if coutcome is not None and coutcome not in csource.columns:
-                raise ctx.error([*ckp, "outcome"], f"outcome {coutcome!r} is not a column of data source {csource.name!r}.")
-            cquery = _parse_query(check, ctx, ckp, csource.columns) if "query" in check else query
-            checks.append(
-                Check(
-                    name=ctx.string(check, "name", ckp),
-                    design=cdesign,
-                    options=MappingProxyType(merged),
-                    then=_parse_steps(check.get("then"), ctx, [*ckp, "then"]),
-                    query=cquery,
-                    outcome=coutcome,
-                    data=cdata,
-                )
-            )
-        evaluations.append(
-            Evaluation(
-                name=name,
-                question=str(item.get("question", "")),
-                outcome=outcome,
-                indicator=indicator,
-                data=data_name,
-                design=design,
-                options=MappingProxyType(dict(options)),
-                then=_parse_steps(item.get("then"), ctx, [*kp, "then"]),
-                robustness=tuple(checks),
-                query=query,
-            )
-        )
+        with ctx.collect():
+            evaluations.append(_parse_evaluation(item, i, ctx, by_name, broken, library, names))
     return tuple(evaluations)
 
 
@@ -660,7 +868,7 @@ def _parse_programme(raw: Any, ctx: _Context, path: Path) -> Programme:
     ctx.keys(raw, _PROGRAMME_KEYS, ["programme"], required=("id", "name"))
     kp: list[str | int] = ["programme"]
     pid = ctx.string(raw, "id", kp)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", pid):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", pid) or ".." in pid:
         raise ctx.error([*kp, "id"], f"id {pid!r} names the report folder: use letters, digits, '_', '-' and '.'.")
     regions = ctx.strings(raw, "regions", kp) + ctx.strings(raw, "region", kp)
     return Programme(
@@ -676,36 +884,50 @@ def _parse_programme(raw: Any, ctx: _Context, path: Path) -> Programme:
     )
 
 
-def _parse_libraries(raw: Any, ctx: _Context, base: Path) -> tuple[RegionLibrary, ...]:
+def _parse_libraries(raw: Any, ctx: _Context, base: Path, roots: tuple[Path, ...]) -> tuple[RegionLibrary, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
         raise ctx.error(["indicator_libraries"], "expected a list of paths or {path = ..., prefix = ...} tables.")
     libs = []
     for i, item in enumerate(raw):
-        kp: list[str | int] = ["indicator_libraries", i]
-        if isinstance(item, str):
-            item = {"path": item}
-        ctx.keys(item, _LIBRARY_KEYS, kp, required=("path",))
-        rel = ctx.string(item, "path", kp)
-        path = (base / rel).resolve()
-        if not path.is_file():
-            raise ctx.error([*kp, "path"], f"indicator library {rel!r} not found (looked for {path}); paths are relative to the spec.")
-        prefix = item.get("prefix")
-        libs.append(RegionLibrary(path, prefix))
+        with ctx.collect():
+            kp: list[str | int] = ["indicator_libraries", i]
+            if isinstance(item, str):
+                item = {"path": item}
+            ctx.keys(item, _LIBRARY_KEYS, kp, required=("path",))
+            rel = ctx.string(item, "path", kp)
+            try:
+                path = confine_path(rel, base, roots)
+            except SpecError as exc:
+                raise ctx.error([*kp, "path"], str(exc)) from None
+            if not is_regular_file(path):
+                raise ctx.error([*kp, "path"], f"indicator library {rel!r} not found (looked for {path}); paths are relative to the spec.")
+            prefix = item.get("prefix")
+            libs.append(RegionLibrary(path, prefix))
     return tuple(libs)
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read and validate a programme spec.
+def load_spec(path: str | Path, *, data_roots: Iterable[str | Path] = ()) -> Spec:
+    """Read and validate a programme spec, reporting every error it finds at once.
 
     Checks keys (typos are reported with the closest valid key), required keys, indicator codes,
-    data files and their columns, query and derive expressions, design names and their options.
+    data files (confined to the spec's folder, ``data_roots`` and the project's configured roots)
+    and their columns, query and derive expressions, design names, their option names and values,
+    and the chained ``then`` methods against the allow-list of :mod:`impact.programme.safety`.
+
+    Parameters
+    ----------
+    path
+        The spec file.
+    data_roots
+        Further folders data files may be read from (``impact run --data-root``).
 
     Raises
     ------
     SpecError
-        With the file, the key path and, where it can be found, the line.
+        With the file, the key path and, where it can be found, the line; when there are several
+        problems, one error lists them all (its ``problems`` attribute holds each message).
     """
     path = Path(path)
     if path.is_dir():
@@ -714,23 +936,38 @@ def load_spec(path: str | Path) -> Spec:
         raw_bytes = path.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found.") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the spec ({type(exc).__name__}).") from None
     text = raw_bytes.decode("utf-8", errors="replace")
     ctx = _Context(path, text)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    ctx.keys(raw, _TOP_KEYS, [])
+    raw = parse_toml(text, path)
     base = path.resolve().parent
-    libraries = _parse_libraries(raw.get("indicator_libraries"), ctx, base)
+    roots = tuple(dict.fromkeys([*(Path(r).resolve() for r in data_roots), *configured_roots(base)]))
+    with ctx.collect():
+        ctx.keys(raw, _TOP_KEYS, [])
+    libraries: tuple[RegionLibrary, ...] = ()
+    with ctx.collect():
+        libraries = _parse_libraries(raw.get("indicator_libraries"), ctx, base, roots)
     try:
         library = load_library(libraries)
     except SpecError as exc:
-        raise ctx.error(["indicator_libraries"], str(exc)) from None
-    programme = _parse_programme(raw.get("programme"), ctx, path)
-    chain = _parse_chain(raw.get("effect_chain"), ctx, library)
-    sources = _parse_data(raw.get("data"), ctx, base)
-    evaluations = _parse_evaluations(raw.get("evaluations"), ctx, sources, library)
+        with ctx.collect():
+            raise ctx.error(["indicator_libraries"], str(exc)) from None
+        library = load_library(())
+    programme = chain = None
+    with ctx.collect():
+        programme = _parse_programme(raw.get("programme"), ctx, path)
+    with ctx.collect():
+        chain = _parse_chain(raw.get("effect_chain"), ctx, library)
+    sources: tuple[DataSource, ...] = ()
+    broken: set[str] = set()
+    with ctx.collect():
+        sources, broken = _parse_data(raw.get("data"), ctx, base, roots)
+    evaluations: tuple[Evaluation, ...] = ()
+    with ctx.collect():
+        evaluations = _parse_evaluations(raw.get("evaluations"), ctx, sources, broken, library)
+    ctx.finish()
+    assert programme is not None and chain is not None  # noqa: S101 - finish() raised otherwise
     return Spec(
         path=path,
         sha256=hashlib.sha256(raw_bytes).hexdigest(),

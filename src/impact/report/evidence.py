@@ -93,6 +93,21 @@ _PROFILES = {
             "A poor pre-period fit means the synthetic comparison is not credible.",
         ),
     ),
+    "rd": DesignProfile(
+        family="Regression discontinuity",
+        sms_level="4",
+        sms_reason="Compares units just above and just below the score threshold that decided support; near the threshold, who is supported is as good as random.",
+        assumption=(
+            "Continuity at the threshold: without the programme, the outcome would change smoothly with the score "
+            "across the cutoff; units cannot place themselves precisely on either side (no manipulation of the "
+            "score), and nothing else changes at the same threshold."
+        ),
+        limitations=(
+            "The effect is local: it holds for units with scores near the threshold, not for all participants.",
+            "Precise manipulation of the score would invalidate the comparison; see the density test of the running variable.",
+            "Estimates rest on the few observations near the cutoff; the bandwidth and polynomial order matter.",
+        ),
+    ),
     "before_after": DesignProfile(
         family="Before-after comparison",
         sms_level="1-2",

@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from impact.errors import DataError, EstimationError, SpecError, recording_warnings
+from impact.meta import _solve
 from impact.results import Result, effects_table
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class MetaResult(Result):
     def studies(self) -> pd.DataFrame:
         """The per-study rows of the effects table (without the pooled row)."""
         table = self.tidy()
-        return table.loc[table["term"] != POOLED_TERM].reset_index(drop=True)
+        return table.loc[table["row"] == "study"].reset_index(drop=True)
 
     def forest(self, ax: Axes | None = None) -> Axes:
         """Forest plot: each study with its interval and weight, the pooled effect and its prediction
@@ -147,113 +148,35 @@ def _q_statistic(y: np.ndarray, w: np.ndarray) -> float:
     return float(w @ (y - mu) ** 2)
 
 
-def _trace_terms(w: np.ndarray) -> tuple[float, float]:
-    """tr(P) and tr(P P) for P = W - w w' / sum(w) (intercept-only model), without forming P."""
-    s1, s2, s3 = w.sum(), (w**2).sum(), (w**3).sum()
-    return float(s1 - s2 / s1), float(s2 - 2 * s3 / s1 + s2**2 / s1**2)
-
-
-def _tau2_dl(y: np.ndarray, v: np.ndarray) -> float:
-    w = 1.0 / v
-    q = _q_statistic(y, w)
-    tr_p, _ = _trace_terms(w)
-    return max(0.0, (q - (y.size - 1)) / tr_p)
-
-
-# Numerical settings of metafor's rma.uni (its `control` defaults), used so that results agree with it:
-# Fisher scoring for REML stops when tau^2 changes by less than 1e-5; the Paule-Mandel root is found by
-# Brent's method with tolerance eps^(1/4) on [0, max(100, 10 mad(y)^2)].
-_REML_THRESHOLD = 1e-5
-_REML_MAX_ITER = 100
-_PM_TOL = np.finfo(float).eps ** 0.25
-
-
-def _tau2_he(y: np.ndarray, v: np.ndarray) -> float:
-    """Hedges' (Hedges-Olkin) moment estimator, metafor's starting value for REML."""
-    k = y.size
-    rss = float(((y - y.mean()) ** 2).sum())
-    return max(0.0, (rss - v.sum() * (k - 1) / k) / (k - 1))
-
-
-def _tau2_reml(y: np.ndarray, v: np.ndarray) -> tuple[float, int, bool]:
-    """Fisher scoring on the REML likelihood, started at the Hedges estimate and kept >= 0 by
-    step-halving (metafor's algorithm). Returns tau^2, the number of iterations and convergence."""
-    tau2 = _tau2_he(y, v)
-    for iteration in range(1, _REML_MAX_ITER + 1):
-        w = 1.0 / (v + tau2)
-        mu, _ = _fixed(y, w)
-        tr_p, tr_pp = _trace_terms(w)
-        # For P = W - w w'/sum(w): P y = w * (y - mu), so y'PPy = sum(w^2 (y - mu)^2).
-        step = (float((w**2) @ (y - mu) ** 2) - tr_p) / tr_pp
-        while tau2 + step < 0:
-            step /= 2
-        new = tau2 + step
-        if abs(new - tau2) <= _REML_THRESHOLD:
-            return new, iteration, True
-        tau2 = new
-    return tau2, _REML_MAX_ITER, False
-
-
-def _reml_loglik(tau2: float, y: np.ndarray, v: np.ndarray) -> float:
-    """Restricted log-likelihood of the intercept-only random-effects model (up to a constant)."""
-    w = 1.0 / (v + tau2)
-    mu, _ = _fixed(y, w)
-    return -0.5 * float(np.log(v + tau2).sum() + math.log(w.sum()) + w @ (y - mu) ** 2)
-
-
-def _tau2_reml_search(y: np.ndarray, v: np.ndarray) -> float:
-    """Maximise the restricted likelihood over [0, upper] by bounded Brent search (used when Fisher
-    scoring oscillates, where metafor stops with an error)."""
+def _tau2(method: str, y: np.ndarray, v: np.ndarray, X: np.ndarray, pm_solver: str, settings: dict[str, Any]) -> float:
+    """tau^2 of one data set by ``method`` (see :mod:`impact.meta._solve`); REML falls back to a bounded
+    search of the restricted likelihood where Fisher scoring oscillates (metafor stops with an error)."""
+    yb, vb = y[None, :], v[None, :]
+    if method == "FE":
+        return 0.0
+    if method == "DL":
+        return float(_solve.tau2_dl(yb, vb, X)[0])
+    if method == "PM":
+        return float(_solve.tau2_pm(yb, vb, X, solver=pm_solver)[0])
+    tau2, iterations, converged = _solve.tau2_reml(yb, vb, X)
+    settings["reml_iterations"] = int(iterations[0])
+    if converged[0]:
+        return float(tau2[0])
+    settings["reml_algorithm"] = (
+        f"Fisher scoring did not converge in {int(iterations[0])} iterations; restricted likelihood "
+        "maximised by a bounded search instead"
+    )
     upper = max(100.0, 10 * float(np.var(y, ddof=1)))
     found = optimize.minimize_scalar(
-        lambda t: -_reml_loglik(t, y, v), bounds=(0.0, upper), method="bounded", options={"xatol": 1e-12}
+        lambda t: -_solve.reml_loglik(t, y, v, X), bounds=(0.0, upper), method="bounded", options={"xatol": 1e-12}
     )
     best = float(found.x)
-    return 0.0 if _reml_loglik(0.0, y, v) >= _reml_loglik(best, y, v) else best
+    return 0.0 if _solve.reml_loglik(0.0, y, v, X) >= _solve.reml_loglik(best, y, v, X) else best
 
 
-def _tau2_pm(y: np.ndarray, v: np.ndarray) -> float:
-    """Paule-Mandel: the tau^2 at which the generalised Q equals its expectation k - 1."""
-    k = y.size
-
-    def excess(tau2: float) -> float:
-        return _q_statistic(y, 1.0 / (v + tau2)) - (k - 1)
-
-    if excess(0.0) < 0:
-        return 0.0
-    mad = 1.4826 * float(np.median(np.abs(y - np.median(y))))
-    upper = max(100.0, 10 * mad**2)
-    # metafor stops with an error when the root lies beyond its bracket; the excess falls to -(k - 1)
-    # as tau^2 grows, so a root always exists: widen the bracket instead (same root where metafor has one).
-    for _ in range(200):
-        if excess(upper) <= 0:
-            break
-        upper *= 2
-    else:
-        raise EstimationError(
-            f"the Paule-Mandel tau^2 exceeds {upper:.3g} (the estimates differ far more than their standard "
-            "errors allow); check their scale, or use method='DL'."
-        )
-    # brentq's tolerance (xtol + rtol |x|) / 2 equals R zeroin's tol / 2 + 2 eps |x| with these arguments.
-    return float(optimize.brentq(excess, 0.0, upper, xtol=_PM_TOL, rtol=4 * np.finfo(float).eps, maxiter=100))
-
-
-def _se_tau2(method: str, tau2: float, v: np.ndarray, k: int) -> float | None:
-    """Standard error of tau^2 as metafor reports it (none for the equal-effect model).
-
-    DL: delta-method SE of the moment estimator, sqrt(Var(Q)) / tr(P) with P at the equal-effect
-    weights. REML: sqrt(2 / tr(PP)), the inverse REML information at the estimate.
-    PM: sqrt(2 k^2 / (k - 1)) / sum(w) with w = 1/(v + tau^2).
-    """
-    if method == "FE":
-        return None
-    if method == "DL":
-        tr_p, tr_pp = _trace_terms(1.0 / v)
-        var_q = 2 * (k - 1) + 4 * tau2 * tr_p + 2 * tau2**2 * tr_pp
-        return math.sqrt(var_q) / tr_p
-    if method == "REML":
-        return math.sqrt(2.0 / _trace_terms(1.0 / (v + tau2))[1])
-    return math.sqrt(2.0 * k**2 / (k - 1)) / float((1.0 / (v + tau2)).sum())
+def _check_pm_solver(pm_solver: Any) -> None:
+    if pm_solver not in get_args(_solve.PaulMandelSolver):
+        raise SpecError(f"pm_solver must be one of 'exact', 'metafor'; got {pm_solver!r}.")
 
 
 def pool(
@@ -264,6 +187,10 @@ def pool(
     knha: bool = False,
     level: float = 0.95,
     labels: Sequence[Any] | None = None,
+    by: Sequence[Any] | pd.Series | None = None,
+    study_df: Sequence[float] | np.ndarray | None = None,
+    study_conf_int: tuple[Sequence[float], Sequence[float]] | None = None,
+    pm_solver: _solve.PaulMandelSolver = "exact",
 ) -> MetaResult:
     r"""Pool independent estimates of one effect (across regions, programmes or studies).
 
@@ -285,6 +212,23 @@ def pool(
     labels : sequence, optional
         Unique names of the studies (``term`` of their rows); default the index of ``estimates`` when it
         is a pandas Series with a non-default index, else ``"study 1"``, ...
+    by : sequence, optional
+        Subgroup analysis: one group label per study (e.g. the intervention type or the region). Each
+        subgroup is pooled on its own (its own tau^2, as metafor's ``rma(..., subset = group == g)``),
+        giving a ``"subgroup: NAME"`` row each, and the test of differences between subgroups is
+        Cochran's Q over the subgroup estimates with inverse-variance weights (chi-square with
+        G - 1 df; metafor ``rma(estimates, sei = ses, method = "FE")$QE``) in
+        ``diagnostics["between_groups"]``. The ``"pooled"`` headline still pools every study.
+        A random-effects meta-regression with the group as a categorical moderator and one common
+        tau^2 is :func:`impact.meta.regress`.
+    study_df, study_conf_int : optional
+        Each study's degrees of freedom (``inf`` for a normal reference) and its own confidence
+        interval ``(lows, highs)`` as its report shows it (e.g. CR2 with Satterthwaite df, a bootstrap
+        or permutation interval), so that the study rows and the forest plot agree with the reports.
+        They change neither the weights nor the pooled estimate (which use the standard errors).
+    pm_solver : {"exact", "metafor"}
+        Paule-Mandel only: ``"exact"`` (default) solves for tau^2 to machine precision; ``"metafor"``
+        stops where metafor 3.8.1 does (R's uniroot with tolerance eps^(1/4)), for exact reproduction.
 
     Returns
     -------
@@ -312,10 +256,14 @@ def pool(
     with q the normal (or, with Knapp-Hartung, :math:`t_{k-1}`) quantile; for ``"FE"`` it equals the
     confidence interval.
 
-    Numerically, tau^2 is found as metafor does by default (so that results agree with it to machine
-    precision): REML by Fisher scoring from the Hedges estimate until tau^2 changes by less than 1e-5
-    (if it oscillates, where metafor stops with an error, the restricted likelihood is maximised by a
-    bounded search instead); Paule-Mandel by Brent's root finder with tolerance eps^(1/4).
+    Numerically, REML tau^2 is found as metafor does by default: Fisher scoring from the Hedges
+    estimate until tau^2 changes by less than 1e-5 (if it oscillates, where metafor stops with an error,
+    the restricted likelihood is maximised by a bounded search instead). The Paule-Mandel tau^2 is the
+    exact root of the generalised Q equation (to machine precision), or with ``pm_solver="metafor"``
+    metafor's approximation.
+
+    With two studies the prediction interval says nothing useful (tau^2 rests on one degree of
+    freedom); ``diagnostics["prediction_interval"]["informative"]`` is then False, with a note.
 
     References
     ----------
@@ -347,90 +295,61 @@ def pool(
     """
     if not isinstance(knha, bool | np.bool_):
         raise SpecError(f"knha must be True or False; got {knha!r}.")
+    _check_pm_solver(pm_solver)
     if labels is None and isinstance(estimates, pd.Series) and not isinstance(estimates.index, pd.RangeIndex):
         labels = [str(v) for v in estimates.index]
     y, se, names = _validate(estimates, std_errors, labels, method, level)
     k = y.size
-    v = se**2
+    dof_studies, intervals = _study_inference(y, se, study_df, study_conf_int, names, level)
+    groups = _groups(by, names)
     with recording_warnings() as log:
-        q = _q_statistic(y, 1.0 / v)
-        q_df = k - 1
-        settings: dict[str, Any] = {"method": method, "knha": bool(knha)}
-        if method == "FE":
-            tau2 = 0.0
-        elif method == "DL":
-            tau2 = _tau2_dl(y, v)
-        elif method == "PM":
-            tau2 = _tau2_pm(y, v)
-        else:
-            tau2, iterations, converged = _tau2_reml(y, v)
-            settings["reml_iterations"] = iterations
-            if not converged:
-                tau2 = _tau2_reml_search(y, v)
-                settings["reml_algorithm"] = (
-                    f"Fisher scoring did not converge in {iterations} iterations; restricted likelihood "
-                    "maximised by a bounded search instead"
-                )
-        w = 1.0 / (v + tau2)
-        mu, var_mu = _fixed(y, w)
-        se_mu = math.sqrt(var_mu)
-        scale = float(w @ (y - mu) ** 2) / (k - 1)  # Knapp-Hartung factor s2w
-        if knha:
-            se_mu *= math.sqrt(scale)
-            dof = float(k - 1)
-            crit = float(stats.t.ppf(0.5 + level / 2, dof))
-        else:
-            dof = math.inf
-            crit = float(stats.norm.ppf(0.5 + level / 2))
-        if not se_mu > 0:
-            raise EstimationError(
-                "the Knapp-Hartung standard error is zero because all estimates are identical; "
-                "use knha=False."
-            )
-        inv_v = 1.0 / v
-        s2_typical = (k - 1) * inv_v.sum() / (inv_v.sum() ** 2 - (inv_v**2).sum())
-        if method == "FE":
-            i2 = max(0.0, 100.0 * (q - q_df) / q) if q > 0 else 0.0
-            h2 = q / q_df
-            prediction = (mu - crit * se_mu, mu + crit * se_mu)
-        else:
-            i2 = 100.0 * tau2 / (tau2 + s2_typical)
-            h2 = (tau2 + s2_typical) / s2_typical
-            half = crit * math.sqrt(tau2 + se_mu**2)
-            prediction = (mu - half, mu + half)
-        se_tau2 = _se_tau2(method, tau2, v, k)
-        if k < 5 and method != "FE" and not knha:
-            settings["note"] = "fewer than 5 studies: consider knha=True"
-
-    weights = 100 * w / w.sum()
-    table = effects_table(
-        [*names, POOLED_TERM],
-        np.append(y, mu),
-        np.append(se, se_mu),
-        df=np.append(np.full(k, math.inf), dof),
-        level=level,
-        weight=[*weights.tolist(), 100.0],
-    )
-    diagnostics = {
-        "k": k,
-        "method": method,
-        "tau2": tau2,
-        "se_tau2": se_tau2,
-        "tau": math.sqrt(tau2),
-        "I2": i2,
-        "H2": h2,
-        "Q": q,
-        "Q_df": q_df,
-        "Q_p_value": float(stats.chi2.sf(q, q_df)),
-        "prediction_interval": {"low": prediction[0], "high": prediction[1], "level": level},
-        "knapp_hartung_factor": scale,
-    }
+        fit = _fit(y, se, method=method, knha=bool(knha), level=level, pm_solver=pm_solver)
+        subgroups = [] if groups is None else _subgroups(y, se, groups, method, bool(knha), level, pm_solver)
+    settings: dict[str, Any] = {"method": method, "knha": bool(knha), **fit["settings"]}
+    if method == "PM":
+        settings["pm_solver"] = pm_solver
+    terms = [*names]
+    estimates_col, ses, dfs = list(y), list(se), list(dof_studies)
+    lows, highs = list(intervals[0]), list(intervals[1])
+    weights = (100 * fit["w"] / fit["w"].sum()).tolist()
+    kinds = ["study"] * k
+    group_col: list[Any] = [None] * k if groups is None else list(groups)
+    for sub in subgroups:
+        terms.append(f"subgroup: {sub['group']}")
+        estimates_col.append(sub["estimate"])
+        ses.append(sub["std_error"])
+        dfs.append(sub["df"])
+        lows.append(sub["conf_low"])
+        highs.append(sub["conf_high"])
+        weights.append(100.0 * sub["k"] / k)
+        kinds.append("subgroup")
+        group_col.append(sub["group"])
+    crit = fit["crit"]
+    terms.append(POOLED_TERM)
+    estimates_col.append(fit["mu"])
+    ses.append(fit["se_mu"])
+    dfs.append(fit["dof"])
+    lows.append(fit["mu"] - crit * fit["se_mu"])
+    highs.append(fit["mu"] + crit * fit["se_mu"])
+    weights.append(100.0)
+    kinds.append("pooled")
+    group_col.append(None)
+    extra: dict[str, Any] = {"weight": weights, "row": kinds}
+    if groups is not None:
+        extra["subgroup"] = group_col
+    table = effects_table(terms, estimates_col, ses, df=dfs, level=level, conf_low=lows, conf_high=highs, **extra)
+    diagnostics = dict(fit["diagnostics"])
+    if groups is not None:
+        diagnostics["subgroups"] = subgroups
+        diagnostics["between_groups"] = _between_groups(subgroups)
     test = f"Knapp-Hartung t with {k - 1} df" if knha else "normal (z)"
     settings["assumption"] = (
         "Studies estimate one common effect (equal-effect model)."
         if method == "FE"
         else "True effects vary across studies around a mean, normally with variance tau^2, independently of the sampling errors."
     )
+    if groups is not None:
+        settings["by"] = "subgroups pooled separately (own tau^2); Q test of differences between subgroups"
     return MetaResult(
         design="meta_pool",
         estimand="common effect" if method == "FE" else "mean of the true effects",
@@ -445,9 +364,158 @@ def pool(
         diagnostics=diagnostics,
         method=method,
         knha=bool(knha),
-        tau2=float(tau2),
-        prediction_interval=(float(prediction[0]), float(prediction[1])),
+        tau2=float(fit["tau2"]),
+        prediction_interval=fit["prediction"],
     )
+
+
+PREDICTION_NOTE_TWO = (
+    "A prediction interval from two studies is not informative: tau^2 rests on a single degree of freedom."
+)
+
+
+def _fit(y: np.ndarray, se: np.ndarray, *, method: str, knha: bool, level: float, pm_solver: str) -> dict[str, Any]:
+    """The intercept-only random-effects (or equal-effect) model of one set of studies."""
+    k = y.size
+    v = se**2
+    X = np.ones((k, 1))
+    settings: dict[str, Any] = {}
+    q = _q_statistic(y, 1.0 / v)
+    q_df = k - 1
+    tau2 = _tau2(method, y, v, X, pm_solver, settings)
+    w = 1.0 / (v + tau2)
+    mu, var_mu = _fixed(y, w)
+    se_mu = math.sqrt(var_mu)
+    scale = float(w @ (y - mu) ** 2) / (k - 1)  # Knapp-Hartung factor s2w
+    if knha:
+        se_mu *= math.sqrt(scale)
+        dof = float(k - 1)
+        crit = float(stats.t.ppf(0.5 + level / 2, dof))
+    else:
+        dof = math.inf
+        crit = float(stats.norm.ppf(0.5 + level / 2))
+    if not se_mu > 0:
+        raise EstimationError(
+            "the Knapp-Hartung standard error is zero because all estimates are identical; use knha=False."
+        )
+    inv_v = 1.0 / v
+    s2_typical = (k - 1) * inv_v.sum() / (inv_v.sum() ** 2 - (inv_v**2).sum())
+    if method == "FE":
+        i2 = max(0.0, 100.0 * (q - q_df) / q) if q > 0 else 0.0
+        h2 = q / q_df
+        prediction = (mu - crit * se_mu, mu + crit * se_mu)
+    else:
+        i2 = 100.0 * tau2 / (tau2 + s2_typical)
+        h2 = (tau2 + s2_typical) / s2_typical
+        half = crit * math.sqrt(tau2 + se_mu**2)
+        prediction = (mu - half, mu + half)
+    if k < 5 and method != "FE" and not knha:
+        settings["note"] = "fewer than 5 studies: consider knha=True"
+    interval: dict[str, Any] = {"low": prediction[0], "high": prediction[1], "level": level, "informative": k > 2}
+    if k == 2 and method != "FE":
+        interval["note"] = PREDICTION_NOTE_TWO
+    diagnostics = {
+        "k": k,
+        "method": method,
+        "tau2": tau2,
+        "se_tau2": _solve.se_tau2(method, tau2, v, X),
+        "tau": math.sqrt(tau2),
+        "I2": i2,
+        "H2": h2,
+        "Q": q,
+        "Q_df": q_df,
+        "Q_p_value": float(stats.chi2.sf(q, q_df)),
+        "prediction_interval": interval,
+        "knapp_hartung_factor": scale,
+    }
+    return {
+        "mu": mu, "se_mu": se_mu, "dof": dof, "crit": crit, "tau2": float(tau2), "w": w, "settings": settings,
+        "diagnostics": diagnostics, "prediction": (float(prediction[0]), float(prediction[1])),
+    }
+
+
+def _study_inference(
+    y: np.ndarray, se: np.ndarray, study_df: Any, study_conf_int: Any, names: list[str], level: float
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Each study's df and interval: as given (what its report shows), else normal theory (filled in by
+    effects_table when ``None``)."""
+    k = y.size
+    if study_df is None:
+        dof = np.full(k, math.inf)
+    else:
+        dof = _as_vector(study_df, "study_df")
+        if dof.size != k:
+            raise DataError(f"study_df must have one entry per estimate; got {dof.size} for {k} estimates.")
+        bad = np.isnan(dof) | (dof <= 0)
+        if bad.any():
+            raise DataError(
+                "study_df must be positive (inf for a normal reference); invalid for: "
+                + ", ".join(names[i] for i in np.flatnonzero(bad)[:10]) + "."
+            )
+    if study_conf_int is None:
+        q = 0.5 + level / 2
+        crit = np.where(np.isinf(dof), stats.norm.ppf(q), stats.t.ppf(q, np.where(np.isinf(dof), 1, dof)))
+        return dof, (y - crit * se, y + crit * se)
+    if not (isinstance(study_conf_int, Sequence) and len(study_conf_int) == 2):
+        raise DataError("study_conf_int must be a pair (lows, highs) with one entry per estimate each.")
+    low = _as_vector(study_conf_int[0], "study_conf_int lows")
+    high = _as_vector(study_conf_int[1], "study_conf_int highs")
+    if low.size != k or high.size != k:
+        raise DataError(f"study_conf_int must hold one low and one high per estimate; got {low.size} and {high.size} for {k}.")
+    bad = ~np.isfinite(low) | ~np.isfinite(high) | (low > y) | (high < y)
+    if bad.any():
+        raise DataError(
+            "each study's interval must be finite and contain its estimate; not so for: "
+            + ", ".join(names[i] for i in np.flatnonzero(bad)[:10]) + ". Pass the interval its report shows."
+        )
+    return dof, (low, high)
+
+
+def _groups(by: Any, names: list[str]) -> list[str] | None:
+    if by is None:
+        return None
+    values = list(by)
+    if len(values) != len(names):
+        raise DataError(f"by must have one group label per estimate; got {len(values)} labels for {len(names)} estimates.")
+    missing = [names[i] for i, g in enumerate(values) if g is None or (isinstance(g, float) and math.isnan(g)) or g is pd.NA]
+    if missing:
+        raise DataError(f"by has no group for: {', '.join(missing[:10])}. Give every study a group, or leave them out.")
+    groups = [str(g) for g in values]
+    if len(set(groups)) < 2:
+        raise DataError(f"a subgroup analysis needs at least two groups; every study is in {groups[0]!r}.")
+    return groups
+
+
+def _subgroups(
+    y: np.ndarray, se: np.ndarray, groups: list[str], method: str, knha: bool, level: float, pm_solver: str
+) -> list[dict[str, Any]]:
+    """Each subgroup pooled on its own; a subgroup of one study is that study."""
+    out = []
+    labels = np.asarray(groups, dtype=object)
+    for group in sorted(set(groups)):
+        mask = labels == group
+        k_g = int(mask.sum())
+        if k_g == 1:
+            est, s = float(y[mask][0]), float(se[mask][0])
+            crit = float(stats.norm.ppf(0.5 + level / 2))
+            out.append({"group": group, "k": 1, "estimate": est, "std_error": s, "df": math.inf,
+                        "conf_low": est - crit * s, "conf_high": est + crit * s, "tau2": None, "I2": None,
+                        "note": "one study: its own estimate"})
+            continue
+        fit = _fit(y[mask], se[mask], method=method, knha=knha, level=level, pm_solver=pm_solver)
+        out.append({"group": group, "k": k_g, "estimate": fit["mu"], "std_error": fit["se_mu"], "df": fit["dof"],
+                    "conf_low": fit["mu"] - fit["crit"] * fit["se_mu"], "conf_high": fit["mu"] + fit["crit"] * fit["se_mu"],
+                    "tau2": fit["tau2"], "I2": fit["diagnostics"]["I2"]})
+    return out
+
+
+def _between_groups(subgroups: list[dict[str, Any]]) -> dict[str, Any]:
+    est = np.array([s["estimate"] for s in subgroups])
+    w = 1.0 / np.array([s["std_error"] for s in subgroups]) ** 2
+    q = _q_statistic(est, w)
+    df = len(subgroups) - 1
+    return {"Q": q, "df": df, "p_value": float(stats.chi2.sf(q, df)),
+            "test": "Cochran's Q over the subgroup estimates (inverse-variance weights), chi-square with G - 1 df"}
 
 
 def forest_plot(result: MetaResult, *, ax: Axes | None = None, title: str = "") -> Axes:
