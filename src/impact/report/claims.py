@@ -118,12 +118,18 @@ def headline_claim(
                    else "placebo units show gaps this large often enough that it could be chance")
         return Claim(f"Estimated {short}: {gap}; {rank} ({p_text}), so {verdict}.", unusual, f"placebo {p_text}")
     interval = f"{pct} CI {fmt_estimate(conf_low, se)} to {fmt_estimate(conf_high, se)}"
+    placebo = placebo_summary(diagnostics or {})
+    ranked = ""
+    if placebo is not None and placebo.rank and placebo.units:
+        p_text = fmt_p(placebo.p_value)
+        ranked = (f" In the in-space placebo test its post/pre RMSPE ratio ranks {_ordinal(placebo.rank)} of "
+                  f"{placebo.units + 1} units (p {p_text if p_text.startswith('<') else '= ' + p_text}).")
     if conf_low > 0 or conf_high < 0:
         verb = "raised" if estimate > 0 else "lowered"
-        return Claim(f"Estimated {short}: {subject} {verb} {what} by {size}{unit_part} ({interval}).", True, interval)
+        return Claim(f"Estimated {short}: {subject} {verb} {what} by {size}{unit_part} ({interval}).{ranked}", True, interval)
     return Claim(
         f"No detectable effect on {what}: the estimated {short} is {est}{unit_part} and the {pct} CI "
-        f"({fmt_estimate(conf_low, se)} to {fmt_estimate(conf_high, se)}) includes zero.",
+        f"({fmt_estimate(conf_low, se)} to {fmt_estimate(conf_high, se)}) includes zero.{ranked}",
         False,
         interval,
     )

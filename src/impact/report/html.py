@@ -238,10 +238,11 @@ def _indicator_name(outcome: Outcome, library: Any, spec: Any) -> tuple[str, str
             if text.endswith(f"({outcome.outcome})"):
                 return text[: -len(outcome.outcome) - 2].strip().rstrip(",") or outcome.outcome, ""
     # a chain that names one outcome without indicators describes the evaluated column
-    plain = [item for level, items in spec.effect_chain.levels() if level in ("outcomes", "impacts")
-             for item in items if not item.indicators]
-    if len(plain) == 1 and ";" not in str(plain[0].text):
-        return str(plain[0].text), ""
+    for wanted in ("outcomes", "impacts"):
+        plain = [item for level, items in spec.effect_chain.levels() if level == wanted for item in items
+                 if not item.indicators]
+        if len(plain) == 1 and ";" not in str(plain[0].text):
+            return str(plain[0].text), ""
     return f"the outcome ({outcome.outcome})", ""
 
 
@@ -293,12 +294,13 @@ def _headline(outcome: Outcome, library: Any, spec: Any) -> dict[str, Any]:
         se = res.std_error if decimals_for(res.std_error) is not None else (
             (high - low) / 3.92 if math.isfinite(high - low) and high > low else None)
         placebo = placebo_summary(res.diagnostics)
+        rank = f" · rank {placebo.rank} of {placebo.units + 1}" if placebo and placebo.rank and placebo.units else ""
         if math.isfinite(low) and math.isfinite(high):
             interval = f"{res.level:.0%} CI [{fmt_estimate(low, se)}, {fmt_estimate(high, se)}] · p {_peq(res.p_value)}"
+            if placebo is not None and not math.isclose(placebo.p_value, res.p_value):
+                interval += f" · placebo p {_peq(placebo.p_value)}"
+            interval += rank
         elif placebo is not None:
-            rank = f" · rank {placebo.rank} of {placebo.units}" if placebo.rank and placebo.units else ""
-            interval = f"no confidence interval · placebo p {_peq(placebo.p_value)}{rank}"
-            rank = f" · rank {placebo.rank} of {placebo.units + 1}" if placebo.rank and placebo.units else ""
             interval = f"no confidence interval · placebo p {_peq(placebo.p_value)}{rank}"
         else:
             interval = "no confidence interval"
