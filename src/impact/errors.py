@@ -25,6 +25,7 @@ __all__ = [
     "SmallComparisonWarning",
     "SmallTreatedGroupWarning",
     "BalanceWarning",
+    "FewAssignmentsWarning",
     "SampleWarning",
     "MissingDataWarning",
     "OverlapWarning",
@@ -74,6 +75,13 @@ class FewTreatedClustersWarning(FragileInferenceWarning):
     """Very few treated clusters: even wild-bootstrap inference can over- or under-reject."""
 
     title = "Very few treated clusters"
+
+
+class FewAssignmentsWarning(FragileInferenceWarning):
+    """So few distinct treatment assignments exist that randomisation p-values are coarse or cannot
+    reach the test level."""
+
+    title = "Few possible assignments"
 
 
 class SmallComparisonWarning(FragileInferenceWarning):

@@ -10,7 +10,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["coefficient_plot", "forest_plot", "integer_ticks", "new_axes", "rank_plot", "trends_plot", "weights_plot"]
+__all__ = ["coefficient_plot", "forest_plot", "integer_ticks", "new_axes", "rank_plot", "rd_plot", "trends_plot", "weights_plot"]
 
 PALETTE = {"estimate": "#1f4e79", "pre": "#7f7f7f", "post": "#1f4e79", "zero": "#b22222"}
 
@@ -177,4 +177,21 @@ def weights_plot(weights: pd.Series, *, ax: Axes | None = None, names: dict[str,
     ax.barh(np.arange(len(w)), w.to_numpy(), color=PALETTE["estimate"])
     ax.set_yticks(np.arange(len(w)), labels, fontsize=9)
     ax.set_xlabel("Weight" + (f" (largest {top})" if len(weights) > top else ""))
+
+
+def rd_plot(bins: pd.DataFrame, fit: pd.DataFrame | None, *, cutoff: float, ax: Axes | None = None,
+            outcome: str = "", running: str = "") -> Axes:
+    """RD plot: binned outcome means (columns ``side``, ``x_mid``, ``y_mean``) on each side of the
+    cutoff, with the polynomial ``fit`` (``side``, ``x``, ``fitted``) and a line at the cutoff."""
+    ax = new_axes(ax)
+    for side, colour in (("below", PALETTE["pre"]), ("above", PALETTE["post"])):
+        rows = bins.loc[bins["side"] == side]
+        ax.scatter(rows["x_mid"], rows["y_mean"], s=14, color=colour, zorder=3, label=f"bin means {side} the cutoff")
+        if fit is not None:
+            curve = fit.loc[fit["side"] == side]
+            ax.plot(curve["x"], curve["fitted"], color=colour, linewidth=1.8)
+    ax.axvline(cutoff, color=PALETTE["zero"], linestyle="--", linewidth=1)
+    ax.set_xlabel(running or "Running variable")
+    ax.set_ylabel(f"Mean {outcome}".strip())
+    ax.legend(frameon=False, fontsize=9)
     return ax
