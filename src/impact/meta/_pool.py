@@ -137,6 +137,26 @@ def _validate(
     return y, se, names
 
 
+def _check_units(units: Sequence[Any] | None, names: list[str]) -> str | None:
+    """The one unit of measurement of all studies, or a DataError naming the studies in another unit."""
+    if units is None:
+        return None
+    values = [None if u is None or (isinstance(u, float) and math.isnan(u)) else str(u) for u in units]
+    if len(values) != len(names):
+        raise DataError(f"units must have one entry per estimate; got {len(values)} for {len(names)} estimates.")
+    known = Counter(v for v in values if v is not None)
+    if not known:
+        return None
+    if len(known) > 1:
+        common = known.most_common(1)[0][0]
+        other = ", ".join(f"{n} ({v})" for n, v in zip(names, values, strict=True) if v is not None and v != common)
+        raise DataError(
+            f"the estimates are in a mix of units: most in {common!r}, but {other}. Estimates in different units "
+            "cannot be pooled; convert them to one unit (or a standardised effect) or pool each unit separately."
+        )
+    return next(iter(known))
+
+
 def _fixed(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """Inverse-variance weighted mean and its variance for weights ``w``."""
     total = w.sum()
@@ -191,6 +211,7 @@ def pool(
     study_df: Sequence[float] | np.ndarray | None = None,
     study_conf_int: tuple[Sequence[float], Sequence[float]] | None = None,
     pm_solver: _solve.PaulMandelSolver = "exact",
+    units: Sequence[Any] | None = None,
 ) -> MetaResult:
     r"""Pool independent estimates of one effect (across regions, programmes or studies).
 
@@ -229,6 +250,9 @@ def pool(
     pm_solver : {"exact", "metafor"}
         Paule-Mandel only: ``"exact"`` (default) solves for tau^2 to machine precision; ``"metafor"``
         stops where metafor 3.8.1 does (R's uniroot with tolerance eps^(1/4)), for exact reproduction.
+    units : sequence of str, optional
+        Each estimate's unit of measurement (e.g. the indicator's unit); a mix of units is an error
+        naming the studies, since such estimates cannot be pooled.
 
     Returns
     -------
@@ -299,6 +323,7 @@ def pool(
     if labels is None and isinstance(estimates, pd.Series) and not isinstance(estimates.index, pd.RangeIndex):
         labels = [str(v) for v in estimates.index]
     y, se, names = _validate(estimates, std_errors, labels, method, level)
+    unit = _check_units(units, names)
     k = y.size
     dof_studies, intervals = _study_inference(y, se, study_df, study_conf_int, names, level)
     groups = _groups(by, names)
@@ -308,6 +333,8 @@ def pool(
     settings: dict[str, Any] = {"method": method, "knha": bool(knha), **fit["settings"]}
     if method == "PM":
         settings["pm_solver"] = pm_solver
+    if unit is not None:
+        settings["unit"] = unit
     terms = [*names]
     estimates_col, ses, dfs = list(y), list(se), list(dof_studies)
     lows, highs = list(intervals[0]), list(intervals[1])
