@@ -72,7 +72,7 @@ def test_report_content_for_a_regional_programme(job):
 def test_portfolio_index(job):
     page = parse(job / "index.html")
     text = " ".join(page.text)
-    assert page.sections == ["programmes", "matrix", "pooled", "estimates", "appendix"]
+    assert page.sections == ["programmes", "matrix", "pooled", "evidence-map", "estimates", "appendix"]
     assert "Benjamini-Hochberg" in text
     # NB_EMPRATE (business support, skills) and NB_GRPPC (skills, innovation) are pooled across programmes
     alts = [a for a, _ in page.images]

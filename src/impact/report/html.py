@@ -663,6 +663,7 @@ def render_portfolio(
     versions: Mapping[str, str] | None = None,
     pooled: Sequence[Mapping[str, Any]] = (),
     pooling: str = "",
+    evidence_map: Mapping[str, Any] | None = None,
 ) -> str:
     """``reports/index.html``: the programmes, and every headline effect with adjusted p-values.
 
@@ -684,12 +685,15 @@ def render_portfolio(
         Result with ``figures()``) or ``error``.
     pooling : str
         How estimates were pooled, in words.
+    evidence_map : dict, optional
+        :func:`impact.report.evidence_map.evidence_map_context` of the registry's evidence map.
     """
     pooled_context = []
     for entry in pooled:
         res = entry.get("result")
         item: dict[str, Any] = {"code": entry["code"], "name": entry["name"], "unit": entry["unit"], "k": entry["k"],
-                                "error": entry.get("error"), "figures": []}
+                                "error": entry.get("error"), "figures": [], "by": entry.get("by", "programme"),
+                                "left_out": entry.get("left_out") or [], "pi_note": entry.get("pi_note")}
         if res is not None:
             low, high = res.conf_int()
             diag = res.diagnostics
@@ -715,6 +719,7 @@ def render_portfolio(
         "has_rw": any(r.get("p_romano_wolf") is not None for r in rows),
         "pooled": pooled_context,
         "pooling": pooling,
+        "evidence_map": evidence_map,
         "indicators": indicators,
         "matrix": matrix,
         "adjustment": adjustment,
