@@ -36,6 +36,7 @@ from impact.errors import (
     DataError,
     SampleWarning,
     SmallComparisonWarning,
+    SmallTreatedGroupWarning,
     SpecError,
     recording_warnings,
     warn,
@@ -540,7 +541,8 @@ def att_gt(
                  "their ATT(g, t) and standard errors are fragile.")
         small_cohorts = [f"{g:g} ({n})" for g, n in cohort_size.items() if n < 5]
         if small_cohorts:
-            warn(SmallComparisonWarning, f"{where}: cohort(s) with fewer than 5 units: {', '.join(small_cohorts)}.")
+            warn(SmallTreatedGroupWarning, f"{where}: treated cohort(s) with fewer than 5 units: {', '.join(small_cohorts)}; "
+                 "the effects of each such cohort rest on very few units.")
 
         if covs:
             IF, estimates_cells = _cells_with_covariates(cells, Y, Xw, W, cohort_index, K, time_invariant_x,
