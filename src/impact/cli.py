@@ -216,7 +216,8 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
         if combined is not None:
             follow_up_links = write_pages(combined, out_dir, runs=runs)
             click.echo(f"follow-up -> {out_dir / 'national.html'} and {len(follow_up_links) - 1} regional page(s) in {out_dir / 'regions'}")
-        index = write_portfolio(runs, failures, out_dir, command=command, follow_up=follow_up_links)
+        shared = None if no_registry else (registry_url or str(out_dir / "registry.sqlite"))
+        index = write_portfolio(runs, failures, out_dir, command=command, registry_url=shared, follow_up=follow_up_links)
         click.echo(f"portfolio -> {index}")
     if pdf:
         from impact.report.pdf import html_to_pdf
