@@ -28,6 +28,7 @@ __all__ = [
     "MissingDataWarning",
     "OverlapWarning",
     "ConvergenceWarning",
+    "ImpactDeprecationWarning",
     "warn",
     "recording_warnings",
 ]
@@ -88,6 +89,10 @@ class OverlapWarning(ImpactWarning):
 
 class ConvergenceWarning(ImpactWarning):
     """An iterative solver stopped before meeting its tolerance."""
+
+
+class ImpactDeprecationWarning(ImpactWarning, DeprecationWarning):
+    """An argument was renamed or will be removed; the message names its replacement."""
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
