@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, special
 
+from impact.data import check_level  # shared option validation
 from impact.data import as_list, check_option, check_rank, prepare
 from impact.errors import (
     ConvergenceWarning,
@@ -446,6 +447,7 @@ def drdid(
     -901.27
     """
     where = "drdid"
+    level = check_level(level, where)
     covs = as_list(covariates)
     if panel is False:
         from impact.did._rcs import drdid_cross_sections

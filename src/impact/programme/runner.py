@@ -544,15 +544,29 @@ def write_outputs(run: ProgrammeRun, folder: Path, *, command: str | None = None
     """Write ``report.html`` and ``results.json`` into ``folder``; return the report's path.
 
     With ``portfolio=True`` the report links back to the portfolio page (``../index.html``)."""
+    return write_files(folder, render_outputs(run, command=command, portfolio=portfolio))
+
+
+def render_outputs(run: ProgrammeRun, *, command: str | None = None, portfolio: bool = False) -> dict[str, str]:
+    """The programme's output files as text: ``results.json`` and ``report.html`` (name -> content).
+
+    Rendering is separate from writing so that worker processes can render and the client write
+    (``impact run --jobs``)."""
     from impact.report.html import render_programme
 
-    folder.mkdir(parents=True, exist_ok=True)
     results = run.to_dict(command)
-    (folder / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    html = render_programme(run, command=command, portfolio_link="../index.html" if portfolio else None)
-    report = folder / "report.html"
-    report.write_text(html, encoding="utf-8")
-    return report
+    return {
+        "results.json": json.dumps(results, indent=2, ensure_ascii=False) + "\n",
+        "report.html": render_programme(run, command=command, portfolio_link="../index.html" if portfolio else None),
+    }
+
+
+def write_files(folder: Path, files: Mapping[str, str]) -> Path:
+    """Write rendered outputs into ``folder``; return the report's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder / "report.html"
 
 
 def run_spec(
