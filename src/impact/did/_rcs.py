@@ -206,8 +206,9 @@ def drdid_cross_sections(df, *, outcome: str, time: str, treatment: str, covaria
                         f"choose one of {', '.join(repr(m) for m in RCS_METHODS)}.")
     check_option("method", method, RCS_METHODS)
     with recording_warnings() as log:
-        prepared = prepare(df, where=where, roles={"outcome": outcome, "time": time, "treatment": treatment,
-                                                   "covariates": covariates, "weights": weights, "unit": unit},
+        roles = {"outcome": outcome, "time": time, "treatment": treatment, "covariates": covariates,
+                 "weights": weights, **({"unit": unit} if unit is not None else {})}
+        prepared = prepare(df, where=where, roles=roles,
                            numeric=[outcome, treatment, *covariates] + ([weights] if weights else []),
                            missing=missing)
         frame = prepared.frame
