@@ -204,7 +204,8 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
     for message in registry_failures:
         click.echo(message, err=True)
     if many:
-        index = write_portfolio(runs, failures, out_dir, command=command)
+        shared = None if no_registry else (registry_url or str(out_dir / "registry.sqlite"))
+        index = write_portfolio(runs, failures, out_dir, command=command, registry_url=shared)
         click.echo(f"portfolio -> {index}")
     if pdf:
         from impact.report.pdf import html_to_pdf
