@@ -573,7 +573,7 @@ def att_gt(
         if randomization is not None:
             omega = np.vstack([np.zeros((1, len(cells))), np.eye(len(cells))])
             omega[0, keepers] = simple_weights(groups_cell, keepers, G, weights_unit)
-            ri = randomization.run(omega, level)
+            ri = randomization.run_cells(omega, level)
             se = ri.std_error.copy()
             inference_text = ri.description()
             band, crit = None, None
@@ -621,7 +621,7 @@ def att_gt(
             "periods": ", ".join(f"{x:g}" for x in periods),
         }
         if len(pre) and randomization is not None:
-            test = randomization.joint_test(np.eye(len(cells))[pre], att)
+            test = randomization.joint_test_cells(np.eye(len(cells))[pre], att)
             diagnostics["pretrend_wald"] = {**test, "n_pre_cells": len(pre),
                                             "null": "all pre-treatment ATT(g, t) = 0 (parallel pre-trends)"}
         elif len(pre):
