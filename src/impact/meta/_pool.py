@@ -555,7 +555,7 @@ def forest_plot(result: MetaResult, *, ax: Axes | None = None, title: str = "") 
 
     studies = result.studies()
     k = len(studies)
-    ax = new_axes(ax, size=(8.0, max(3.0, 0.35 * (k + 4))))
+    ax = new_axes(ax, size=(8.0, max(3.6, 0.35 * (k + 5))))
     y = np.arange(k, 0, -1) + 1.0
     low_end, high_end = studies["conf_low"].to_numpy(dtype=float), studies["conf_high"].to_numpy(dtype=float)
     finite = np.concatenate([studies["estimate"].to_numpy(dtype=float), low_end[np.isfinite(low_end)],

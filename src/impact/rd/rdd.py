@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from impact.data import as_list, check_option, prepare, show
+from impact.data import as_list, check_level, check_option, prepare, show
 from impact.errors import DataError, FragileInferenceWarning, ImpactWarning, SpecError, recording_warnings, warn
 from impact.rd import bandwidth as bw
 from impact.rd.plot import RDPlot, rdplot
@@ -439,8 +439,7 @@ def rdd(
         raise SpecError(f"{where}: rho={rho!r} must be a positive number.")
     if not isinstance(cutoff, int | float | np.number) or not math.isfinite(float(cutoff)):
         raise SpecError(f"{where}: cutoff={cutoff!r} must be a finite number.")
-    if not 0 < level < 1:
-        raise SpecError(f"{where}: level={level!r} must be between 0 and 1, e.g. 0.95.")
+    level = check_level(level, where)
     if min_distinct is not None and (not isinstance(min_distinct, int) or min_distinct < 1):
         raise SpecError(f"{where}: min_distinct={min_distinct!r} must be a positive integer.")
     cutoff = float(cutoff)
