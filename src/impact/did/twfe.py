@@ -82,6 +82,7 @@ def twfe(
     seed: int | None = None,
     inference: Literal["auto", "randomization", "analytic"] = "auto",
     n_permutations: int = 9_999,
+    bootstrap_enumerate_up_to: int = 20,
     ssc: SmallSampleCorrection | None = None,
 ) -> Result:
     """Two-way fixed effects difference-in-differences.
@@ -123,6 +124,9 @@ def twfe(
         about and recorded in the sample flow).
     n_bootstrap, bootstrap_weights, seed
         Wild bootstrap draws, weight distribution ("webb" or "rademacher") and seed.
+    bootstrap_enumerate_up_to : int
+        Wild bootstrap with Rademacher weights: enumerate all 2^G sign vectors when G is at most this
+        (and 2^G <= n_bootstrap), else draw at random; the inference text says which was done.
     inference : {"auto", "randomization", "analytic"}
         With ``vcov=None``: "randomization" permutes the start dates across units (across clusters
         with ``cluster``) and reports the studentised randomisation p-value and the interval by test
@@ -212,7 +216,7 @@ def twfe(
         clusters, n_clusters = (None, None)
         if clustered:
             treated_cluster = d if cluster_col else None
-            clusters, n_clusters = cluster_codes(frame[cluster_col], where=where, treated=treated_cluster, name=cluster_col,
+            clusters, n_clusters = cluster_codes(frame[cluster_col], where=where, treated=treated_cluster, name=cluster_col, vcov=vcov,
                                                  codes=unit_codes.astype(np.int64) if cluster_col == unit else None)
 
         X = np.column_stack([d.astype(float)] + [frame[c].to_numpy(dtype=float) for c in covs])
@@ -236,6 +240,7 @@ def twfe(
             wild_result = wild_cluster_bootstrap(
                 fit.X, fit.y, clusters, coef=0, weights=w, n_clusters=n_clusters, weight_type=bootstrap_weights,
                 n_bootstrap=n_bootstrap, seed=seed, level=level, absorbed=fit.absorbed,
+                enumerate_up_to=bootstrap_enumerate_up_to,
             )
 
     beta = fit.coef
@@ -251,7 +256,7 @@ def twfe(
         conf_high = np.r_[wild_result.conf_high, np.full(k_report - 1, np.nan)]
         inference = (
             f"wild cluster bootstrap (restricted, {wild_result.weight_type} weights, "
-            f"{wild_result.n_bootstrap:,} {'enumerated ' if wild_result.enumerated else ''}draws, "
+            f"{wild_result.draws_text(n_clusters, bootstrap_enumerate_up_to)}, "
             f"{n_clusters} clusters) for ATT; standard errors CR1"
         )
     if permutation is not None:

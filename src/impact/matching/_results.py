@@ -33,7 +33,8 @@ def love_plot(balance: pd.DataFrame, *, ax: Axes | None = None, threshold: float
     ax.set_yticks(y, rows["covariate"].astype(str))
     ax.set_xlabel("Absolute standardised mean difference")
     ax.set_title("Covariate balance")
-    ax.legend(loc="lower right")
+    # right of the plot area, so that it never covers a point
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
     return ax
 
 
