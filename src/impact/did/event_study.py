@@ -95,12 +95,8 @@ def event_study(
     bin_endpoints: bool = True,
     cluster: str | None = None,
     weights: str | None = None,
-<<<<<<< HEAD
-    vcov: EventVcov = "cluster",
-    ssc: SmallSampleCorrection | None = None,
-=======
     vcov: EventVcov | None = None,
->>>>>>> main
+    ssc: SmallSampleCorrection | None = None,
     level: float = 0.95,
     missing: MissingPolicy = "drop",
     n_bootstrap: int = 9_999,

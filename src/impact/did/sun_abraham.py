@@ -41,12 +41,8 @@ def sun_abraham(
     lags: int | None = None,
     cluster: str | None = None,
     weights: str | None = None,
-<<<<<<< HEAD
-    vcov: Literal["iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2"] = "cluster",
-    ssc: SmallSampleCorrection | None = None,
-=======
     vcov: Literal["iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2"] | None = None,
->>>>>>> main
+    ssc: SmallSampleCorrection | None = None,
     level: float = 0.95,
     missing: MissingPolicy = "drop",
     inference: Literal["auto", "randomization", "analytic"] = "auto",
@@ -71,14 +67,10 @@ def sun_abraham(
         Event time omitted for every cohort (default -1).
     leads, lags : int, optional
         Report event times ``-leads .. lags`` only (the regression stays fully saturated).
-<<<<<<< HEAD
-    cluster, weights, vcov, ssc, level, missing
-=======
     inference, n_permutations, seed
         As in :func:`impact.did.event_study`: randomisation inference over start years by default with
         few treated units (never-treated control, balanced panel, no covariates or weights).
-    cluster, weights, vcov, level, missing
->>>>>>> main
+    cluster, weights, vcov, ssc, level, missing
         As in :func:`impact.did.event_study`, except that ``vcov="wild"`` is not offered (the
         interaction-weighted effects are combinations of many cohort coefficients; use CR2 with few
         clusters).
