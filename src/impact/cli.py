@@ -188,6 +188,11 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
                     )
                 except ImpactError as exc:
                     registry_failures.append(f"{programme_run.spec.programme.id}: not recorded in the registry: {_one_line(str(exc))}")
+                follow_up = getattr(programme_run, "follow_up", None)
+                if follow_up is not None and follow_up.monitoring is not None:
+                    from impact.monitoring.store import import_records
+
+                    import_records(registry, follow_up.monitoring, source=", ".join(follow_up.sources))
 
     for programme_run in runs:
         report = out_dir / programme_run.spec.programme.id / "report.html"
@@ -203,9 +208,16 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
         click.echo(f"{f.spec}: FAILED: {f.message}", err=True)
     for message in registry_failures:
         click.echo(message, err=True)
+    follow_up_links: list[dict[str, str]] = []
     if many:
+        from impact.monitoring.pages import combine_runs, write_pages
+
+        combined = combine_runs(runs)
+        if combined is not None:
+            follow_up_links = write_pages(combined, out_dir, runs=runs)
+            click.echo(f"follow-up -> {out_dir / 'national.html'} and {len(follow_up_links) - 1} regional page(s) in {out_dir / 'regions'}")
         shared = None if no_registry else (registry_url or str(out_dir / "registry.sqlite"))
-        index = write_portfolio(runs, failures, out_dir, command=command, registry_url=shared)
+        index = write_portfolio(runs, failures, out_dir, command=command, registry_url=shared, follow_up=follow_up_links)
         click.echo(f"portfolio -> {index}")
     if pdf:
         from impact.report.pdf import html_to_pdf
@@ -279,6 +291,9 @@ from impact.registry.commands import pool_command, registry_group  # noqa: E402
 
 main.add_command(registry_group)
 main.add_command(pool_command)
+from impact.monitoring.commands import monitor_group  # noqa: E402
+
+main.add_command(monitor_group)
 
 
 if __name__ == "__main__":  # pragma: no cover
