@@ -93,9 +93,24 @@ def run_programmes(
 
     from joblib import Parallel, delayed, parallel_backend
 
-    tasks = (delayed(evaluate_and_render)(spec, seed, command, portfolio, progress is not None) for spec in specs)
+    # the largest programmes first, so that one long programme does not start last and finish alone;
+    # results are handed back in spec order all the same
+    from impact.programme.runner import count_tasks
+
+    order = sorted(range(len(specs)), key=lambda i: -count_tasks(specs[i]))
+    tasks = [delayed(_indexed)(i, specs[i], seed, command, portfolio, progress is not None) for i in order]
+
+    def in_spec_order(results: Iterator[tuple[int, tuple[ProgrammeRun, dict[str, str]]]]):
+        waiting: dict[int, tuple[ProgrammeRun, dict[str, str]]] = {}
+        next_index = 0
+        for index, outcome in results:
+            waiting[index] = outcome
+            while next_index in waiting:
+                yield waiting.pop(next_index)
+                next_index += 1
+
     if scheduler is None:
-        yield from Parallel(n_jobs=jobs, backend="loky", return_as="generator")(tasks)
+        yield from in_spec_order(Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(tasks))
         return
     try:
         from distributed import Client
@@ -108,4 +123,9 @@ def run_programmes(
     except (OSError, TimeoutError) as exc:
         raise SpecError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from exc
     with client, parallel_backend("dask"):
-        yield from Parallel(n_jobs=-1, return_as="generator")(tasks)
+        yield from in_spec_order(Parallel(n_jobs=-1, return_as="generator_unordered")(tasks))
+
+
+def _indexed(index: int, spec: Spec, seed: int, command: str | None, portfolio: bool,
+             echo: bool) -> tuple[int, tuple[ProgrammeRun, dict[str, str]]]:
+    return index, evaluate_and_render(spec, seed, command, portfolio, echo)
