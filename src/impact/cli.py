@@ -107,9 +107,11 @@ def _data_root_option(func: Any) -> Any:
               help="Results registry to record the runs in: SQLite file or SQLAlchemy URL "
                    "(default: $IMPACT_REGISTRY, else OUT/registry.sqlite).")
 @click.option("--no-registry", is_flag=True, help="Do not record the runs in the results registry.")
+@click.option("--force", is_flag=True, help="Overwrite report.html, results.json or index.html in --out even if "
+              "impact did not write them (by default such files are left alone and the programme fails).")
 @_data_root_option
 def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | None, no_registry: bool,
-        data_roots: tuple[str, ...]) -> None:
+        force: bool, data_roots: tuple[str, ...]) -> None:
     """Evaluate a programme spec (or every spec in a folder) and write its report.
 
     With a folder, every programme is run even if one fails, reports/index.html summarises the
@@ -117,7 +119,7 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
     results registry (a re-run of the same spec and data updates its record, never duplicates it).
     """
     from impact.programme.portfolio import ProgrammeFailure, write_portfolio
-    from impact.programme.runner import DEFAULT_SEED, count_tasks, evaluate, write_outputs
+    from impact.programme.runner import DEFAULT_SEED, OUTPUT_FILES, check_overwrite, count_tasks, evaluate, write_outputs
     from impact.programme.spec import load_spec
 
     seed = DEFAULT_SEED if seed is None else seed
@@ -140,6 +142,18 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
     clashes = sorted({i for i in ids if ids.count(i) > 1})
     if clashes:
         raise ImpactError(f"programme id(s) {', '.join(clashes)} are used by more than one spec; reports would overwrite each other.")
+    if many:
+        check_overwrite([out_dir / "index.html"], force=force)
+    writable = []
+    for spec in loaded:  # a user's own report.html is never overwritten without --force: checked before estimating
+        try:
+            check_overwrite([out_dir / spec.programme.id / name for name in OUTPUT_FILES], force=force)
+            writable.append(spec)
+        except ImpactError as exc:
+            if not many:
+                raise
+            failures.append(ProgrammeFailure(spec.path.name, _one_line(str(exc))))
+    loaded = writable
 
     runs = []
     total = sum(count_tasks(s) for s in loaded)
@@ -158,26 +172,11 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
                     bar.update(1, label)
 
             programme_run = evaluate(spec, seed=seed, progress=tick)
-            write_outputs(programme_run, out_dir / spec.programme.id, command=command, portfolio=many)
+            write_outputs(programme_run, out_dir / spec.programme.id, command=command, portfolio=many, force=force)
             runs.append(programme_run)
+    index = write_portfolio(runs, failures, out_dir, command=command) if many else None  # reports first, registry after
 
-    registry_failures = []
-    if not no_registry and runs:
-        from impact.registry.store import Registry
-
-        url = registry_url or str(out_dir / "registry.sqlite")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with Registry(url) as registry:
-            for programme_run in runs:
-                content = programme_run.to_dict(command)
-                try:
-                    registry.record_run(
-                        {**content["programme"], "data": content["data"], "versions": content["versions"],
-                         "effect_chain": content["effect_chain"], "indicators": content["indicators"]},
-                        content["evaluations"],
-                    )
-                except ImpactError as exc:
-                    registry_failures.append(f"{programme_run.spec.programme.id}: not recorded in the registry: {_one_line(str(exc))}")
+    registry_failures = [] if no_registry or not runs else _record_in_registry(runs, registry_url, out_dir, command)
 
     for programme_run in runs:
         report = out_dir / programme_run.spec.programme.id / "report.html"
@@ -193,8 +192,7 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
         click.echo(f"{f.spec}: FAILED: {f.message}", err=True)
     for message in registry_failures:
         click.echo(message, err=True)
-    if many:
-        index = write_portfolio(runs, failures, out_dir, command=command)
+    if index is not None:
         click.echo(f"portfolio -> {index}")
     if pdf:
         from impact.report.pdf import html_to_pdf
@@ -208,6 +206,33 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
             f"error: {n_failed} failure(s) in {len(specs)} programme(s); the reports say what failed and why.", err=True
         )
         sys.exit(1)
+
+
+def _record_in_registry(runs: list[Any], registry_url: str | None, out_dir: Path, command: str) -> list[str]:
+    """Record each run; return one message per run that could not be recorded (the reports are already
+    written, so a registry failure costs only the record, and the exit status says so)."""
+    from impact.registry.store import Registry
+
+    url = registry_url or str(out_dir / "registry.sqlite")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        registry = Registry(url)
+    except ImpactError as exc:
+        return [f"registry: not recorded ({len(runs)} programme(s)); the reports are written: {_one_line(str(exc))}"]
+    failures = []
+    with registry:
+        for programme_run in runs:
+            content = programme_run.to_dict(command)
+            try:
+                registry.record_run(
+                    {**content["programme"], "data": content["data"], "versions": content["versions"],
+                     "effect_chain": content["effect_chain"], "indicators": content["indicators"]},
+                    content["evaluations"],
+                )
+            except ImpactError as exc:
+                failures.append(f"{programme_run.spec.programme.id}: not recorded in the registry (its report is "
+                                f"written): {_one_line(str(exc))}")
+    return failures
 
 
 @main.command()

@@ -298,3 +298,13 @@ def test_validation_is_not_fooled_by_the_working_directory(spec_dir, monkeypatch
     spec = load_spec(spec_dir())
     assert spec.data[0].path == (spec_dir.folder / "panel.csv").resolve()
     assert os.path.isabs(spec.data[0].path)
+
+
+def test_a_refused_step_points_at_its_line(spec_dir):
+    edit = next(e for c, e, _ in HOSTILE if c == "then-to-csv")
+    text = edit(spec_dir.base)
+    line = next(i for i, row in enumerate(text.splitlines(), start=1) if row.startswith("then ="))
+    with pytest.raises(SpecError) as err:
+        load_spec(spec_dir(text))
+    assert all(f"line {line}, key evaluations[0].then[" in p for p in err.value.problems)
+    assert len(err.value.problems) == 2  # tidy and to_csv: both reported
