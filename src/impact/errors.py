@@ -24,6 +24,7 @@ __all__ = [
     "FewClustersWarning",
     "FewTreatedClustersWarning",
     "SmallComparisonWarning",
+    "FewAssignmentsWarning",
     "SampleWarning",
     "MissingDataWarning",
     "OverlapWarning",
@@ -67,6 +68,11 @@ class FewClustersWarning(FragileInferenceWarning):
 
 class FewTreatedClustersWarning(FragileInferenceWarning):
     """Very few treated clusters: even wild-bootstrap inference can over- or under-reject."""
+
+
+class FewAssignmentsWarning(FragileInferenceWarning):
+    """So few distinct treatment assignments exist that randomisation p-values are coarse or cannot
+    reach the test level."""
 
 
 class SmallComparisonWarning(FragileInferenceWarning):

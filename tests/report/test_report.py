@@ -103,8 +103,9 @@ def test_every_report_has_all_sections_and_non_empty_figures(job):
         for alt, src in page.images:
             assert_png_not_empty(src, f"{path.parent.name}: {alt}")
         text = " ".join(page.text)
-        # randomised trials reach level 5, the comparison-group designs (DiD, matching, SC) level 3
-        level = "5" if path.parent.name in ("se_vouchers", "rct_reproductions") else "3"
+        # randomised trials reach level 5, regression discontinuity 4, the comparison-group designs
+        # (DiD, matching, SC) level 3
+        level = {"se_vouchers": "5", "rct_reproductions": "5", "innovation_grants": "4"}.get(path.parent.name, "3")
         assert f"Maryland SMS level {level}" in text and "Identifying assumption" in text
         assert (path.parent / "results.json").is_file()
 

@@ -11,7 +11,7 @@ import pytest
 from scipy import optimize
 
 import impact as im
-from impact.errors import DataError, FragileInferenceWarning, OverlapWarning, SpecError
+from impact.errors import DataError, FragileInferenceWarning, OverlapWarning, SmallComparisonWarning, SpecError
 from impact.synth._qp import simplex_least_squares
 
 SC = im.synth.synthetic_control
@@ -108,8 +108,9 @@ def test_simulated_factor_model_recovers_effect(make_panel):
 
 
 def test_placebo_p_value_is_the_rank_of_the_ratio(prop99):
-    res = SC(prop99, **PROP99)
+    res = SC(prop99, **PROP99, inference="none")
     pl = res.placebo()
+    assert SC(prop99, **PROP99).p_value == pl.p_value  # placebo inference is the default
     table = pl.placebo_table
     assert len(table) == 39 and table["treated"].iloc[0]
     ratio = table["ratio"].to_numpy()
@@ -242,3 +243,70 @@ def test_placebo_pool_with_and_without_treated(prop99):
 def test_predictor_after_treatment_is_rejected(texas):
     with pytest.raises(SpecError, match=r"bmprison\(1992\).*at or after treatment_time=1991"):
         SC(texas, v_method="regression", **{**TEXAS, "treatment_time": 1991, "mspe_periods": None})
+
+
+def _shift_treated(df, unit, start, tau):
+    out = df.copy()
+    rows = (out["unit"] == unit) & (out["time"] >= start)
+    out.loc[rows, "y"] = out.loc[rows, "y"] - tau
+    return out
+
+
+def test_placebo_interval_inverts_the_test_checked_by_refitting(make_panel):
+    # Independent check of the test inversion: subtract a constant effect tau from the treated unit's
+    # post-period outcomes, refit everything (treated fit and every placebo) and recompute the
+    # permutation p-value. Inside the interval p > alpha, just outside p <= alpha (tolerance 1e-6 in tau).
+    df = make_panel(n_units=25, n_periods=16, adoption=11, effect=3.0, noise=0.6, seed=4)
+    call = dict(outcome="y", unit="unit", time="time", treated_unit="u24", treatment_time=11)
+    res = SC(df, **call, level=0.9)
+    low, high = res.conf_int()
+    assert np.isfinite([low, high]).all() and low < res.estimate < high
+    assert res.tidy()["conf_low"].notna().all() and res.tidy()["conf_high"].notna().all()
+    for inside, outside in ((low + 1e-6, low - 1e-6), (high - 1e-6, high + 1e-6)):
+        assert SC(_shift_treated(df, "u24", 11, inside), **call, level=0.9).p_value > 0.1
+        assert SC(_shift_treated(df, "u24", 11, outside), **call, level=0.9).p_value <= 0.1
+    # The p-value and the interval agree: 0 is outside the interval exactly when p <= 1 - level.
+    rows = res.tidy()
+    assert ((rows["conf_low"] <= 0) & (rows["conf_high"] >= 0)).tolist() == (rows["p_value"] > 0.1).tolist()
+    assert rows["std_error"].isna().all()  # no SE by design; the inference column says so
+    assert rows["inference"].iloc[0].startswith("placebo permutation over 24 donors")
+    assert "no standard error" in res.inference
+
+
+def test_one_treated_of_twenty_warns_that_the_smallest_p_is_one_twentieth(make_panel):
+    df = make_panel(n_units=20, n_periods=14, adoption=10, effect=0.0, noise=1.0, seed=2)
+    with pytest.warns(SmallComparisonWarning, match=r"1/20 = 0\.050"):
+        res = SC(df, outcome="y", unit="unit", time="time", treated_unit="u19", treatment_time=10)
+    assert res.diagnostics["placebo_smallest_p_value"] == pytest.approx(0.05)
+    with pytest.warns(SmallComparisonWarning, match=r"cannot reject"):
+        few = SC(df.loc[df["unit"] < "u15"], outcome="y", unit="unit", time="time", treated_unit="u03", treatment_time=10)
+    assert few.conf_int() == (-np.inf, np.inf)
+    none = SC(df, outcome="y", unit="unit", time="time", treated_unit="u19", treatment_time=10, inference="none")
+    assert none.placebo_table is None and np.isnan(none.p_value)
+    with pytest.raises(SpecError, match="inference"):
+        SC(df, outcome="y", unit="unit", time="time", treated_unit="u19", treatment_time=10, inference="exact")
+
+
+@pytest.mark.slow
+def test_default_placebo_test_has_its_size_with_one_treated_of_twenty():
+    # Issue 10: the default p-value rejects a true null at 5% between 3% and 7% with 1 treated of 20
+    # (homoskedastic and heteroskedastic AR(1) errors). 1,000 replications of the design of
+    # analyses/simulations/synth_size.py; binomial sd 0.007, so the band is about 3 sd wide.
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "analyses" / "simulations" / "synth_size.py"
+    spec = importlib.util.spec_from_file_location("synth_size", path)
+    sim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sim)
+    for errors in ("homoskedastic", "heteroskedastic"):
+        rng = np.random.default_rng([2026, len(errors)])
+        hits = []
+        for _ in range(1000):
+            frame, D = sim.simulate(rng, 1, "block", errors)
+            unit = int(np.flatnonzero(D.max(axis=1))[0])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p = SC(frame, outcome="y", unit="unit", time="year", treated_unit=unit, treatment_time=sim.START).p_value
+            hits.append(p <= 0.05)
+        assert 0.03 <= np.mean(hits) <= 0.07, errors

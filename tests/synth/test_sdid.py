@@ -3,14 +3,16 @@ staggered adoption, simulations and bad input."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import impact as im
-from impact.errors import DataError, SpecError
+from impact.errors import DataError, SmallComparisonWarning, SpecError
 from impact.synth._frank_wolfe import frank_wolfe
 from impact.synth._qp import simplex_least_squares
 
@@ -172,3 +174,88 @@ def test_compiled_and_numpy_frank_wolfe_give_identical_placebo_se(monkeypatch):
     monkeypatch.setattr(fw, "_HAVE_NUMBA", False)
     plain = im.synth.sdid(prop99, **kwargs)
     assert compiled.estimate == plain.estimate and compiled.std_error == plain.std_error
+
+
+def _pre_fit_mspe(res, Y, treated_rows, control_rows, T0):
+    """Pre-period MSPE of the treated mean against the omega-weighted controls, net of the intercept."""
+    omega = res.unit_weights["weight"].to_numpy()
+    resid = Y[treated_rows, :T0].mean(axis=0) - omega @ Y[control_rows, :T0]
+    resid = resid - resid.mean()
+    return float(np.mean(resid**2))
+
+
+def test_permutation_p_value_equals_a_brute_force_loop_over_assignments(make_panel):
+    # Exact enumeration: 2 treated of 9 units give 36 assignments. Brute force: for every pair of
+    # units, rebuild the data with that pair treated, refit sdid from scratch (se_method="none"),
+    # studentise |tau| by the pre-period fit and take the share at least as extreme as the observed.
+    df = make_panel(n_units=9, n_periods=10, n_treated=2, adoption=7, effect=1.0, noise=0.8, seed=12)
+    call = dict(outcome="y", unit="unit", time="time", treatment="treated")
+    res = im.synth.sdid(df, **call)
+    assert res.diagnostics["permutation_exact"] and res.diagnostics["permutation_assignments"] == 36
+    units = sorted(df["unit"].unique())
+    Y = df.pivot(index="unit", columns="time", values="y").to_numpy()
+    observed_pair = (7, 8)
+    stats = {}
+    for pair in itertools.combinations(range(9), 2):
+        data = df.assign(treated=((df["unit"].isin([units[i] for i in pair])) & (df["time"] >= 7)).astype(int))
+        fit = im.synth.sdid(data, se_method="none", **call)
+        controls = [i for i in range(9) if i not in pair]
+        stats[pair] = abs(fit.estimate) / np.sqrt(_pre_fit_mspe(fit, Y, list(pair), controls, 7))
+    expected = np.mean([s >= stats[observed_pair] * (1 - 1e-9) for s in stats.values()])
+    assert res.p_value == pytest.approx(expected, abs=1e-12)
+    np.testing.assert_allclose(np.sort(res.diagnostics["permutation_statistics"]), np.sort(list(stats.values())), rtol=1e-6)
+    # The SE is the sd of the permutation distribution of the estimate; the interval inverts the test.
+    assert res.std_error == pytest.approx(np.sqrt(35 / 36) * np.std(res.replicates, ddof=1), rel=1e-12)
+    low, high = res.conf_int()
+    assert low < res.estimate < high and (low <= 0 <= high) == (res.p_value > 0.05)
+    assert "randomisation inference over every 36 assignments" in res.tidy()["inference"].iloc[0]
+
+
+def test_permutation_is_the_default_with_few_treated_and_staggered_rows(make_panel):
+    df = make_panel(n_units=20, n_periods=14, n_treated=3, effect=3.0, noise=0.5, seed=8, staggered=(8, 10, 12))
+    call = dict(outcome="y", unit="unit", time="time", treatment="treated")
+    res = im.synth.sdid(df, seed=1, n_replications=300, **call)
+    tidy = res.tidy()
+    assert list(tidy["term"]) == ["ATT", "g=8", "g=10", "g=12"]
+    assert np.isfinite(tidy[["conf_low", "conf_high", "p_value", "std_error"]].to_numpy()).all()
+    assert res.p_value <= 0.05 and tidy["conf_low"].iloc[0] > 0  # a clear effect of 3 is found
+    assert ((tidy["conf_low"] <= 0) & (tidy["conf_high"] >= 0)).tolist() == (tidy["p_value"] > 0.05).tolist()
+    assert not res.diagnostics["permutation_exact"] and res.replicates.shape == (301,)
+    assert "300 random draws of the 6,840 assignments" in res.inference
+    # Reproducible with a seed.
+    assert im.synth.sdid(df, seed=1, n_replications=300, **call).p_value == res.p_value
+
+
+def test_one_treated_of_twenty_warns_about_the_smallest_p(make_panel):
+    df = make_panel(n_units=20, n_periods=12, n_treated=1, adoption=8, effect=0.0, noise=1.0, seed=3)
+    with pytest.warns(SmallComparisonWarning, match=r"1/20 = 0\.050"):
+        res = im.synth.sdid(df, outcome="y", unit="unit", time="time", treatment="treated")
+    assert res.diagnostics["permutation_assignments"] == 20 and res.replicates.shape == (20,)
+    small = df.loc[df["unit"] >= "u08"]
+    with pytest.warns(SmallComparisonWarning, match="cannot reject"):
+        few = im.synth.sdid(small, outcome="y", unit="unit", time="time", treatment="treated")
+    assert few.conf_int() == (-np.inf, np.inf)
+
+
+@pytest.mark.slow
+def test_default_permutation_inference_has_its_size():
+    # Issue 10: rejection of a true null at 5% within [3%, 7%] over 1,000 replications (binomial sd
+    # 0.007) with 1, 3 (singleton cohorts) and 8 treated of 20, heteroskedastic AR(1) errors, the
+    # design of analyses/simulations/synth_size.py (its table covers every configuration).
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "analyses" / "simulations" / "synth_size.py"
+    spec = importlib.util.spec_from_file_location("synth_size", path)
+    sim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sim)
+    for n_treated, adoption in ((1, "block"), (3, "staggered"), (8, "block")):
+        rng = np.random.default_rng([7, n_treated])
+        hits = []
+        for rep in range(1000):
+            frame, _ = sim.simulate(rng, n_treated, adoption, "heteroskedastic")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = im.synth.sdid(frame, outcome="y", unit="unit", time="year", treatment="treated", n_replications=100, seed=rep)
+            hits.append(res.p_value <= 0.05)
+        assert 0.03 <= np.mean(hits) <= 0.07, (n_treated, adoption)

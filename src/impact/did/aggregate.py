@@ -188,11 +188,20 @@ def aggregate_att_gt(
 
     labels: list[float] = []
     parts: list[tuple[float, np.ndarray]] = []
+    # omega: each reported row as weights on the ATT(g, t) cells (what randomisation inference permutes)
+    omega_rows: list[np.ndarray] = []
+
+    def weights_row(keepers: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        row = np.zeros(len(att))
+        row[keepers] = weights
+        return row
+
     if kind == "simple":
         keepers = np.flatnonzero(post & ~reference)
         if not len(keepers):
             raise SpecError("no post-treatment ATT(g, t) to aggregate (check max_e).")
         overall = agg(keepers, True)
+        omega_overall = weights_row(keepers, simple_weights(g, keepers, G, wu))
     elif kind == "group":
         cohorts = np.unique(g)
         for c in cohorts:
@@ -200,6 +209,7 @@ def aggregate_att_gt(
             if len(k):
                 labels.append(c)
                 parts.append((float(att[k].mean()), IF[:, k].mean(axis=1)))
+                omega_rows.append(weights_row(k, np.full(len(k), 1.0 / len(k))))
         if not parts:
             raise SpecError("no post-treatment ATT(g, t) to aggregate (check max_e).")
         att_g = np.array([p[0] for p in parts])
@@ -208,6 +218,7 @@ def aggregate_att_gt(
         weights = simple_weights(lab, np.arange(len(lab)), G, wu)
         overall = aggregate_influence(att_g, IF_g, np.arange(len(lab)), weights, G=G, unit_weights=wu,
                                       groups_cell=lab, with_wif=True)
+        omega_overall = weights @ np.vstack(omega_rows)
     elif kind == "dynamic":
         e_cell = t - g
         include = np.ones(len(att), dtype=bool)
@@ -223,6 +234,7 @@ def aggregate_att_gt(
             if len(k):
                 labels.append(e)
                 parts.append(agg(k, True))
+                omega_rows.append(weights_row(k, simple_weights(g, k, G, wu)))
         if not parts:
             raise SpecError("no event times left to aggregate (check min_e, max_e, balance_e).")
         lab = np.array(labels)
@@ -231,6 +243,7 @@ def aggregate_att_gt(
             raise SpecError("no event times e >= 0 to average into the overall effect.")
         overall = (float(np.mean([parts[i][0] for i in positive])),
                    np.column_stack([parts[i][1] for i in positive]).mean(axis=1))
+        omega_overall = np.vstack(omega_rows)[positive].mean(axis=0)
     else:  # calendar
         times = np.unique(t[t >= g.min()])
         for s in times:
@@ -238,9 +251,11 @@ def aggregate_att_gt(
             if len(k):
                 labels.append(s)
                 parts.append(agg(k, True))
+                omega_rows.append(weights_row(k, simple_weights(g, k, G, wu)))
         if not parts:
             raise SpecError("no post-treatment ATT(g, t) to aggregate (check max_e).")
         overall = (float(np.mean([p[0] for p in parts])), np.column_stack([p[1] for p in parts]).mean(axis=1))
+        omega_overall = np.vstack(omega_rows).mean(axis=0)
 
     estimates = np.array([overall[0]] + [p[0] for p in parts])
     full_if = np.column_stack([overall[1]] + [p[1] for p in parts])
@@ -250,6 +265,12 @@ def aggregate_att_gt(
         result.level, settings.get("multiplier") or "rademacher", band_columns=np.arange(1, len(estimates)) if len(estimates) > 1 else np.array([0]))
     zero_se = se <= 1e-14 * max(1.0, float(np.nanmax(np.abs(se))))
     se = np.where(zero_se, np.nan, se)  # e.g. the reference period of a universal base period
+    omega = np.vstack([omega_overall, *omega_rows])
+    ri = None
+    if result.randomization is not None:
+        ri = result.randomization.run(omega, result.level)
+        inference = ri.description()
+        se = np.where(zero_se, np.nan, ri.std_error)
     extra: dict[str, Any] = {}
     if kind != "simple":
         prefix, column = _LABEL[kind]
@@ -262,17 +283,28 @@ def aggregate_att_gt(
         if kind == "simple":
             low, high = np.full(1, np.nan), np.full(1, np.nan)
         extra["band_low"], extra["band_high"] = low, high
-    table = effects_table(terms, estimates, se, level=result.level, **extra)
+    if ri is not None:
+        nan_if = lambda v: np.where(zero_se, np.nan, v)  # noqa: E731
+        table = effects_table(terms, estimates, se, level=result.level, p_values=nan_if(ri.p_value),
+                              conf_low=nan_if(ri.conf_low), conf_high=nan_if(ri.conf_high), **extra)
+    else:
+        table = effects_table(terms, estimates, se, level=result.level, **extra)
     diagnostics: dict[str, Any] = {"aggregation": kind, "description": _DESCRIPTION[kind]}
     if crit is not None and kind != "simple":
         diagnostics["band_critical_value"] = crit
     if kind == "dynamic":
         lab = np.array(labels)
         pre = np.flatnonzero((lab < 0) & ~zero_se[1:])
-        if len(pre):
+        if len(pre) and ri is not None:
+            diagnostics["pretrend_wald_event_time"] = {
+                **result.randomization.joint_test(omega[1 + pre], att),
+                "null": "all pre-treatment event-time effects = 0",
+                "event_times": [int(v) if float(v).is_integer() else float(v) for v in lab[pre]]}
+            diagnostics["pretrend_test"] = diagnostics["pretrend_wald_event_time"]  # read by pretrend_test()
+        elif len(pre):
             V = _covariance(full_if[:, 1 + pre], result.unit_clusters, result.n_clusters)
             diagnostics["pretrend_wald_event_time"] = {
-                **wald_test(estimates[1 + pre], V),
+                **wald_test(estimates[1 + pre], V), "method": "Wald test, analytic covariance",
                 "null": "all pre-treatment event-time effects = 0"}
     if "pretrend_wald" in result.diagnostics:
         diagnostics["pretrend_wald_group_time"] = result.diagnostics["pretrend_wald"]
@@ -294,5 +326,18 @@ def aggregate_att_gt(
         diagnostics=diagnostics,
         kind=kind,
         influence=full_if,
-        vcov=_covariance(full_if, result.unit_clusters, result.n_clusters),  # rows in table order
+        vcov=_rescaled_covariance(_covariance(full_if, result.unit_clusters, result.n_clusters), se),  # table order
     )
+
+
+def _rescaled_covariance(V: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """The analytic covariance with its variances replaced by the reported squared standard errors
+    (correlations kept). Under randomisation inference the reported SEs are those the intervals imply,
+    so joint tests and honest() built on ``vcov`` use the valid scale; rows without a finite SE get
+    NaN rather than an optimistic analytic value."""
+    analytic = np.sqrt(np.clip(np.diag(V), 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(analytic > 0, se / analytic, np.nan)
+    if np.allclose(ratio[np.isfinite(ratio)], 1.0):
+        return V
+    return V * np.outer(ratio, ratio)

@@ -81,6 +81,7 @@ class ATTGTResult(Result):
     unit_weights: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     unit_clusters: np.ndarray | None = field(default=None, repr=False, compare=False)
     periods: tuple = ()
+    randomization: Any = field(default=None, repr=False, compare=False)  # did._randomization.CohortSums
 
     def group_time(self) -> pd.DataFrame:
         """The ATT(g, t) rows of ``tidy()`` (without the overall row)."""
@@ -177,6 +178,8 @@ def att_gt(
     seed: int | None = None,
     level: float = 0.95,
     missing: Literal["drop", "error"] = "drop",
+    inference: Literal["auto", "randomization", "analytic"] = "auto",
+    n_permutations: int = 9_999,
 ) -> ATTGTResult:
     """Group-time average treatment effects with staggered adoption (Callaway & Sant'Anna 2021).
 
@@ -234,6 +237,20 @@ def att_gt(
         Confidence level.
     missing : {"drop", "error"}
         Rows with missing values in the columns used (other than ``cohort``).
+    inference : {"auto", "randomization", "analytic"}
+        How p-values and intervals are obtained (ignored when ``bootstrap`` is given). "randomization":
+        randomisation inference over the assignment of start years across units (across clusters with
+        ``cluster``), studentised, with intervals by test inversion
+        (:mod:`impact.inference.randomization`); every aggregation and the pre-trend test use the same
+        assignments. "analytic": influence-function standard errors and normal critical values (as R
+        ``did``). "auto" (default) uses randomisation inference when fewer than 50 treated or 50
+        untreated units (clusters) exist and at most 5,000 are permuted, analytic otherwise: with few
+        treated units per cohort the analytic variance is far too small (issue 10's simulations).
+        Randomisation inference needs no covariates, no weights and clusters of equal size; otherwise
+        "auto" falls back to analytic with a FragileInferenceWarning.
+    n_permutations : int
+        Randomisation inference enumerates every assignment when there are at most this many, else
+        draws this many (seeded by ``seed``).
 
     Returns
     -------
@@ -273,6 +290,10 @@ def att_gt(
     check_option("base_period", base_period, ("varying", "universal"))
     check_option("missing", missing, ("drop", "error"))
     check_option("bootstrap_weights", bootstrap_weights, ("rademacher", "mammen", "webb"))
+    check_option("inference", inference, ("auto", "randomization", "analytic"))
+    if inference == "randomization" and bootstrap is not None:
+        raise SpecError(f"{where}: inference='randomization' and bootstrap={bootstrap} ask for two different methods; "
+                        "drop one of them.")
     if isinstance(anticipation, bool) or not isinstance(anticipation, int | np.integer) or anticipation < 0:
         raise SpecError(f"anticipation must be a non-negative integer number of periods; got {anticipation!r}.")
     if bootstrap is not None and (isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or bootstrap < 2):
@@ -512,14 +533,29 @@ def att_gt(
         overall_att, overall_if = aggregate_influence(att, IF, keepers, simple_weights(groups_cell, keepers, G, weights_unit),
                                                       G=G, unit_weights=weights_unit, groups_cell=groups_cell, with_wif=True)
         estimates = np.concatenate([[overall_att], att])
+        randomization = None
         if bootstrap is None:
+            randomization = _randomization_context(
+                inference, Y, cohort_index, K, cells, clusters, n_clusters, W, covs, cluster or unit,
+                n_permutations, seed, where)
+        if randomization is not None:
+            omega = np.vstack([np.zeros((1, len(cells))), np.eye(len(cells))])
+            omega[0, keepers] = simple_weights(groups_cell, keepers, G, weights_unit)
+            ri = randomization.run(omega, level)
+            se = ri.std_error.copy()
+            inference_text = ri.description()
+            band, crit = None, None
+        elif bootstrap is None:
             se_cells, inference, band, crit = _standard_errors(IF, att, clusters, n_clusters, None, seed, level, None, None)
             se_overall = _standard_errors(overall_if[:, None], estimates[:1], clusters, n_clusters, None, seed, level, None, None)[0]
             se = np.concatenate([se_overall, se_cells])
+            inference_text = inference
         else:
             full_if = np.column_stack([overall_if, IF])
             se, inference, band, crit = _standard_errors(full_if, estimates, clusters, n_clusters, bootstrap, seed, level, bootstrap_weights,
                                                          band_columns=1 + np.flatnonzero(~reference))
+        if bootstrap is not None:
+            inference_text = inference
         se[1:][reference] = np.nan
         terms = ["ATT"] + [f"g={c['group']:g},t={c['time']:g}" for c in cells]
         extra = {
@@ -533,7 +569,14 @@ def att_gt(
         }
         if band is not None:
             extra["band_low"], extra["band_high"] = band
-        table = effects_table(terms, estimates, se, level=level, **extra)
+        if randomization is not None:
+            p_ri, low_ri, high_ri = ri.p_value.copy(), ri.conf_low.copy(), ri.conf_high.copy()
+            for arr in (p_ri, low_ri, high_ri):
+                arr[1:][reference] = np.nan
+            table = effects_table(terms, estimates, se, level=level, p_values=p_ri, conf_low=low_ri,
+                                  conf_high=high_ri, **extra)
+        else:
+            table = effects_table(terms, estimates, se, level=level, **extra)
         # event_time for group-time rows would turn the default coefficient plot into an event study of
         # overlapping cohorts: keep the column for users, but plot with plot_group_time instead.
 
@@ -545,10 +588,14 @@ def att_gt(
             "n_never_treated": int(never.sum()),
             "periods": ", ".join(f"{x:g}" for x in periods),
         }
-        if len(pre):
+        if len(pre) and randomization is not None:
+            test = randomization.joint_test(np.eye(len(cells))[pre], att)
+            diagnostics["pretrend_wald"] = {**test, "n_pre_cells": len(pre),
+                                            "null": "all pre-treatment ATT(g, t) = 0 (parallel pre-trends)"}
+        elif len(pre):
             Vpre = _covariance(IF[:, pre], clusters, n_clusters)
             test = wald_test(att[pre], Vpre)
-            diagnostics["pretrend_wald"] = {**test, "n_pre_cells": len(pre),
+            diagnostics["pretrend_wald"] = {**test, "n_pre_cells": len(pre), "method": "Wald test, analytic covariance",
                                             "null": "all pre-treatment ATT(g, t) = 0 (parallel pre-trends)"}
         else:
             diagnostics["pretrend_wald"] = "not computed: there are no pre-treatment ATT(g, t) (no cohort has two pre-treatment periods)"
@@ -562,13 +609,15 @@ def att_gt(
         "anticipation": anticipation, "base_period": base_period, "covariates": covs, "weights": weights,
         "cluster": cluster, "bootstrap": bootstrap, "seed": seed, "multiplier": bootstrap_weights if bootstrap else None,
         "allow_unbalanced": allow_unbalanced, "assumption": ASSUMPTION,
+        "inference": "randomization" if randomization is not None else ("bootstrap" if bootstrap else "analytic"),
+        "n_permutations": n_permutations,
     }
     return ATTGTResult(
         design="att_gt",
         estimand="ATT(g,t)",
         effects=table,
         headline="ATT",
-        inference=inference,
+        inference=inference_text,
         n_obs=N * T,
         outcome=outcome,
         level=level,
@@ -584,7 +633,52 @@ def att_gt(
         unit_weights=weights_unit,
         unit_clusters=clusters,
         periods=tuple(float(x) for x in periods),
+        randomization=randomization,
     )
+
+
+def _randomization_context(inference, Y, cohort_index, K, cells, clusters, n_clusters, W, covs, level_name,
+                           n_permutations, seed, where):
+    """The data randomisation inference permutes, or None when analytic inference is chosen.
+
+    Applies the rule of ``inference="auto"`` (:func:`impact.inference.randomization.choose_randomization`)."""
+    from impact.did._randomization import CohortSums, cell_matrix
+    from impact.inference.randomization import adoption_scheme, choose_randomization
+
+    reason = None
+    labels, Yb, units = cohort_index, Y, np.ones(len(cohort_index))
+    if covs:
+        reason = "with covariates each assignment needs its own comparison fits (not implemented); drop covariates"
+    elif W is not None and not np.allclose(W, W[0]):
+        reason = "sampling weights make cohort shares change with the assignment (not implemented)"
+    elif clusters is not None:
+        first = np.full(n_clusters, -1)
+        first[clusters] = cohort_index
+        if np.any(first[clusters] != cohort_index):
+            reason = (f"start years differ within some clusters, so adoption was not assigned by cluster and "
+                      f"cannot be permuted across clusters; cluster at the level at which start years were decided")
+        else:
+            size = np.bincount(clusters, minlength=n_clusters)
+            if not np.all(size == size[0]):
+                reason = ("clusters differ in size, so cohort sizes change with the assignment (not implemented); "
+                          "aggregate the data to one row per cluster and period")
+            else:
+                labels = first
+                Yb = np.zeros((n_clusters, Y.shape[1]))
+                np.add.at(Yb, clusters, Y)
+                units = size.astype(float)
+    n_treated = int(np.count_nonzero(labels != K))
+    if not choose_randomization(inference, n_treated_units=n_treated, n_untreated_units=len(labels) - n_treated,
+                                n_units=len(labels), supported=reason, where=where):
+        return None
+    word = f"{len(labels)} {'clusters' if clusters is not None else 'units'} ({level_name})"
+    adoption_scheme(labels, never_code=K, where=where, unit_word=word)
+    cohort_units = np.bincount(cohort_index, minlength=K + 1).astype(float)
+    return CohortSums(
+        Yb=Yb, labels=labels.astype(np.int64), K=K, C=cell_matrix(cells, K, Y.shape[1], cohort_units),
+        cell_cohort=np.array([c["k"] for c in cells]), cell_time=np.array([c["ti"] for c in cells]),
+        cell_post=np.array([c["post"] for c in cells]), cell_reference=np.array([c["reference"] for c in cells]),
+        block_units=units, unit_word=word, n_permutations=int(n_permutations), seed=seed)
 
 
 def _cells_unconditional(cells, Y, W, cohort_index, K):

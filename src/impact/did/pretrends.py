@@ -123,12 +123,19 @@ def pretrend_test(result: Result) -> dict[str, Any]:
     Roth, J. (2022). Pretest with caution: event-study estimates after testing for parallel trends.
     *American Economic Review: Insights* 4(3), 305-322. https://doi.org/10.1257/aeri.20210236
     """
+    precomputed = result.diagnostics.get("pretrend_test") if isinstance(result.diagnostics, dict) else None
+    if isinstance(precomputed, dict) and precomputed.get("p_value") is not None:
+        # the design computed a valid test with its own inference (e.g. randomisation inference)
+        return dict(precomputed)
     e, est, V, dof = event_time_estimates(result, where="pretrend_test")
     pre = e < 0
     df_denom = float(np.min(dof[pre])) if pre.any() else math.inf
     if not math.isfinite(df_denom) or df_denom <= 0:
         df_denom = math.inf
-    return pretrend_wald(e, est, V, df_denom=df_denom)
+    out = pretrend_wald(e, est, V, df_denom=df_denom)
+    out["method"] = (f"joint Wald test ({'F' if math.isfinite(df_denom) else 'chi-squared'}) with the result's "
+                     f"covariance ({result.inference})")
+    return out
 
 
 def pretrend_plot(result: Result, ax: Axes | None = None) -> Axes:

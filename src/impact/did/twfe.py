@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from impact.data import (
 )
 from impact.errors import DataError, SpecError, recording_warnings
 from impact.did._staggered import fe_regression
-from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS
+from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS, VcovKind
 from impact.inference.wild import WEIGHT_TYPES, wild_cluster_bootstrap
 from impact.results import Result, effects_table
 
@@ -70,7 +71,7 @@ def twfe(
     covariates: str | Sequence[str] | None = None,
     cluster: str | None = None,
     weights: str | None = None,
-    vcov: str = "cluster",
+    vcov: VcovKind | None = None,
     panel: bool = True,
     absorbing: bool = True,
     level: float = 0.95,
@@ -78,6 +79,8 @@ def twfe(
     n_bootstrap: int = 9_999,
     bootstrap_weights: str = "webb",
     seed: int | None = None,
+    inference: Literal["auto", "randomization", "analytic"] = "auto",
+    n_permutations: int = 9_999,
 ) -> Result:
     """Two-way fixed effects difference-in-differences.
 
@@ -97,8 +100,9 @@ def twfe(
         Cluster variable for cluster-robust inference; defaults to ``unit``.
     weights : str, optional
         Analytic (inverse-variance or population) weights, strictly positive.
-    vcov : {"cluster", "CR1", "CR1-fixest", "CR2", "CR0", "wild", "iid", "HC0", "HC1", "HC2", "HC3"}
-        ``cluster``/``CR1`` use Stata's small-sample factor (all absorbed effects counted in K);
+    vcov : {None, "cluster", "CR1", "CR1-fixest", "CR2", "CR0", "wild", "iid", "HC0", "HC1", "HC2", "HC3"}
+        None (default): chosen by ``inference`` (randomisation inference with few treated clusters,
+        else ``cluster``); the ``vcov`` matrix on the result is then CR1. ``cluster``/``CR1`` use Stata's small-sample factor (all absorbed effects counted in K);
         ``CR1-fixest`` excludes effects nested in clusters from K (fixest's default); ``CR2`` is
         Bell-McCaffrey with Satterthwaite degrees of freedom; ``wild`` is the restricted wild cluster
         bootstrap (p-value and test-inversion interval; the reported standard error is CR1).
@@ -113,6 +117,16 @@ def twfe(
         about and recorded in the sample flow).
     n_bootstrap, bootstrap_weights, seed
         Wild bootstrap draws, weight distribution ("webb" or "rademacher") and seed.
+    inference : {"auto", "randomization", "analytic"}
+        With ``vcov=None``: "randomization" permutes the start dates across units (across clusters
+        with ``cluster``) and reports the studentised randomisation p-value and the interval by test
+        inversion (MacKinnon & Webb 2020; :mod:`impact.inference.randomization`); "analytic" uses
+        ``vcov="cluster"``; "auto" (default) uses randomisation inference when fewer than 50 treated
+        (or untreated) clusters exist, else ``cluster``. Randomisation inference needs a balanced
+        panel, staggered (absorbing) treatment, no covariates and no weights; otherwise "auto" falls
+        back to ``cluster`` with a FragileInferenceWarning.
+    n_permutations : int
+        Enumerate all assignments of start dates when there are at most this many, else draw this many.
 
     Returns
     -------
@@ -145,6 +159,11 @@ def twfe(
     -0.0225
     """
     where = "twfe"
+    check_option("inference", inference, ("auto", "randomization", "analytic"))
+    if vcov is not None and inference == "randomization":
+        raise SpecError(f"{where}: vcov={vcov!r} and inference='randomization' ask for two methods; drop vcov.")
+    wants_ri = vcov is None and inference != "analytic"
+    vcov = "cluster" if vcov is None else vcov
     check_option("vcov", vcov, VCOV_KINDS)
     check_option("bootstrap_weights", bootstrap_weights, WEIGHT_TYPES)
     if not 0 < level < 1:
@@ -199,6 +218,12 @@ def twfe(
             clusters=(clusters, n_clusters) if clustered else None, fe_names=(unit, time),
             level_labels=(unit_levels, time_levels), balanced=balanced,
         )
+        permutation = None
+        if wants_ri:
+            permutation = _twfe_permutation(
+                frame[outcome].to_numpy(dtype=float), d, unit_codes.astype(np.int64), time_codes.astype(np.int64),
+                n_units, n_time, clusters, n_clusters, covs, w, panel and absorbing and balanced, inference,
+                cluster_col, n_permutations, seed, where)
         wild_result = None
         if vcov == "wild":
             wild_result = wild_cluster_bootstrap(
@@ -222,6 +247,13 @@ def twfe(
             f"{wild_result.n_bootstrap:,} {'enumerated ' if wild_result.enumerated else ''}draws, "
             f"{n_clusters} clusters) for ATT; standard errors CR1"
         )
+    if permutation is not None:
+        ri = permutation.run(level)
+        p_values = np.r_[ri.p_value, np.full(k_report - 1, np.nan)]
+        conf_low, conf_high = ri.conf_low, ri.conf_high
+        se = np.r_[ri.std_error, se[1:]]
+        dof = np.r_[np.inf, dof[1:]]
+        inference = ri.description() + "; the vcov matrix on the result is CR1"
     effects = effects_table(names[:k_report], beta[:k_report], se, df=dof, level=level,
                             p_values=p_values, conf_low=conf_low, conf_high=conf_high)
     if wild_result is not None:
@@ -233,6 +265,8 @@ def twfe(
     settings = {
         "outcome": outcome, "treatment": treatment, "unit": unit, "time": time, "covariates": covs,
         "cluster": cluster_col, "weights": weights, "vcov": vcov, "panel": panel, "absorbing": absorbing,
+        "inference": "randomization" if permutation is not None else ("wild" if vcov == "wild" else "analytic"),
+        "n_permutations": n_permutations if permutation is not None else None,
         "level": level, "missing": missing,
         "assumption": "Parallel trends: without the programme, treated and comparison units would have "
                       "followed the same trend; effects are assumed homogeneous across units and time.",
@@ -262,3 +296,55 @@ def twfe(
         diagnostics=diagnostics,
         vcov=fit.vcov,
     )
+
+
+def _twfe_permutation(y, d, unit_codes, time_codes, n_units, n_time, clusters, n_clusters, covs, w, eligible,
+                      inference, cluster_col, n_permutations, seed, where):
+    """The permutation data of the TWFE coefficient, or None when ``inference="auto"`` picks analytic."""
+    from impact.did._randomization import TWFEPermutation
+    from impact.inference.randomization import adoption_scheme, choose_randomization
+
+    reason = None
+    if covs:
+        reason = "covariates would need a regression per assignment (not implemented); drop them or use att_gt"
+    elif w is not None:
+        reason = "weights are not supported by the permutation path"
+    elif not eligible:
+        reason = "it needs a balanced panel with staggered (absorbing) treatment"
+    start = np.full(n_units, n_time)
+    if reason is None:
+        np.minimum.at(start, unit_codes[d == 1], time_codes[d == 1])
+        cluster_of_unit = np.zeros(n_units, dtype=np.int64)
+        cluster_of_unit[unit_codes] = clusters
+        if np.any(cluster_of_unit[unit_codes] != clusters):
+            reason = (f"units move between clusters of {cluster_col!r} (clusters split units); cluster at a level "
+                      "that contains whole units")
+        else:
+            block_start = np.full(n_clusters, -1)
+            block_start[cluster_of_unit] = start
+            if np.any(block_start[cluster_of_unit] != start):
+                reason = (f"start dates differ within clusters of {cluster_col!r}, so treatment was not assigned by "
+                          "cluster and cannot be permuted across clusters")
+    treated_blocks = 0 if reason is not None else int(np.count_nonzero(block_start < n_time))
+    total_blocks = n_clusters if reason is None else n_units
+    if not choose_randomization(inference, n_treated_units=treated_blocks if reason is None else 0,
+                                n_untreated_units=total_blocks - treated_blocks, n_units=total_blocks,
+                                supported=reason, where=where):
+        return None
+    cohort_starts, labels = np.unique(block_start, return_inverse=True)  # the never-treated start (T) sorts last
+    if cohort_starts[-1] != n_time:
+        cohort_starts = np.r_[cohort_starts, n_time]  # no never-treated unit: keep the code K unused
+    K = len(cohort_starts) - 1
+    word = f"{n_clusters} {'units' if n_clusters == n_units else 'clusters'} ({cluster_col})"
+    adoption_scheme(labels, never_code=K, where=where, unit_word=word)
+    Y = np.zeros((n_units, n_time))
+    Y[unit_codes, time_codes] = y
+    D = np.zeros((n_units, n_time))
+    D[unit_codes, time_codes] = d
+
+    def demean(M):
+        return M - M.mean(axis=1, keepdims=True) - M.mean(axis=0, keepdims=True) + M.mean()
+
+    return TWFEPermutation(Yt=demean(Y), Dt=demean(D), labels=labels.astype(np.int64), start=cohort_starts.astype(np.int64),
+                           block_of_unit=cluster_of_unit, cluster_of_unit=cluster_of_unit, n_clusters=n_clusters,
+                           unit_word=word, n_permutations=int(n_permutations), seed=seed)

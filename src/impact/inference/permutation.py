@@ -266,14 +266,38 @@ class AssignmentScheme:
         per_stratum = []
         for j in range(self.n_strata):
             members = np.flatnonzero(self.strata == j)
-            base = tuple(int(v) for v in np.sort(self.labels[members]))
-            options = np.array(sorted(set(itertools.permutations(base))), dtype=np.int8).reshape(-1, len(members))
+            options = _distinct_arrangements(np.bincount(self.labels[members], minlength=self.n_arms))
             per_stratum.append((members, options))
         choice = np.indices([len(o) for _, o in per_stratum]).reshape(len(per_stratum), -1).T
         out = np.empty((len(choice), self.m), np.int8)
         for j, (members, options) in enumerate(per_stratum):
             out[:, members] = options[choice[:, j]]
         return out, np.full(len(out), 1.0 / len(out))
+
+
+def _distinct_arrangements(counts: np.ndarray) -> np.ndarray:
+    """Every distinct arrangement of ``counts[a]`` units in arm ``a`` over ``counts.sum()`` positions,
+    as an int8 matrix in lexicographic order.
+
+    Built arm by arm from combinations of the free positions, so the work is proportional to the
+    number of distinct arrangements (the multinomial coefficient), not to ``size!`` as a set of all
+    permutations would be (21 regions with three singleton cohorts: 7,980 rows, not 5e19).
+    """
+    size = int(counts.sum())
+    rows = np.full((1, size), -1, dtype=np.int8)
+    for arm in np.flatnonzero(counts)[:-1]:
+        k = int(counts[arm])
+        free = np.flatnonzero(rows[0] < 0)  # free positions are the same count in every row
+        combos = np.array(list(itertools.combinations(range(len(free)), k)), dtype=np.int64).reshape(-1, k)
+        expanded = np.repeat(rows, len(combos), axis=0)
+        free_all = np.flatnonzero(expanded[0] < 0)
+        free_pos = np.argsort(expanded < 0, axis=1, kind="stable")[:, size - len(free_all):]  # free columns per row
+        picked = np.take_along_axis(free_pos, np.tile(combos, (len(rows), 1)), axis=1)
+        np.put_along_axis(expanded, picked, arm, axis=1)
+        rows = expanded
+    last = np.flatnonzero(counts)[-1]
+    rows[rows < 0] = last
+    return rows[np.lexsort(rows.T[::-1])]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ variance (:func:`_estimate`) -> result.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,8 +21,9 @@ import pandas as pd
 from scipy import stats
 
 from impact.data import as_list, check_option, prepare, show
-from impact.errors import DataError, FragileInferenceWarning, SpecError, recording_warnings, warn
+from impact.errors import DataError, FragileInferenceWarning, ImpactWarning, SpecError, recording_warnings, warn
 from impact.rd import bandwidth as bw
+from impact.rd.plot import RDPlot, rdplot
 from impact.rd._local import (
     KERNELS,
     VCES,
@@ -72,7 +74,7 @@ class RDResult(Result):
 
     bandwidths: dict[str, Any] = field(default_factory=dict)
     first_stage: pd.DataFrame | None = field(default=None, repr=False)
-    binned: pd.DataFrame | None = field(default=None, repr=False)
+    rdplot: RDPlot | None = field(default=None, repr=False)
 
     def _headline_row(self) -> pd.Series:
         conventional = self.effects.loc[self.effects["term"] == "conventional"].iloc[0]
@@ -83,16 +85,10 @@ class RDResult(Result):
 
     def figures(self) -> dict[str, Callable[[Axes | None], Axes]]:
         figs = dict(super().figures())
-        if self.binned is not None:
-            figs["RD plot: binned means and local polynomial fits"] = self.plot_rd
+        if self.rdplot is not None:
+            figs[f"RD plot: {self.outcome} in bins of {self.settings['running']} ({self.rdplot.method} bins) "
+                 "with global polynomial fits"] = self.rdplot.plot
         return figs
-
-    def plot_rd(self, ax: Axes | None = None) -> Axes:
-        """Binned outcome means on each side of the cutoff with a global polynomial fit (rdplot)."""
-        from impact.report.plots import rd_plot
-
-        return rd_plot(self.binned, self.diagnostics.get("rdplot_fit"), cutoff=self.settings["cutoff"], ax=ax,
-                       outcome=self.outcome or "", running=self.settings["running"])
 
 
 @dataclass(frozen=True)
@@ -323,6 +319,9 @@ def rdd(
     sharp_bandwidth: bool = False,
     regularisation: float = 1.0,
     level: float = 0.95,
+    balance: Sequence[str] | None = None,
+    placebos: Sequence[float] | bool = False,
+    density: bool = False,
 ) -> RDResult:
     """Regression discontinuity effect at a cutoff: local polynomial, robust bias-corrected inference.
 
@@ -367,6 +366,15 @@ def rdd(
         Scale of the regularisation term of the bandwidth selectors (0 removes it).
     level : float
         Confidence level.
+    balance : list of str, optional
+        Predetermined covariates whose jump at the cutoff is estimated (:func:`impact.rd.balance`;
+        ``diagnostics["balance"]``).
+    placebos : bool or list of float
+        Placebo cutoffs (True: terciles on each side; :func:`impact.rd.placebo_cutoffs`;
+        ``diagnostics["placebo_cutoffs"]``).
+    density : bool
+        Test for manipulation of the running variable (:func:`impact.rd.density_test`;
+        ``diagnostics["density_test"]``).
 
     Returns
     -------
@@ -530,10 +538,47 @@ def rdd(
                      f"{where}: only {fit.n_clusters} clusters {name} the cutoff within the bandwidth; "
                      "cluster-robust standard errors are unreliable with fewer than 10 clusters on a side.")
 
-    return _result(est, bands, fits, frame=frame, prepared=prepared, outcome=outcome, running=running,
-                   cutoff=cutoff, treatment=treatment, covs=covs, cluster=cluster, n_clusters=n_clusters,
-                   kernel=kernel, p=p, q=q, deriv=deriv, vce=vce, nnmatch=nnmatch, masspoints=masspoints,
-                   level=level, log=log, below=below)
+        result = _result(est, bands, fits, frame=frame, prepared=prepared, outcome=outcome, running=running,
+                         cutoff=cutoff, treatment=treatment, covs=covs, cluster=cluster, n_clusters=n_clusters,
+                         kernel=kernel, p=p, q=q, deriv=deriv, vce=vce, nnmatch=nnmatch, masspoints=masspoints,
+                         level=level, log=log, below=below)
+    checks = _checks(df, frame, outcome=outcome, running=running, cutoff=cutoff, balance=balance,
+                     placebos=placebos, density=density,
+                     options={"kernel": kernel, "p": p, "vce": vce if not cluster else "nn", "cluster": cluster,
+                              "level": level, "masspoints": masspoints,
+                              **({"bandwidth": bandwidth} if manual is None else {})})
+    return result.replace(diagnostics={**result.diagnostics, **checks["diagnostics"]}, rdplot=checks["rdplot"],
+                          warnings=tuple(log))
+
+
+def _checks(df: pd.DataFrame, frame: pd.DataFrame, *, outcome: str, running: str, cutoff: float, balance,
+            placebos, density: bool, options: dict[str, Any]) -> dict[str, Any]:
+    """The RD plot and the falsification checks the caller asked for (each re-estimates on its own)."""
+    plot = rdplot(frame, outcome=outcome, running=running, cutoff=cutoff)
+    diagnostics: dict[str, Any] = {
+        "rdplot_bins": {"below": plot.n_bins[0], "above": plot.n_bins[1], "method": plot.method}}
+    with warnings.catch_warnings():
+        # each check is its own estimation: its warnings (the same mass points, ...) would only repeat
+        warnings.simplefilter("ignore", ImpactWarning)
+        _run_checks(diagnostics, df, outcome=outcome, running=running, cutoff=cutoff, balance=balance,
+                    placebos=placebos, density=density, options=options)
+    return {"diagnostics": diagnostics, "rdplot": plot}
+
+
+def _run_checks(diagnostics, df, *, outcome, running, cutoff, balance, placebos, density, options) -> None:
+    from impact.rd.checks import balance as balance_check
+    from impact.rd.checks import placebo_cutoffs
+
+    if balance:
+        diagnostics["balance"] = balance_check(df, running=running, covariates=balance, cutoff=cutoff, **options)
+    if placebos is not False and placebos is not None:
+        chosen = None if placebos is True else list(placebos)
+        diagnostics["placebo_cutoffs"] = placebo_cutoffs(df, outcome=outcome, running=running, cutoff=cutoff,
+                                                         placebos=chosen, **options)
+    if density:
+        from impact.rd.density import density_test
+
+        diagnostics["density_test"] = density_test(df, running=running, cutoff=cutoff).summary_dict()
 
 
 def _select_bandwidths(x, y, t, z, codes, cutoff, below, *, p, q, deriv, kernel, selector, vce, nnmatch,
@@ -577,9 +622,10 @@ def _result(est: _Estimates, bands: bw.Bandwidths, fits: list[_SideFit], *, fram
     if est.first_stage is not None:
         t_cl, t_bc, s_cl, s_rb = est.first_stage
         first_stage = effects_table(terms, [t_cl, t_bc, t_bc], [s_cl, s_cl, s_rb], level=level)
-    kink = "kink (change in slope)" if deriv == 1 else ("jump" if deriv == 0 else f"change in derivative {deriv}")
-    estimand = (f"fuzzy RD effect (local Wald: outcome {kink} / take-up {kink}) at the cutoff" if treatment
-                else f"sharp RD effect (outcome {kink}) at the cutoff")
+    at = f"{running} = {cutoff:g}"
+    kind = "" if deriv == 0 else (", kink: change in slope" if deriv == 1 else f", change in derivative {deriv}")
+    estimand = (f"effect on compliers at the cutoff ({at}; fuzzy RD, local Wald{kind})" if treatment
+                else f"effect at the cutoff ({at}; sharp RD{kind})")
     left, right = fits
     bandwidths = {"h_left": bands.h_left, "h_right": bands.h_right, "b_left": bands.b_left,
                   "b_right": bands.b_right, "selector": bands.selector}

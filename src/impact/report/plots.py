@@ -10,7 +10,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["coefficient_plot", "new_axes", "trends_plot"]
+__all__ = ["coefficient_plot", "new_axes", "rd_plot", "trends_plot"]
 
 PALETTE = {"estimate": "#1f4e79", "pre": "#7f7f7f", "post": "#1f4e79", "zero": "#b22222"}
 
@@ -89,4 +89,22 @@ def trends_plot(table: pd.DataFrame, *, ax: Axes | None = None, outcome: str = "
         ax.set_xticks(sorted(table["time"].unique()))
         ax.tick_params(axis="x", labelrotation=45 if table["time"].nunique() > 8 else 0)
     ax.legend(frameon=False, fontsize=9, ncol=2 if len(groups) > 3 else 1)
+    return ax
+
+
+def rd_plot(bins: pd.DataFrame, fit: pd.DataFrame | None, *, cutoff: float, ax: Axes | None = None,
+            outcome: str = "", running: str = "") -> Axes:
+    """RD plot: binned outcome means (columns ``side``, ``x_mid``, ``y_mean``) on each side of the
+    cutoff, with the polynomial ``fit`` (``side``, ``x``, ``fitted``) and a line at the cutoff."""
+    ax = new_axes(ax)
+    for side, colour in (("below", PALETTE["pre"]), ("above", PALETTE["post"])):
+        rows = bins.loc[bins["side"] == side]
+        ax.scatter(rows["x_mid"], rows["y_mean"], s=14, color=colour, zorder=3, label=f"bin means {side} the cutoff")
+        if fit is not None:
+            curve = fit.loc[fit["side"] == side]
+            ax.plot(curve["x"], curve["fitted"], color=colour, linewidth=1.8)
+    ax.axvline(cutoff, color=PALETTE["zero"], linestyle="--", linewidth=1)
+    ax.set_xlabel(running or "Running variable")
+    ax.set_ylabel(f"Mean {outcome}".strip())
+    ax.legend(frameon=False, fontsize=9)
     return ax

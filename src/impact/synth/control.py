@@ -21,6 +21,7 @@ from impact.errors import (
     recording_warnings,
     warn,
 )
+from impact.inference.inversion import InvertedTest, invert_quadratic_permutation_test
 from impact.results import Result, effects_table
 from impact.synth import _plots
 from impact.synth._panel import to_wide
@@ -35,6 +36,8 @@ __all__ = ["synthetic_control", "augmented_synthetic_control", "SyntheticControl
 
 VMethod = Literal["nested", "outcome_only", "equal", "regression"]
 V_METHODS = ("nested", "outcome_only", "equal", "regression")
+Inference = Literal["placebo", "none"]
+INFERENCE = ("placebo", "none")
 WHERE = "synthetic_control"
 ASSUMPTION = (
     "Absent the programme, the treated unit's outcome would have followed the weighted average of "
@@ -76,6 +79,26 @@ class _Spec:
 
     def gaps(self, treated: int, donors: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return self.Y[treated] - weights @ self.Y[donors]
+
+
+def _warn_coarse_placebo(n_kept: int, alpha: float, att_test: InvertedTest) -> None:
+    """Say how coarse the permutation distribution is when it has few placebos."""
+    smallest = 1.0 / n_kept
+    if smallest > alpha * (1 + 1e-9):
+        warn(
+            SmallComparisonWarning,
+            f"{WHERE}.placebo: only {n_kept - 1} placebo units, so the smallest attainable permutation p-value "
+            f"is 1/{n_kept} = {smallest:.3f} > {alpha:.2g}: a test at that level cannot reject and the interval is "
+            f"[{att_test.conf_low:.4g}, {att_test.conf_high:.4g}]. Widen the donor pool, or report the ratio rank and "
+            "the placebo plot rather than 'significance'.",
+        )
+    elif smallest >= alpha * (1 - 1e-9):
+        warn(
+            SmallComparisonWarning,
+            f"{WHERE}.placebo: {n_kept - 1} placebo units, so the smallest attainable permutation p-value is "
+            f"1/{n_kept} = {smallest:.3f}: a test at the {alpha:.2g} level rejects only when the treated unit's "
+            "ratio is the largest of all, and p-values move in steps of that size. More donors give a finer test.",
+        )
 
 
 def _rmspe(gap: np.ndarray) -> float:
@@ -130,25 +153,43 @@ class SyntheticControlResult(Result):
         SyntheticControlResult
             A new result whose ATT row carries the permutation p-value: the share of units (treated
             included) whose post/pre RMSPE ratio is at least the treated unit's. Per-period rows get
-            the share of units whose absolute gap is at least the treated's.
+            the share of units whose absolute gap is at least the treated's. Every row's interval
+            collects the effects ``tau`` that this test does not reject at ``1 - level``.
 
         Notes
         -----
-        With J donors the smallest attainable p-value is ``1 / (J + 1)``.
+        With J donors the smallest attainable p-value is ``1 / (J + 1)`` (a typed warning says so
+        when it exceeds half the test level).
+
+        Interval (test inversion, Firpo & Possebom 2018): under the sharp null that the effect is
+        ``tau`` in every post-period, the treated unit's post-period gaps are ``gap_1t - tau`` and a
+        placebo j's are ``gap_jt + w_j1 tau`` (``w_j1`` its weight on the treated unit, which is
+        fixed because the weights use pre-period data only), so each ratio is a quadratic function
+        of ``tau`` and the set ``{tau : p(tau) > 1 - level}`` is computed exactly
+        (:mod:`impact.inference.inversion`). No standard error is reported: with one treated unit
+        there is no sampling variance to estimate; the ``std_error`` column is empty by design.
         """
         if drop_poor_fit is not None and not (isinstance(drop_poor_fit, int | float) and drop_poor_fit > 0):
             raise SpecError(f"drop_poor_fit must be a positive number (e.g. 5) or None; got {drop_poor_fit!r}.")
+        settings = {"drop_poor_fit": drop_poor_fit, "include_treated_in_pool": include_treated_in_pool}
+        if self.placebo_table is not None and self.diagnostics.get("placebo_settings") == settings:
+            return self  # already computed with these settings (synthetic_control runs it by default)
         spec = self.spec
         with recording_warnings() as log, single_threaded_blas():
             treated = int(spec.units.get_loc(self.treated_unit))
             donors = np.array([spec.units.get_loc(u) for u in self.weights.index])
             gaps = {self.treated_unit: self.paths["gap"].to_numpy()}
+            # Loading of each unit's gap on the treated unit's outcome: -1 for the treated unit itself,
+            # its weight in a placebo's synthetic control (0 when it is left out of the pools). Under the
+            # null of a constant effect tau every post-period gap is then ``gap + loading * tau``.
+            loading = [-1.0]
             for j in donors:
                 pool = donors[donors != j]
                 if include_treated_in_pool:
                     pool = np.concatenate([pool, [treated]])
                 fit = spec.fit(int(j), pool)
                 gaps[spec.units[j]] = spec.gaps(int(j), pool, fit.weights)
+                loading.append(float(fit.weights[-1]) if include_treated_in_pool else 0.0)
             wide = pd.DataFrame(gaps, index=spec.periods)
             g = wide.to_numpy()
             post = ~spec.pre
@@ -168,39 +209,60 @@ class SyntheticControlResult(Result):
                     "post_rmspe": np.sqrt(post_mspe),
                     "ratio": ratio,
                     "kept": kept,
+                    "loading_on_treated": loading,
                 }
             )
             n_kept = int(kept.sum())
-            p_ratio = float(np.mean(ratio[kept] >= ratio[0] - 1e-12 * abs(ratio[0])))
-            rank = int(np.sum(ratio[kept] > ratio[0]) + 1)
-            abs_post = np.abs(g[post][:, kept])
-            p_period = np.mean(abs_post >= abs_post[:, :1] - 1e-12, axis=1)
-            if n_kept < 20:
+            alpha = round(1.0 - self.level, 12)
+            gaps_post = g[post][:, kept].T  # (kept units, post-periods), treated first
+            slopes = np.broadcast_to(np.asarray(loading)[kept][:, None], gaps_post.shape)
+            att_test = invert_quadratic_permutation_test(
+                gaps_post, slopes, np.maximum(pre_mspe[kept], np.finfo(float).tiny), alpha=alpha,
+                estimate=float(gaps_post[0].mean()),
+            )
+            period_tests = [
+                invert_quadratic_permutation_test(gaps_post[:, t], slopes[:, t], np.ones(n_kept), alpha=alpha, estimate=float(gaps_post[0, t]))
+                for t in range(gaps_post.shape[1])
+            ]
+            if att_test.empty:
                 warn(
-                    SmallComparisonWarning,
-                    f"{WHERE}.placebo: only {n_kept - 1} placebo units are kept, so the smallest attainable "
-                    f"permutation p-value is 1/{n_kept} = {1 / n_kept:.3f}; a conventional 5% test is "
-                    "impossible. Report the ratio rank and the placebo plot rather than 'significance'.",
+                    FragileInferenceWarning,
+                    f"{WHERE}.placebo: no constant effect is compatible with the placebo test at the {alpha:.2g} level: "
+                    "whatever effect is subtracted, the treated unit's post/pre RMSPE ratio stays the most extreme, so "
+                    "the effect varies over the post-period (or the pre-period fit is too close to be credible). The "
+                    "interval is reported as the single point with the largest p-value; read the per-period gaps instead.",
                 )
+            rank = int(np.sum(ratio[kept] > ratio[0]) + 1)
+            _warn_coarse_placebo(n_kept, alpha, att_test)
+        tests = [att_test, *period_tests]
         effects = self.effects.copy()
-        is_att = effects["term"] == "ATT"
-        effects.loc[is_att, "p_value"] = p_ratio
-        effects.loc[~is_att, "p_value"] = p_period
+        effects["p_value"] = [t.p_value for t in tests]
+        effects["conf_low"] = [t.conf_low for t in tests]
+        effects["conf_high"] = [t.conf_high for t in tests]
+        over = f"placebo permutation over {n_kept - 1} donors"
+        effects["inference"] = [
+            f"{over}: rank of the post/pre RMSPE ratio; interval by test inversion (constant effect)"
+        ] + [f"{over}: rank of the period's absolute gap; interval by test inversion"] * len(period_tests)
         diagnostics = dict(self.diagnostics)
         diagnostics.update(
             {
-                "placebo_p_value": p_ratio,
+                "placebo_p_value": att_test.p_value,
                 "placebo_rank": rank,
                 "placebo_units": n_kept - 1,
+                "placebo_smallest_p_value": 1.0 / n_kept,
                 "placebo_dropped_poor_fit": int((~kept).sum()),
                 "placebo_drop_poor_fit": drop_poor_fit,
+                "placebo_settings": settings,
+                "placebo_interval_connected": att_test.connected,
                 "placebo_ratios": table,
             }
         )
         inference = (
-            f"in-space placebo (permutation) p-value: rank {rank} of {n_kept} post/pre RMSPE ratios"
-            + (f", placebos with pre-MSPE > {drop_poor_fit}x the treated's dropped" if drop_poor_fit else "")
-            + "; no standard error (one treated unit)"
+            f"{over} (in-space placebos, Abadie, Diamond & Hainmueller 2010): the treated unit's post/pre "
+            f"RMSPE ratio ranks {rank} of {n_kept}"
+            + (f" (placebos with pre-MSPE > {drop_poor_fit}x the treated's dropped)" if drop_poor_fit else "")
+            + f"; {self.level:.0%} interval by inverting that test under a constant effect (Firpo & Possebom 2018); "
+            "no standard error (one treated unit)"
         )
         return dataclasses.replace(
             self,
@@ -321,6 +383,7 @@ def synthetic_control(
     mspe_periods: Sequence[Any] | None = None,
     max_iter: int = 1000,
     level: float = 0.95,
+    inference: Inference = "placebo",
 ) -> SyntheticControlResult:
     """Abadie synthetic control for one treated unit.
 
@@ -355,13 +418,18 @@ def synthetic_control(
     max_iter : int
         Iteration cap of the outer (V) optimisation.
     level : float
-        Confidence level recorded on the result.
+        Confidence level of the placebo-test intervals.
+    inference : {"placebo", "none"}
+        ``"placebo"`` (default): in-space placebo permutation inference, as :meth:`~SyntheticControlResult.placebo`
+        with its defaults (one refit per donor). ``"none"``: estimates only (p-values and intervals
+        empty), e.g. inside a simulation that runs its own placebos.
 
     Returns
     -------
     SyntheticControlResult
-        Post-period gaps (rows ``t=<period>``) and the headline ``ATT`` (average post-period gap);
-        ``.weights``, ``.balance``, ``.paths``; ``.placebo()`` adds permutation inference.
+        Post-period gaps (rows ``t=<period>``) and the headline ``ATT`` (average post-period gap)
+        with the placebo permutation p-value and the interval that inverts it; ``.weights``,
+        ``.balance``, ``.paths``, ``.placebo_table``.
 
     Notes
     -----
@@ -396,6 +464,7 @@ def synthetic_control(
     """
     call = {k: v for k, v in locals().items() if k not in ("df",)}
     check_option("v_method", v_method, V_METHODS)
+    check_option("inference", inference, INFERENCE)
     if not isinstance(max_iter, int) or max_iter < 1:
         raise SpecError(f"{WHERE}: max_iter must be a positive integer; got {max_iter!r}.")
     predictor_columns = as_list(predictors)
@@ -585,12 +654,12 @@ def synthetic_control(
         "mspe_periods": [p for p, m in zip(periods, mspe) if m],
         "assumption": ASSUMPTION,
     }
-    return SyntheticControlResult(
+    result = SyntheticControlResult(
         design="synthetic_control",
         estimand="ATT (average post-period gap, treated minus synthetic)",
         effects=effects,
         headline="ATT",
-        inference="none yet: one treated unit has no sampling standard error; call .placebo() for the permutation p-value",
+        inference="none requested (inference=\"none\"): call .placebo() for the placebo permutation p-value and interval",
         n_obs=int(panel.Y.size),
         outcome=outcome,
         level=level,
@@ -608,6 +677,7 @@ def synthetic_control(
         treatment_time=treatment_time,
         spec=spec,
     )
+    return result.placebo() if inference == "placebo" else result
 
 
 def augmented_synthetic_control(
@@ -622,13 +692,14 @@ def augmented_synthetic_control(
     ridge_rule: Literal["1se", "min"] = "1se",
     donors: Sequence[Any] | None = None,
     level: float = 0.95,
+    inference: Inference = "placebo",
 ) -> SyntheticControlResult:
     """Ridge augmented synthetic control (ASCM) on pre-period outcomes.
 
     Parameters
     ----------
-    df, outcome, unit, time, treated_unit, treatment_time, donors, level
-        As :func:`synthetic_control`.
+    df, outcome, unit, time, treated_unit, treatment_time, donors, level, inference
+        As :func:`synthetic_control` (placebos refit with the same lambda).
     ridge : float, optional
         Ridge penalty lambda; by default chosen by leave-one-pre-period-out cross-validation over a
         geometric grid from the largest squared singular value of the centred pre-period outcomes
@@ -657,11 +728,12 @@ def augmented_synthetic_control(
     JASA 116(536), 1789-1803. https://doi.org/10.1080/01621459.2021.1929245
     """
     check_option("ridge_rule", ridge_rule, ("1se", "min"))
+    check_option("inference", inference, INFERENCE)
     if ridge is not None and not (isinstance(ridge, int | float) and ridge > 0):
         raise SpecError(f"augmented_synthetic_control: ridge must be a positive number or None; got {ridge!r}.")
     base = synthetic_control(
         df, outcome=outcome, unit=unit, time=time, treated_unit=treated_unit, treatment_time=treatment_time,
-        donors=donors, level=level,
+        donors=donors, level=level, inference="none",
     )
     spec = base.spec
     treated = int(spec.units.get_loc(treated_unit))
@@ -709,7 +781,7 @@ def augmented_synthetic_control(
     )
     settings = dict(base.settings)
     settings.update({"v_method": "outcome_only", "ridge": float(ridge), "ridge_rule": ridge_rule})
-    return dataclasses.replace(
+    result = dataclasses.replace(
         base,
         design="augmented_synthetic_control",
         effects=effects,
@@ -720,3 +792,4 @@ def augmented_synthetic_control(
         balance=balance,
         spec=spec,
     )
+    return result.placebo() if inference == "placebo" else result

@@ -86,7 +86,19 @@ def main() -> None:
     for key, kw in {"mass": {}, "mass_off": dict(masspoints="off"), "mass_msetwo": dict(bwselect="msetwo")}.items():
         cases[f"sim/{key}"] = run(sim, f"rdrobust(y=y, x=score, {', '.join(f'{k}={v!r}' for k, v in kw.items())})",
                                   y="y", x="score", **kw)
-    out = {"source": f"rdrobust {rdr.__version__ if hasattr(rdr, '__version__') else '2.1.1'} (PyPI)", "cases": cases}
+    plots = {}
+    for name, df, y, x in (("senate", senate, "vote", "margin"), ("sim", sim, "y", "x"), ("sim_mass", sim, "y", "score")):
+        for binselect in ("esmv", "qsmv", "esmvpr", "qsmvpr"):
+            with contextlib.redirect_stdout(io.StringIO()):
+                r = rdr.rdplot(df[y], df[x], binselect=binselect, hide=True)
+            plots[f"{name}/{binselect}"] = {
+                "call": f"rdplot(y={y}, x={x}, binselect='{binselect}')", "y": y, "x": x, "bins": binselect,
+                "J": [int(v) for v in r.J],
+                "mean_bin": r.vars_bins["rdplot_mean_bin"].tolist(), "mean_y": r.vars_bins["rdplot_mean_y"].tolist(),
+                "ci_l": r.vars_bins["rdplot_ci_l"].tolist(), "ci_r": r.vars_bins["rdplot_ci_r"].tolist(),
+                "poly_x": r.vars_poly["rdplot_x"].tolist()[::37], "poly_y": r.vars_poly["rdplot_y"].tolist()[::37],
+            }
+    out = {"source": f"rdrobust {rdr.__version__ if hasattr(rdr, '__version__') else '2.1.1'} (PyPI)", "cases": cases, "rdplot": plots}
     (HERE / "rdrobust_2.1.1.json").write_text(json.dumps(out, indent=1))
 
 

@@ -1,0 +1,386 @@
+"""Randomisation inference over the assignment of adoption dates, shared by every DiD design.
+
+With few treated regions the analytic (influence-function or cluster-robust) variances are
+estimated from one or two treated units per cohort and are far too small. Randomisation inference
+does not estimate a variance: it re-assigns the observed adoption dates (cohorts) across the
+randomisation units -- units, or clusters when treatment was assigned by cluster -- keeping the
+number of units per cohort fixed, re-computes the statistic under each assignment and reports where
+the observed statistic falls (Fisher 1935; for DiD with few treated groups MacKinnon & Webb 2020).
+It is exact under random assignment of adoption dates whatever the number of treated units, and
+the studentised version (RI-t: the t statistic, not the coefficient, is permuted) stays valid
+asymptotically under heteroskedasticity when assignment is not random (MacKinnon & Webb 2020,
+Wu & Ding 2021).
+
+The engine is design-agnostic. A design supplies a vectorised ``components(labels)`` that, for a
+chunk of assignments (an int8 matrix ``(P, m)`` of cohort codes of the ``m`` randomisation units),
+returns a :class:`LinearComponents`: for every reported row ``r`` the statistic is *affine* in the
+hypothesised constant effect ``tau`` (for estimators that are linear in the outcome, under the sharp
+null ``Y(0) = Y - tau D`` with D the treated cells of the row):
+
+    estimate(tau) = a - tau * b,        variance(tau) = v0 - 2 tau v1 + tau^2 v2
+
+so the p-value at any ``tau`` costs one pass over arrays of shape (P, R), and the interval is found
+by bisection on ``tau`` for all rows at once (test inversion). Assignments are enumerated exactly
+when there are at most ``n_permutations`` distinct ones (multinomial count over the cohorts), drawn
+uniformly otherwise (:class:`impact.inference.permutation.AssignmentScheme`).
+
+Conventions. Two-sided p-value: the share of assignments (the observed one included) whose |t| is
+at least the observed |t|; with Monte Carlo draws ``(1 + #) / (1 + draws)`` (Phipson & Smyth 2010).
+A null is rejected at level alpha when p <= alpha, which with exact enumeration has size at most
+alpha. The standard error reported beside such an interval is the one it implies,
+``(conf_high - conf_low) / (2 z)``, so the row's SE, interval and p-value tell the same story.
+
+References
+----------
+Fisher, R. A. (1935). *The Design of Experiments*. Oliver & Boyd.
+MacKinnon, J. G., & Webb, M. D. (2020). Randomization inference for difference-in-differences with
+few treated clusters. *Journal of Econometrics* 218(2), 435-450. doi:10.1016/j.jeconom.2020.04.024
+Wu, J., & Ding, P. (2021). Randomization tests for weak null hypotheses in randomized experiments.
+*Journal of the American Statistical Association* 116(536), 1898-1913. doi:10.1080/01621459.2020.1750415
+Phipson, B., & Smyth, G. K. (2010). Permutation p-values should never be zero. *Statistical
+Applications in Genetics and Molecular Biology* 9(1). doi:10.2202/1544-6115.1585
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+from impact.errors import EstimationError, FewAssignmentsWarning, SpecError, warn
+from impact.inference.permutation import AssignmentScheme
+
+__all__ = [
+    "LinearComponents",
+    "AdoptionRandomization",
+    "adoption_scheme",
+    "adoption_randomization",
+    "RI_TREATED_THRESHOLD",
+    "RI_MAX_UNITS",
+    "DEFAULT_PERMUTATIONS",
+    "choose_randomization",
+    "randomization_joint_test",
+]
+
+#: ``inference="auto"`` uses randomisation inference when fewer treated (or fewer untreated)
+#: randomisation units than this are available: below it the analytic variances over-reject in the
+#: simulations of ``analyses/simulations/few_treated.py`` (8 treated of 20: 9% at 5%).
+RI_TREATED_THRESHOLD = 50
+#: ... and when the number of randomisation units is at most this (beyond, the cost of permuting is
+#: not worth it: every cohort then has many units and the analytic path is used, with a warning).
+RI_MAX_UNITS = 5_000
+DEFAULT_PERMUTATIONS = 9_999
+DEFAULT_SEED = 20_101  # used when no seed is given, so reports are reproducible
+_TIE = 1e-9
+
+
+@dataclass(frozen=True)
+class LinearComponents:
+    """Statistic of every row under a chunk of assignments, affine in the hypothesised effect tau.
+
+    All arrays have shape (P, R): ``estimate(tau) = a - tau b``; ``variance(tau) = v0 - 2 tau v1 +
+    tau^2 v2`` (the variance used to studentise; any consistent formula, the same for every
+    assignment).
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    v0: np.ndarray
+    v1: np.ndarray
+    v2: np.ndarray
+
+    @staticmethod
+    def concatenate(parts: list[LinearComponents]) -> LinearComponents:
+        return LinearComponents(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("a", "b", "v0", "v1", "v2")))
+
+    def t2(self, tau: np.ndarray | float = 0.0) -> np.ndarray:
+        """Squared t statistic (cheaper than |t| and ordered the same way)."""
+        tau = np.asarray(tau, dtype=float)
+        est = self.b * tau
+        np.subtract(self.a, est, out=est)
+        est *= est
+        var = self.v2 * tau  # v0 - 2 tau v1 + tau^2 v2, built in place (this runs inside the bisection)
+        var -= 2 * self.v1
+        var *= tau
+        var += self.v0
+        np.maximum(var, 1e-300, out=var)
+        est /= var
+        return est
+
+    def t(self, tau: np.ndarray | float = 0.0) -> np.ndarray:
+        tau = np.asarray(tau, dtype=float)
+        est = self.a - tau * self.b
+        var = self.v0 - 2 * tau * self.v1 + tau**2 * self.v2
+        scale = np.maximum(np.abs(self.v0), 1e-300) * 1e-12
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(var > scale, est / np.sqrt(np.clip(var, 0, None)), np.sign(est) * np.inf * (np.abs(est) > 0))
+
+
+@dataclass(frozen=True)
+class AdoptionRandomization:
+    """Randomisation-inference results for R rows (p-values, intervals by test inversion)."""
+
+    p_value: np.ndarray
+    conf_low: np.ndarray
+    conf_high: np.ndarray
+    std_error: np.ndarray  # implied by the interval: width / (2 z)
+    observed: LinearComponents  # shape (1, R)
+    draws: LinearComponents  # shape (P, R), the observed assignment excluded
+    exact: bool
+    n_assignments: int | float
+    n_draws: int
+    studentized: bool
+    level: float
+    unit_word: str
+
+    @property
+    def smallest_p(self) -> float:
+        """Smallest attainable two-sided p-value."""
+        return 1.0 / (self.n_draws + 1)
+
+    def description(self) -> str:
+        stat = "studentised (t) " if self.studentized else ""
+        if self.exact:
+            how = f"all {self.n_assignments:,} assignments of start years across {self.unit_word}"
+        else:
+            total = f"{self.n_assignments:,.3g}" if self.n_assignments > 1e6 else f"{int(self.n_assignments):,}"
+            how = f"{self.n_draws:,} random draws of the {total} assignments of start years across {self.unit_word}"
+        return (f"randomisation inference, {stat}over {how}; interval by test inversion; "
+                "std_error implied by the interval")
+
+    def joint_p_value(self, rows: np.ndarray, components: LinearComponents | None = None,
+                      observed: LinearComponents | None = None) -> float:
+        """p-value of the joint null that the given rows are all zero: the statistic is the sum of
+        squared (studentised) row statistics, compared over the same assignments."""
+        draws = self.draws if components is None else components
+        obs = self.observed if observed is None else observed
+        stat_obs = _joint(obs, rows, self.studentized)[0]
+        stat = _joint(draws, rows, self.studentized)
+        return _p_from(stat_obs, stat, self.exact)
+
+
+def _joint(c: LinearComponents, rows: np.ndarray, studentized: bool) -> np.ndarray:
+    sub = LinearComponents(c.a[:, rows], c.b[:, rows], c.v0[:, rows], c.v1[:, rows], c.v2[:, rows])
+    return np.sum(sub.t2(0.0) if studentized else sub.a**2, axis=1)
+
+
+def _p_from(observed: float | np.ndarray, draws: np.ndarray, exact: bool) -> np.ndarray:
+    """(1 + #draws at least as extreme) / (1 + draws): exact when the draws are every other assignment
+    (the observed one is the "1 +"), Phipson-Smyth valid when they are random draws."""
+    tol = _TIE * np.abs(observed) + 1e-12
+    count = (draws >= observed - tol).sum(axis=0)
+    return (1 + count) / (1 + draws.shape[0])
+
+
+def adoption_scheme(
+    labels: np.ndarray,
+    *,
+    never_code: int,
+    where: str,
+    unit_word: str = "units",
+    level: float = 0.95,
+) -> AssignmentScheme:
+    """The assignment scheme of adoption dates: ``labels`` are cohort codes of the randomisation units
+    (``never_code`` = never treated); every arrangement with the same number of units per cohort is
+    equally likely under the null.
+
+    Raises EstimationError when the assignment cannot be permuted (a single possible assignment, e.g.
+    every unit treated at the same date, or one treated unit and no other unit). Warns
+    (FewAssignmentsWarning) when so few assignments exist that the smallest attainable p-value is
+    above ``1 - level``: then no test at that level can reject and the interval is unbounded.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    scheme = AssignmentScheme(labels, method="complete", n_arms=int(labels.max()) + 1)
+    total = scheme.n_assignments()
+    m = len(labels)
+    treated = int(np.count_nonzero(labels != never_code))
+    if total <= 2:
+        # one assignment: nothing to permute; two (e.g. one treated of two units): the other is the mirror
+        # image of the observed one, so the two-sided p-value is 1 whatever the data
+        raise EstimationError(
+            f"{where}: the adoption dates cannot be permuted: {unit_word} with {treated} treated allow only "
+            f"{int(total)} assignment(s), so no randomisation test can reject. No inference is valid with so "
+            "little variation: add comparison units, or pass inference='analytic' to get the analytic standard "
+            "error with its assumption (many treated units) stated."
+        )
+    smallest = 1.0 / total
+    alpha = 1 - level
+    if smallest > alpha + 1e-12:
+        warn(
+            FewAssignmentsWarning,
+            f"{where}: only {int(total):,} distinct assignments of start years across {unit_word} ({treated} "
+            f"treated): the smallest attainable p-value is {smallest:.3g}, above {alpha:.3g}, so no test at the "
+            f"{level:.0%} level can reject and the interval is unbounded. No method is valid at this level with "
+            "so little variation: report the estimate with the randomisation p-value (or a synthetic control with "
+            "its placebo distribution) and a lower confidence level.",
+        )
+    elif smallest > alpha / 5:
+        warn(
+            FewAssignmentsWarning,
+            f"{where}: only {int(total):,} distinct assignments of start years across {unit_word} ({treated} "
+            f"treated): the smallest attainable p-value is {smallest:.3g}, so p-values are coarse and the "
+            f"{level:.0%} interval may be wide or unbounded on one side.",
+        )
+    return scheme
+
+
+def adoption_randomization(
+    components: Callable[[np.ndarray], LinearComponents],
+    scheme: AssignmentScheme,
+    *,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    seed: int | None = None,
+    level: float = 0.95,
+    studentize: bool = True,
+    unit_word: str = "units",
+    chunk: int = 2_000,
+) -> AdoptionRandomization:
+    """Randomisation p-values and test-inversion intervals for every row of ``components``.
+
+    Parameters
+    ----------
+    components : callable
+        ``components(labels)`` with ``labels`` an int8 ``(P, m)`` matrix of cohort codes, returning a
+        :class:`LinearComponents` of shape (P, R). Vectorised over assignments.
+    scheme : AssignmentScheme
+        From :func:`adoption_scheme`.
+    n_permutations : int
+        Enumerate all assignments when there are at most this many (then the test is exact), else
+        draw this many uniformly.
+    studentize : bool
+        Permute the t statistic (RI-t, default) rather than the coefficient (RI-beta).
+    """
+    total = scheme.n_assignments()
+    observed = components(scheme.labels.astype(np.int8)[None, :])
+    labels, exact = _assignments(scheme, n_permutations, seed)
+    parts = [components(labels[i : i + chunk]) for i in range(0, len(labels), chunk)]
+    draws = LinearComponents.concatenate(parts)
+    stat = (lambda c, tau: c.t2(tau)) if studentize else (lambda c, tau: (c.a - tau * c.b) ** 2)
+    p0 = _p_from(stat(observed, 0.0)[0], stat(draws, 0.0), exact)
+    low, high = _invert(stat, observed, draws, exact, level)
+    z = stats.norm.ppf(0.5 + level / 2)
+    with np.errstate(invalid="ignore"):
+        se = np.where(np.isfinite(low) & np.isfinite(high), (high - low) / (2 * z), np.nan)
+    return AdoptionRandomization(p0, low, high, se, observed, draws, exact, total, len(labels), studentize, level, unit_word)
+
+
+def _assignments(scheme: AssignmentScheme, n_permutations: int, seed: int | None) -> tuple[np.ndarray, bool]:
+    """Every other assignment (exact) when there are at most ``n_permutations``, else uniform draws."""
+    if not isinstance(n_permutations, int | np.integer) or isinstance(n_permutations, bool) or n_permutations < 99:
+        raise SpecError(f"n_permutations must be an integer of at least 99 (e.g. 9999); got {n_permutations!r}.")
+    if scheme.n_assignments() <= n_permutations:
+        labels, _ = scheme.enumerate(limit=max(int(n_permutations), 1))
+        # drop the observed assignment: it is counted once, as the "1 +" of the p-value
+        same = np.all(labels == scheme.labels.astype(np.int8)[None, :], axis=1)
+        return labels[~same], True
+    # a fixed default seed: the same data give the same p-values and intervals in every report
+    return scheme.sample(int(n_permutations), np.random.default_rng(DEFAULT_SEED if seed is None else seed)), False
+
+
+def randomization_joint_test(
+    components: Callable[[np.ndarray], LinearComponents],
+    scheme: AssignmentScheme,
+    rows: np.ndarray,
+    *,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    seed: int | None = None,
+    studentize: bool = True,
+    unit_word: str = "units",
+    chunk: int = 2_000,
+) -> dict:
+    """Randomisation test that the given rows are jointly zero (e.g. every pre-treatment effect).
+
+    The statistic is the sum of squared studentised row statistics (no inverse covariance: with few
+    treated units the estimated covariance of many pre-period effects is near singular, which is what
+    makes the analytic Wald test explode); its null distribution comes from the same assignments.
+    """
+    observed = components(scheme.labels.astype(np.int8)[None, :])
+    labels, exact = _assignments(scheme, n_permutations, seed)
+    draws = LinearComponents.concatenate([components(labels[i : i + chunk]) for i in range(0, len(labels), chunk)])
+    rows = np.asarray(rows, dtype=np.intp)
+    stat_obs = float(_joint(observed, rows, studentize)[0])
+    p = float(_p_from(stat_obs, _joint(draws, rows, studentize), exact))
+    total = scheme.n_assignments()
+    how = (f"all {int(total):,} assignments" if exact else f"{len(labels):,} random draws of the {total:,.3g} assignments")
+    method = (f"randomisation test over {how} of start years across {unit_word}; statistic: sum of squared "
+              f"{'studentised ' if studentize else ''}pre-period effects")
+    return {"statistic": stat_obs, "df_num": float(len(rows)), "df_denom": None, "p_value": p,
+            "method": method, "n_assignments": total, "exact": exact, "smallest_p": 1.0 / (len(labels) + 1)}
+
+
+def _invert(stat, observed: LinearComponents, draws: LinearComponents, exact: bool, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Interval {tau : p(tau) > alpha} for every row, by expanding then bisecting on each side."""
+    alpha = 1 - level
+    est = observed.a[0] / np.where(observed.b[0] != 0, observed.b[0], 1.0)  # tau at which the observed estimate is 0
+    spread = np.nanstd(draws.a, axis=0)
+    spread = np.where(np.isfinite(spread) & (spread > 0), spread, np.maximum(np.abs(est), 1.0))
+
+    def p(tau: np.ndarray) -> np.ndarray:
+        return _p_from(stat(observed, tau)[0], stat(draws, tau), exact)
+
+    def side(direction: float) -> np.ndarray:
+        inside = est.copy()
+        step = 3 * spread  # most intervals end within three spreads: usually no expansion is needed
+        outside = est + direction * step
+        found = np.zeros(len(est), bool)
+        for _ in range(50):
+            rejected = p(outside) <= alpha
+            found |= rejected
+            if found.all():
+                break
+            inside = np.where(found, inside, outside)
+            step = np.where(found, step, step * 2)
+            outside = np.where(found, outside, est + direction * step)
+        for _ in range(24):  # 2^-24 of the bracket (about 2e-7 spreads): below any reported digit
+            mid = (inside + outside) / 2
+            rejected = p(mid) <= alpha
+            outside = np.where(rejected, mid, outside)
+            inside = np.where(rejected, inside, mid)
+        bound = (inside + outside) / 2
+        return np.where(found, bound, direction * np.inf)
+
+    zero_b = observed.b[0] == 0  # rows that carry no treated cell: no interval by shifting
+    low, high = side(-1.0), side(1.0)
+    low = np.where(zero_b, np.nan, low)
+    high = np.where(zero_b, np.nan, high)
+    return low, high
+
+
+def choose_randomization(
+    inference: str,
+    *,
+    n_treated_units: int,
+    n_untreated_units: int,
+    n_units: int,
+    supported: str | None,
+    where: str,
+) -> bool:
+    """The documented rule of ``inference="auto"``: randomisation inference when fewer than
+    :data:`RI_TREATED_THRESHOLD` treated (or untreated) randomisation units exist and at most
+    :data:`RI_MAX_UNITS` units are permuted; analytic otherwise. ``supported`` is None when the design
+    can permute this fit, else the reason it cannot (then "auto" falls back to analytic with a
+    FragileInferenceWarning, and "randomization" raises)."""
+    from impact.errors import FragileInferenceWarning
+
+    if inference == "analytic":
+        return False
+    few = min(n_treated_units, n_untreated_units) < RI_TREATED_THRESHOLD
+    if inference == "randomization":
+        if supported is not None:
+            raise SpecError(f"{where}: inference='randomization' is not available here: {supported}.")
+        return True
+    if not few:
+        return False
+    if supported is not None or n_units > RI_MAX_UNITS:
+        reason = supported or f"{n_units:,} units are too many to permute cheaply"
+        warn(
+            FragileInferenceWarning,
+            f"{where}: only {min(n_treated_units, n_untreated_units)} treated (or untreated) units, so analytic "
+            f"inference may over-reject, but randomisation inference is not used: {reason}. Read p-values and "
+            "intervals as optimistic.",
+        )
+        return False
+    return True
