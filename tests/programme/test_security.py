@@ -151,6 +151,7 @@ HOSTILE = [
     ("dos-huge-integer", derive('"1' + "0" * 40 + ' + year"'), "integer beyond"),
     ("dos-long-expression", derive('"' + "+".join(["year"] * 1200) + '"'), "characters"),
     ("dos-many-nodes", data_query('"' + "+".join(["1"] * 900) + ' > year"'), "parts"),
+    ("dos-endless-bootstrap", option('vcov = "CR2"', 'vcov = "wild", n_bootstrap = 1000000000000'), "more than impact allows"),
     ("dos-deep-toml", lambda base: base + "deep = " + "[" * 3000 + "]" * 3000 + "\n", "nested"),
     ("dos-deep-inline-tables", lambda base: base + "deep = " + "{ a = " * 40 + "1" + " }" * 40 + "\n", "nested"),
     # option values are checked at validation too (issue 12 item 13)

@@ -433,6 +433,14 @@ def _shared_option_values() -> dict[str, tuple[Any, ...]]:
     return {"vcov": VCOV_KINDS}
 
 
+#: Upper bounds of options that set how much work an estimator does: a spec must not be able to ask
+#: for a run that never ends (a denial of service on a shared machine). Generous for real use.
+OPTION_LIMITS: dict[str, int] = {
+    "n_permutations": 1_000_000, "n_bootstrap": 100_000, "bootstrap": 100_000, "n_simulations": 100_000,
+    "max_iter": 1_000_000, "ratio": 100, "n_variance_matches": 100,
+}
+
+
 def _design_name(func: Callable[..., Any]) -> str:
     return f"{func.__module__.removeprefix('impact.').split('.')[0]}.{func.__name__}"
 
@@ -527,6 +535,9 @@ def option_value_problem(func: Callable[..., Any], name: str, value: Any) -> str
         close = difflib.get_close_matches(value, allowed, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         return f"is not allowed; choose one of {', '.join(repr(v) for v in literals)}.{hint}"
+    limit = OPTION_LIMITS.get(name)
+    if limit is not None and isinstance(value, int | float) and not isinstance(value, bool) and value > limit:
+        return f"is more than impact allows in a spec ({limit:,}); use a smaller number."
     verdict = _accepts_value(annotation, value)
     if verdict is False:
         expected = " or ".join(sorted({_describe(a) for a in (get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)) if a is not type(None)}))
