@@ -107,11 +107,17 @@ def _data_root_option(func: Any) -> Any:
               help="Results registry to record the runs in: SQLite file or SQLAlchemy URL "
                    "(default: $IMPACT_REGISTRY, else OUT/registry.sqlite).")
 @click.option("--no-registry", is_flag=True, help="Do not record the runs in the results registry.")
+@click.option("--jobs", "jobs", default=1, show_default=True, type=int,
+              help="Programmes evaluated at once in worker processes (-1: one per core). Outputs are identical "
+                   "to a serial run.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run the programmes on a Dask distributed cluster (e.g. tcp://host:8786); reports and registry "
+                   "records are written here. Needs the 'distributed' package.")
 @click.option("--force", is_flag=True, help="Overwrite report.html, results.json or index.html in --out even if "
               "impact did not write them (by default such files are left alone and the programme fails).")
 @_data_root_option
 def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | None, no_registry: bool,
-        force: bool, data_roots: tuple[str, ...]) -> None:
+        jobs: int, scheduler: str | None, force: bool, data_roots: tuple[str, ...]) -> None:
     """Evaluate a programme spec (or every spec in a folder) and write its report.
 
     With a folder, every programme is run even if one fails, reports/index.html summarises the
@@ -119,7 +125,8 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
     results registry (a re-run of the same spec and data updates its record, never duplicates it).
     """
     from impact.programme.portfolio import ProgrammeFailure, write_portfolio
-    from impact.programme.runner import DEFAULT_SEED, OUTPUT_FILES, check_overwrite, count_tasks, evaluate, write_outputs
+    from impact.programme.parallel import run_programmes
+    from impact.programme.runner import DEFAULT_SEED, OUTPUT_FILES, check_overwrite, count_tasks, write_files
     from impact.programme.spec import load_spec
 
     seed = DEFAULT_SEED if seed is None else seed
@@ -157,22 +164,25 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
 
     runs = []
     total = sum(count_tasks(s) for s in loaded)
-    if sys.stderr.isatty():
+    serial = jobs == 1 and scheduler is None
+    if serial and sys.stderr.isatty():
         bar_context = click.progressbar(length=total, label="Evaluating", file=sys.stderr, show_pos=True,
                                         item_show_func=lambda item: item)
-    else:  # logs and pipes get one line per programme instead of a redrawn bar
+    else:  # logs, pipes and worker processes print one line per finished evaluation instead of a bar
         bar_context = contextlib.nullcontext(None)
+        click.echo(f"evaluating {len(loaded)} programme(s), {total} estimation(s)"
+                   + ("" if serial else f" on {scheduler or f'{jobs} worker process(es)'}"), err=True)
     with bar_context as bar:
-        for spec in loaded:
-            if bar is None:
-                click.echo(f"evaluating {spec.programme.id} ({count_tasks(spec)} estimation(s))", err=True)
 
-            def tick(label: str) -> None:
-                if bar is not None:
-                    bar.update(1, label)
+        def tick(label: str) -> None:
+            if bar is not None:
+                bar.update(1, label)
+            else:
+                click.echo(f"  done: {label}", err=True)
 
-            programme_run = evaluate(spec, seed=seed, progress=tick)
-            write_outputs(programme_run, out_dir / spec.programme.id, command=command, portfolio=many, force=force)
+        for programme_run, files in run_programmes(loaded, seed=seed, command=command, portfolio=many, jobs=jobs,
+                                                   scheduler=scheduler, progress=tick):
+            write_files(out_dir / programme_run.spec.programme.id, files, force=force)
             runs.append(programme_run)
     index = write_portfolio(runs, failures, out_dir, command=command) if many else None  # reports first, registry after
 

@@ -78,8 +78,10 @@ def test_missing_column_suggests(sim):
 def test_infinite_running_value_is_named(sim):
     bad = sim.copy()
     bad.loc[5, "x"] = np.inf
-    with pytest.raises(DataError, match=r"'x' holds infinite values in rows 5"):
-        im.rd.rdd(bad, outcome="y", running="x")
+    # the shared policy (impact.data.prepare, issue 11): +-inf is a missing value, dropped and named
+    with pytest.warns(MissingDataWarning, match=r"x: 1 infinite; first rows: 5\)"):
+        res = im.rd.rdd(bad, outcome="y", running="x")
+    assert res.n_obs == len(sim) - 1
 
 
 def test_missing_values_are_counted(sim):

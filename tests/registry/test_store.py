@@ -97,7 +97,7 @@ def test_migrations_create_the_schema_from_an_empty_database(registry_url):
             assert {c["name"] for c in inspector.get_columns(name)} == {c.name for c in table.columns}, name
         with engine.connect() as conn:
             rows = conn.execute(sa.select(schema_migrations)).all()
-        assert [r.version for r in rows] == [1]
+        assert [r.version for r in rows] == [m[0] for m in MIGRATIONS]
     with Registry(registry_url) as again:  # re-opening applies nothing
         assert again.applied_migrations == []
     assert row_counts(registry_url) == dict.fromkeys(TABLES, 0)
@@ -287,7 +287,7 @@ def test_export_csv_and_json_are_complete_and_deterministic(registry_url, tmp_pa
     assert len(table) == 2 * 4 + 2  # 4 estimates per run plus one row per failed evaluation
     assert table.loc[table["status"] == "failed", "error"].unique().tolist() == ["EstimationError: singular design"]
     dump = json.loads(json_text)
-    assert dump["schema_version"] == 1
+    assert dump["schema_version"] == MIGRATIONS[-1][0]
     assert [r["spec_hash"] for r in dump["runs"]] == ["spec-1", "spec-2"]
     assert {i["code"] for i in dump["indicators"]} == {"NB_BUDGET", "RCO01", "RCR01", "RCR02"}
     jobs = dump["runs"][1]["evaluations"][0]
@@ -344,11 +344,14 @@ def test_pooling_uses_only_the_latest_run_and_reports_ambiguity(registry_url):
         with pytest.raises(DataError, match="several estimates.*jobs \\(did.twfe\\), jobs-cs \\(did.att_gt\\)"):
             reg.pool("RCR01")
         assert reg.pool("RCR01", design="did.twfe").n_obs == 5
-        # a programme across several regions without a region per evaluation cannot be pooled by region
+        # a programme across several regions without a region per evaluation is left out of pooling by
+        # region, and the result says so (issue 14: show what was left out and why)
         reg.record_run({"id": "national", "regions": ["SE110", "SE121"], "spec_hash": "s", "data_hash": "d"},
                        [{"name": "jobs", "indicator": "RCR01", "design": "did.twfe", "result_dict": make_result().to_dict()}])
-        with pytest.raises(DataError, match="without a region.*national:jobs"):
-            reg.pool("RCR01", by="region", design="did.twfe")
+        by_region = reg.pool("RCR01", by="region", design="did.twfe")
+        assert "national" not in {e["programme"] for e in by_region.settings["evaluations"]}
+        (left,) = [e for e in by_region.settings["left_out"] if e["programme"] == "national"]
+        assert "covers several regions" in left["reason"] and left["evaluation"] == "jobs"
         with pytest.raises(SpecError, match="'programme', 'region'"):
             reg.pool("RCR01", by="country")
 

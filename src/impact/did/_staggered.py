@@ -314,6 +314,18 @@ def fe_regression(
     yt, Xt = absorbed_all[:, 0], absorbed_all[:, 1:]
     wroot = np.ones(n) if weights is None else np.sqrt(weights)
     Xw = Xt * wroot[:, None]
+    # a column the fixed effects absorb (e.g. constant within units) keeps only rounding noise; the
+    # Cholesky test below compares it with itself and can pass, giving an arbitrary coefficient
+    before = np.sqrt(((design[:, :k] * wroot[:, None]) ** 2).sum(axis=0))
+    after = np.sqrt((Xw[:, :k] ** 2).sum(axis=0))
+    gone = after <= 1e-9 * np.maximum(before, 1e-300)
+    if gone.any() and fe.names:
+        cols = [names[j] for j in np.flatnonzero(gone)]
+        raise EstimationError(
+            f"{where}: column(s) {cols} have no variation left after absorbing {' and '.join(fe.names)} fixed "
+            "effects (they are constant within units or within periods), so their coefficients are not "
+            f"identified. Remove them from covariates. {rank_hint}".strip()
+        )
     xtx = Xw.T @ Xw
     # fast path: a Cholesky factor whose pivots keep a healthy share of each column's variation means
     # full rank; otherwise the pivoted QR of check_rank names the collinear columns

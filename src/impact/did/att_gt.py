@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from impact.data import canonical_order, check_column_arguments, check_level, check_seed  # shared option validation
 from impact.data import (
     as_list,
     check_absorbing,
@@ -140,6 +141,19 @@ class ATTGTResult(Result):
         ax.legend(frameon=False, fontsize="small")
         ax.set_title(f"Group-time ATTs: {self.outcome}" + (" (thin lines: uniform bands)" if banded else ""))
         return ax
+
+
+def _canonical_units(frame, unit_codes, unit_labels, time_codes, n_periods, columns):
+    """Renumber units in an order fixed by their data (bootstrap draws then ignore row order and labels)."""
+    paths = []
+    for col in columns:
+        wide = np.full((len(unit_labels), n_periods), np.nan)
+        wide[unit_codes, time_codes] = frame[col].to_numpy(dtype=float)
+        paths.append(wide)
+    order = canonical_order(np.hstack(paths), unit_labels)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[unit_codes], unit_labels[order]
 
 
 def _fail_on_varying(frame: pd.DataFrame, codes: np.ndarray, n_units: int, column: str, unit: str, where: str) -> np.ndarray:
@@ -285,6 +299,8 @@ def att_gt(
     -0.0772
     """
     where = "att_gt"
+    level = check_level(level, where)
+    seed = check_seed(seed, where)
     check_option("control_group", control_group, ("never", "notyet"))
     check_option("method", method, ("reg", "ipw", "dr"))
     check_option("base_period", base_period, ("varying", "universal"))
@@ -298,12 +314,12 @@ def att_gt(
         raise SpecError(f"anticipation must be a non-negative integer number of periods; got {anticipation!r}.")
     if bootstrap is not None and (isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or bootstrap < 2):
         raise SpecError(f"bootstrap must be None (analytic standard errors) or a number of draws such as 999; got {bootstrap!r}.")
-    if not 0 < level < 1:
-        raise SpecError(f"level must be between 0 and 1; got {level}.")
     if panel is not True:
         raise SpecError(f"{where}: only panel data (panel=True) are supported in this version; repeated "
                         "cross-sections are not implemented.")
     covs = as_list(covariates)
+    check_column_arguments(where, outcome=outcome, unit=unit, time=time, cohort=cohort, treatment=treatment,
+                           weights=weights, cluster=cluster)
 
     with recording_warnings() as log:
         if (cohort is None) == (treatment is None):
@@ -328,6 +344,8 @@ def att_gt(
         time_codes, periods = pd.factorize(frame[time], sort=True)
         periods = np.asarray(periods, dtype=float)
         n_units, n_periods = len(unit_labels), len(periods)
+        unit_codes, unit_labels = _canonical_units(frame, unit_codes, unit_labels, time_codes, n_periods,
+                                                   [timing, outcome])
         key = unit_codes.astype(np.int64) * n_periods + time_codes
         cell_count = np.bincount(key, minlength=n_units * n_periods)
         if (cell_count > 1).any():
@@ -357,6 +375,15 @@ def att_gt(
         if (g_unit < 0).any():
             raise DataError(f"{where}: cohort {cohort!r} must be the first treated period (or 0 for never "
                             "treated); negative values found.")
+        off_grid = (g_unit > 0) & (g_unit <= periods[-1]) & ~np.isin(g_unit, periods)
+        if off_grid.any():
+            # e.g. 2004.5 would silently act as 2005
+            values = ", ".join(f"{v:g}" for v in np.unique(g_unit[off_grid])[:5])
+            raise DataError(
+                f"{where}: cohort {cohort!r} holds {values} for unit(s) {', '.join(map(str, unit_labels[off_grid][:5]))}, "
+                f"which are not periods of {time!r} ({periods[0]:g}..{periods[-1]:g}). The cohort is the first "
+                "treated period: use one of the observed periods (0 for never treated)."
+            )
 
         keep = np.ones(n_units, dtype=bool)
         balanced = len(frame) == n_units * n_periods  # no duplicates, so every unit has every period
@@ -366,10 +393,13 @@ def att_gt(
             k = int(incomplete.sum())
             examples = ", ".join(map(str, unit_labels[incomplete][:5]))
             if not allow_unbalanced:
+                # name the actual cause when the gaps come from rows dropped for missing/infinite values
+                dropped = [s.note for s in prepared.flow if s.step == "complete cases"]
+                cause = f" after the missing-value step {dropped[0]}" if dropped else ""
                 raise DataError(
-                    f"{where}: the panel is unbalanced: {k} of {n_units} unit(s) are not observed in all "
-                    f"{n_periods} periods (first: {examples}). Balance it, or pass allow_unbalanced=True to "
-                    "drop those units (the count is reported in the sample flow).")
+                    f"{where}: the panel is unbalanced{cause}: {k} of {n_units} unit(s) are not observed in all "
+                    f"{n_periods} periods (first: {examples}). Balance it (fix or impute those values), or pass "
+                    "allow_unbalanced=True to drop those units (the count is reported in the sample flow).")
             keep &= ~incomplete
             note = f"dropped {k} unit(s) not observed in all {n_periods} periods (allow_unbalanced=True)"
             warn(SampleWarning, f"{where}: {note}.")

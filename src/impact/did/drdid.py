@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, special
 
+from impact.data import check_level  # shared option validation
 from impact.data import as_list, check_option, check_rank, prepare
 from impact.errors import (
     ConvergenceWarning,
@@ -441,6 +442,7 @@ def drdid(
     -901.27
     """
     where = "drdid"
+    level = check_level(level, where)
     check_option("method", method, DRDID_METHODS)
     if panel is not True:
         raise SpecError(f"{where}: only panel data (panel=True) are supported; for repeated cross-sections "

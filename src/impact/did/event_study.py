@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
+from impact.data import check_integer, check_level, check_seed  # shared option validation
 from impact.data import MissingPolicy, check_option
 from impact.did._staggered import (
     REGRESSION_VCOV,
@@ -176,11 +177,14 @@ def event_study(
     >>> res.tidy()[["term", "estimate"]]  # doctest: +SKIP
     """
     where = "event_study"
+    level = check_level(level, where)
+    seed = check_seed(seed, where)
+    n_bootstrap = check_integer("n_bootstrap", n_bootstrap, where, minimum=1)
+    leads = check_integer("leads", leads, where, minimum=0, allow_none=True)
+    lags = check_integer("lags", lags, where, minimum=0, allow_none=True)
     check_option("vcov", vcov, (*REGRESSION_VCOV, "wild"))
     check_option("bin_endpoints", bin_endpoints, (True, False))
     check_option("bootstrap_weights", bootstrap_weights, ("webb", "rademacher"))
-    if not 0 < level < 1:
-        raise SpecError(f"{where}: level must be between 0 and 1, got {level}.")
     with recording_warnings() as log:
         panel = staggered_panel(
             df, where=where, outcome=outcome, unit=unit, time=time, cohort=cohort,

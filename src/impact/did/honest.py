@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from scipy import optimize, special, stats
 
+from impact.data import check_level  # shared option validation
 from impact.data import check_option
 from impact.did.pretrends import event_time_estimates
 from impact.errors import EstimationError, SpecError, recording_warnings
@@ -304,8 +305,7 @@ def honest(
     if not isinstance(result, Result):
         raise SpecError(f"{where}: expected an event-study Result, got {type(result).__name__}.")
     level = result.level if level is None else level
-    if not 0 < level < 1:
-        raise SpecError(f"{where}: level must be between 0 and 1, got {level}.")
+    check_level(level, where)
     alpha = 1 - level
     with recording_warnings() as log:
         e, est, V, _ = event_time_estimates(result, where=where)

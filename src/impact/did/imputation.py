@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from impact.data import check_level  # shared option validation
 from impact.data import MissingPolicy, check_option, check_rank, cluster_codes
 from impact.did._staggered import StaggeredPanel, integer_event_time, staggered_panel
 from impact.did.event_study import EventStudyResult
@@ -161,8 +162,7 @@ def _cell_codes(panel: StaggeredPanel, stage: _FirstStage, e: np.ndarray) -> np.
 
 
 def _run(df, *, where, outcome, unit, time, cohort, covariates, horizons, cluster, weights, level, missing):
-    if not 0 < level < 1:
-        raise SpecError(f"{where}: level must be between 0 and 1, got {level}.")
+    check_level(level, where)
     panel = staggered_panel(df, where=where, outcome=outcome, unit=unit, time=time, cohort=cohort,
                             covariates=covariates, cluster=cluster, weights=weights, missing=missing)
     e = integer_event_time(panel, where)

@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from impact.data import check_integer, check_level  # shared option validation
 from impact.data import MissingPolicy, check_option
 from impact.did._staggered import (
     REGRESSION_VCOV,
@@ -102,10 +103,11 @@ def sun_abraham(
     -0.04
     """
     where = "sun_abraham"
+    level = check_level(level, where)
+    leads = check_integer("leads", leads, where, minimum=0, allow_none=True)
+    lags = check_integer("lags", lags, where, minimum=0, allow_none=True)
     check_option("control", control, ("never", "last"))
     check_option("vcov", vcov, REGRESSION_VCOV)
-    if not 0 < level < 1:
-        raise SpecError(f"{where}: level must be between 0 and 1, got {level}.")
     if not isinstance(reference, int | np.integer) or reference >= 0:
         raise SpecError(f"{where}: reference must be a negative integer event time, got {reference!r}.")
     reference = int(reference)

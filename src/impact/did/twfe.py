@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from impact.data import check_integer, check_level, check_seed  # shared option validation
 from impact.data import (
     MissingPolicy,
     as_list,
@@ -166,8 +167,9 @@ def twfe(
     vcov = "cluster" if vcov is None else vcov
     check_option("vcov", vcov, VCOV_KINDS)
     check_option("bootstrap_weights", bootstrap_weights, WEIGHT_TYPES)
-    if not 0 < level < 1:
-        raise SpecError(f"{where}: level must be between 0 and 1, got {level}.")
+    level = check_level(level, where)
+    seed = check_seed(seed, where)
+    n_bootstrap = check_integer("n_bootstrap", n_bootstrap, where, minimum=1)
     covs = as_list(covariates)
     clustered = vcov in CLUSTER_KINDS
     cluster_col = (cluster or unit) if clustered else None

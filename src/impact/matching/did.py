@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from impact.data import as_list, check_constant_within, check_option, prepare
+from impact.data import canonical_order, check_integer, check_level, check_seed  # shared option validation
+from impact.data import as_list, check_absorbing, check_binary, check_constant_within, check_option, prepare
 from impact.errors import DataError, SpecError, recording_warnings
 from impact.matching._results import BalanceResult
 from impact.matching.match import match
@@ -141,6 +142,10 @@ def matched_did(
     from impact.did import twfe
 
     where = "matched_did"
+    level = check_level(level, where)
+    seed = check_seed(seed, where)
+    ratio = check_integer("ratio", ratio, where, minimum=1)
+    pre_periods = check_integer("pre_periods", pre_periods, where, minimum=1, allow_none=True)
     check_option("method", method, ("mahalanobis", "nearest"))
     if (treatment is None) == (cohort is None):
         raise SpecError(f"{where}: give exactly one of treatment= (0/1 exposure per period) or cohort= (first treated period).")
@@ -159,9 +164,8 @@ def matched_did(
         frame = prepared.frame
         times = np.sort(frame[time].unique())
         if treatment is not None:
-            d = frame[treatment].to_numpy(dtype=float)
-            if not np.isin(d, (0.0, 1.0)).all():
-                raise DataError(f"{where}: treatment {treatment!r} must be 0/1.")
+            d = check_binary(frame, treatment, where).astype(float)
+            check_absorbing(frame, unit=unit, time=time, treatment=treatment, where=where)
             first = frame.loc[d == 1].groupby(unit)[time].min()
             start = frame[unit].map(first)
         else:
@@ -203,6 +207,9 @@ def matched_did(
             means = pre_rows.groupby(unit)[covs].mean() if len(pre_rows) else frame.groupby(unit)[covs].mean()
             units = units.join(means)
             match_vars += covs
+        # greedy matching takes units in turn: an order fixed by their data makes the result independent
+        # of row order and unit labels (ties between identical units are broken by label)
+        units = units.iloc[canonical_order(units.to_numpy(dtype=float), units.index)]
         units = units.reset_index()
         m = match(units, treatment=_TREATED, covariates=match_vars, method="nearest" if method == "nearest" else "mahalanobis",
                   ratio=ratio, replace=replace, caliper=caliper, seed=seed)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from impact.data import as_list, check_option, cluster_codes, prepare
+from impact.data import as_list, check_not_outcome, check_integer, check_level, check_option, check_seed, cluster_codes, prepare, with_unique_index
 from impact.errors import (
     DataError,
     EstimationError,
@@ -184,6 +184,8 @@ class Matching:
         inference. JSS 42(8). doi:10.18637/jss.v042.i08
         """
         where = "Matching.effect"
+        level = check_level(level, where)
+        n_variance_matches = check_integer("n_variance_matches", n_variance_matches, where, minimum=1)
         if outcome is None:
             outcome = self.settings.get("outcome")
             if outcome is None:
@@ -216,6 +218,11 @@ class Matching:
                 self.data.loc[rows], where=where, roles={"outcome": outcome, "covariates": extra},
                 numeric=[outcome, *extra], missing="drop",
             )
+            for cov in self.covariates:  # matching on the outcome itself makes the effect meaningless
+                x = self.data.loc[prepared.frame.index, cov]
+                if pd.api.types.is_numeric_dtype(x):
+                    check_not_outcome(x.to_numpy(dtype=float), prepared.frame[outcome].to_numpy(dtype=float),
+                                      covariate=cov, outcome=outcome, where=where)
             frame = prepared.frame
             y = frame[outcome].to_numpy(dtype=float)
             w = self.weights.loc[frame.index].to_numpy()
@@ -300,8 +307,11 @@ class Matching:
         other = np.flatnonzero(~t)
         pairs = self._match_positions  # (n_focal, M) positions into `other`, -1 none
         matched = (pairs >= 0).all(axis=1)
-        if np.isnan(yall[focal[matched]]).any() or np.isnan(yall[other]).any():
-            raise DataError(f"{where}: the outcome {outcome!r} has missing values; the Abadie-Imbens variance needs it for every unit.")
+        bad = ~np.isfinite(yall)
+        if bad[focal[matched]].any() or bad[other].any():
+            rows = ", ".join(map(str, idx[bad][:5]))
+            raise DataError(f"{where}: the outcome {outcome!r} has missing or infinite values (rows {rows}); the "
+                            "Abadie-Imbens variance needs it for every unit. Fix those values or drop those units before match().")
         pairs = pairs[matched]
         M = pairs.shape[1]
         yf = yall[focal[matched]]
@@ -484,6 +494,8 @@ def match(
     >>> m.effect(outcome="re78").estimate  # doctest: +SKIP
     """
     where = "match"
+    df = with_unique_index(df)
+    seed = check_seed(seed, where)
     check_option("method", method, METHODS)
     check_option("caliper_scale", caliper_scale, CALIPER_SCALES)
     check_option("discard", discard, DISCARDS)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from impact.data import check_integer, check_level, check_number  # shared option validation
 from impact.data import as_list, check_option
 from impact.errors import ConvergenceWarning, EstimationError, OverlapWarning, SampleWarning, SpecError, recording_warnings, warn
 from impact.matching._design import CovariateDesign, prepare_design
@@ -201,6 +202,7 @@ def ipw(
     1214
     """
     where = "ipw"
+    level = check_level(level, where)
     with recording_warnings() as log:
         design = _prepare(df, where, outcome, treatment, covariates, estimand, trim, link)
         keep, model, flow, trim_info = _fit_with_trim(design, link, trim, where)
@@ -305,6 +307,7 @@ def aipw(
     ['ATE', 'POM0', 'POM1']
     """
     where = "aipw"
+    level = check_level(level, where)
     with recording_warnings() as log:
         design = _prepare(df, where, outcome, treatment, covariates, estimand, trim, link)
         keep, model, flow, trim_info = _fit_with_trim(design, link, trim, where)
@@ -472,6 +475,9 @@ def entropy_balance(
     True
     """
     where = "entropy_balance"
+    level = check_level(level, where)
+    max_iter = check_integer("max_iter", max_iter, where, minimum=1)
+    tol = check_number("tol", tol, where, low=0, low_open=True)
     check_option("estimand", estimand, ("ATT",))
     with recording_warnings() as log:
         if outcome in as_list(covariates) or outcome == treatment:

@@ -304,7 +304,7 @@ def pool(
     groups = _groups(by, names)
     with recording_warnings() as log:
         fit = _fit(y, se, method=method, knha=bool(knha), level=level, pm_solver=pm_solver)
-        subgroups = [] if groups is None else _subgroups(y, se, groups, method, bool(knha), level, pm_solver)
+        subgroups = [] if groups is None else _subgroups(y, se, groups, method, bool(knha), level, pm_solver, dof_studies, intervals)
     settings: dict[str, Any] = {"method": method, "knha": bool(knha), **fit["settings"]}
     if method == "PM":
         settings["pm_solver"] = pm_solver
@@ -487,19 +487,19 @@ def _groups(by: Any, names: list[str]) -> list[str] | None:
 
 
 def _subgroups(
-    y: np.ndarray, se: np.ndarray, groups: list[str], method: str, knha: bool, level: float, pm_solver: str
+    y: np.ndarray, se: np.ndarray, groups: list[str], method: str, knha: bool, level: float, pm_solver: str,
+    dof: np.ndarray, intervals: tuple[np.ndarray, np.ndarray],
 ) -> list[dict[str, Any]]:
-    """Each subgroup pooled on its own; a subgroup of one study is that study."""
+    """Each subgroup pooled on its own; a subgroup of one study is that study (its own df and interval)."""
     out = []
     labels = np.asarray(groups, dtype=object)
     for group in sorted(set(groups)):
         mask = labels == group
         k_g = int(mask.sum())
         if k_g == 1:
-            est, s = float(y[mask][0]), float(se[mask][0])
-            crit = float(stats.norm.ppf(0.5 + level / 2))
-            out.append({"group": group, "k": 1, "estimate": est, "std_error": s, "df": math.inf,
-                        "conf_low": est - crit * s, "conf_high": est + crit * s, "tau2": None, "I2": None,
+            i = int(np.flatnonzero(mask)[0])
+            out.append({"group": group, "k": 1, "estimate": float(y[i]), "std_error": float(se[i]), "df": float(dof[i]),
+                        "conf_low": float(intervals[0][i]), "conf_high": float(intervals[1][i]), "tau2": None, "I2": None,
                         "note": "one study: its own estimate"})
             continue
         fit = _fit(y[mask], se[mask], method=method, knha=knha, level=level, pm_solver=pm_solver)

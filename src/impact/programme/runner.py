@@ -83,6 +83,9 @@ class Outcome:
     captured_warnings: tuple[str, ...] = ()
     trends: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     variables: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    region: str | None = None
+    intervention: str | None = None
+    region_estimates: tuple[Outcome, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -107,6 +110,12 @@ class Outcome:
         }
         if self.robustness:
             out["robustness"] = [r.to_dict() for r in self.robustness]
+        if self.region is not None:
+            out["region"] = self.region
+        if self.intervention:
+            out["intervention"] = self.intervention
+        if self.region_estimates:
+            out["region_estimates"] = [r.to_dict() for r in self.region_estimates]
         return out
 
 
@@ -413,7 +422,7 @@ def outcome_trends(frame: pd.DataFrame, outcome: str, options: Mapping[str, Any]
 
 def count_tasks(spec: Spec) -> int:
     """Evaluations plus robustness checks: the units of progress."""
-    return sum(1 + len(e.robustness) for e in spec.evaluations)
+    return sum(1 + len(e.robustness) for e in spec.evaluations)  # region estimates count with their evaluation
 
 
 def evaluate(spec: Spec, *, seed: int = DEFAULT_SEED, progress: Callable[[str], None] | None = None) -> ProgrammeRun:
@@ -451,7 +460,72 @@ def _run_evaluation(
         checks.append(_run_check(check, evaluation, loaded, seed))
         if progress:
             progress(f"{spec.programme.id}: {evaluation.name} / {check.name}")
-    return dataclasses.replace(main, robustness=tuple(checks))
+    regions = _run_by_region(evaluation, loaded[evaluation.data], seed) if evaluation.by_region else ()
+    region = evaluation.region
+    if region is None and len(spec.programme.regions) == 1:
+        region = spec.programme.regions[0]
+    return dataclasses.replace(main, robustness=tuple(checks), region=region, region_estimates=regions,
+                               intervention=evaluation.intervention or spec.programme.intervention or None)
+
+
+def _treated_units(frame: pd.DataFrame, options: Mapping[str, Any]) -> tuple[pd.Series, pd.Series] | None:
+    """Each unit's treated status from the design's options: ``treated_unit``, a 0/1 ``treatment``
+    column or a ``cohort`` column (first treated period, 0 or missing = never). None if none is named."""
+    unit = options.get("unit")
+    if not isinstance(unit, str) or unit not in frame:
+        return None
+    if options.get("treated_unit") is not None:
+        treated = frame[unit] == options["treated_unit"]
+    elif isinstance(options.get("treatment"), str) and options["treatment"] in frame:
+        treated = pd.to_numeric(frame[options["treatment"]], errors="coerce").fillna(0) != 0
+    elif isinstance(options.get("cohort"), str) and options["cohort"] in frame:
+        treated = pd.to_numeric(frame[options["cohort"]], errors="coerce").fillna(0) > 0
+    else:
+        return None
+    by_unit = treated.groupby(frame[unit], sort=True).any()
+    return frame[unit], by_unit
+
+
+def _run_by_region(evaluation: Evaluation, loaded: LoadedData, seed: int) -> tuple[Outcome, ...]:
+    """One estimate per treated region: the evaluation's sample restricted to that region's units and the
+    never-treated units, with the main design (or ``by_region.design``). A region whose estimate fails is
+    recorded with its error, like any evaluation."""
+    by = evaluation.by_region
+    assert by is not None
+    design = by.design or evaluation.design
+    then = by.then or (evaluation.then if by.design is None else ())
+    if loaded.frame is None:
+        return ()
+    frame = loaded.frame
+    flow = list(loaded.flow)
+    if evaluation.query:
+        frame, step = _filter(frame, evaluation.query, "evaluation sample")
+        flow.append(step)
+    status = _treated_units(frame, by.options)
+    if status is None:
+        return (Outcome(name=f"{evaluation.name} / by region", design=design, outcome=evaluation.outcome,
+                        indicator=evaluation.indicator, options=by.options,
+                        error="SpecError: by_region needs the design's options to name 'unit' and the treated units "
+                              "('treatment', 'cohort' or 'treated_unit')."),)
+    units, treated = status
+    region_of = frame.groupby(units, sort=True)[by.column].agg(lambda c: "; ".join(sorted({str(v) for v in c.dropna()})))
+    controls = treated.index[~treated]
+    outcomes = []
+    for region in sorted({region_of[u] for u in treated.index[treated]}):
+        members = [u for u in treated.index[treated] if region_of[u] == region]
+        sample = frame.loc[units.isin(members) | units.isin(controls)]
+        note = f"{len(members)} treated unit(s) of {region} and {len(controls)} never-treated unit(s)"
+        region_loaded = dataclasses.replace(
+            loaded, frame=sample, flow=(*flow, FlowStep(f"region {region}", len(sample), len(members) + len(controls), note))
+        )
+        options = dict(by.options)
+        if options.get("treated_unit") is not None and members:
+            options["treated_unit"] = members[0]
+        out = _one(name=f"{evaluation.name} / region: {region}", design=design, outcome=evaluation.outcome,
+                   indicator=evaluation.indicator, options=options, then=then, query=None, loaded=region_loaded,
+                   seed=seed)
+        outcomes.append(dataclasses.replace(out, region=region))
+    return tuple(outcomes)
 
 
 def _run_check(check: Check, evaluation: Evaluation, loaded: Mapping[str, LoadedData], seed: int) -> Outcome:
@@ -512,16 +586,31 @@ def write_outputs(
 
     With ``portfolio=True`` the report links back to the portfolio page (``../index.html``). A file of
     the same name that impact did not write is not overwritten unless ``force`` (DataError)."""
+    return write_files(folder, render_outputs(run, command=command, portfolio=portfolio), force=force)
+
+
+def render_outputs(run: ProgrammeRun, *, command: str | None = None, portfolio: bool = False) -> dict[str, str]:
+    """The programme's output files as text: ``results.json`` and ``report.html`` (name -> content).
+
+    Rendering is separate from writing so that worker processes can render and the client write
+    (``impact run --jobs``)."""
     from impact.report.html import render_programme
 
-    check_overwrite([folder / name for name in OUTPUT_FILES], force=force)
-    folder.mkdir(parents=True, exist_ok=True)
     results = run.to_dict(command)
-    (folder / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    html = render_programme(run, command=command, portfolio_link="../index.html" if portfolio else None)
-    report = folder / "report.html"
-    report.write_text(html, encoding="utf-8")
-    return report
+    return {
+        "results.json": json.dumps(results, indent=2, ensure_ascii=False) + "\n",
+        "report.html": render_programme(run, command=command, portfolio_link="../index.html" if portfolio else None),
+    }
+
+
+def write_files(folder: Path, files: Mapping[str, str], *, force: bool = False) -> Path:
+    """Write rendered outputs into ``folder``; return the report's path. Files impact did not write are
+    kept unless ``force`` (:func:`check_overwrite`)."""
+    check_overwrite([folder / name for name in files], force=force)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder / "report.html"
 
 
 def run_spec(

@@ -37,6 +37,7 @@ __all__ = [
     "Step",
     "Check",
     "Evaluation",
+    "ByRegion",
     "Programme",
     "Spec",
     "load_spec",
@@ -54,11 +55,16 @@ _DTYPES = {"str": "string", "string": "string", "int": "Int64", "float": "float6
 _TOP_KEYS = {"programme", "effect_chain", "data", "evaluations", "indicator_libraries"}
 _PROGRAMME_KEYS = {
     "id", "name", "regions", "region", "period", "budget", "owner", "questions", "summary", "limitations",
+    "intervention",
 }
 _CHAIN_ITEM_KEYS = {"text", "indicators", "measured"}
 _DATA_KEYS = {"name", "path", "description", "query", "derive", "dtypes", "format"}
 _DERIVE_KEYS = {"name", "expr"}
-_EVALUATION_KEYS = {"name", "question", "outcome", "indicator", "data", "design", "options", "then", "robustness", "query"}
+_EVALUATION_KEYS = {
+    "name", "question", "outcome", "indicator", "data", "design", "options", "then", "robustness", "query",
+    "region", "intervention", "by_region",
+}
+_BY_REGION_KEYS = {"column", "design", "options", "then"}
 _CHECK_KEYS = {"name", "design", "options", "then", "query", "outcome", "data"}
 _LIBRARY_KEYS = {"path", "prefix"}
 #: Design options that name columns of the data, by the package's naming convention (API.md). Checked at
@@ -169,6 +175,21 @@ class Evaluation:
     then: tuple[Step, ...] = ()
     robustness: tuple[Check, ...] = ()
     query: str | None = None
+    region: str | None = None
+    intervention: str | None = None
+    by_region: ByRegion | None = None
+
+
+@dataclass(frozen=True)
+class ByRegion:
+    """Region-level estimates: the evaluation re-run once per treated region (that region's units and
+    the never-treated comparison units), each labelled by ``column``; optionally with another design
+    (e.g. synthetic DiD, whose placebo inference holds with one treated region)."""
+
+    column: str
+    design: str | None = None
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    then: tuple[Step, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,6 +205,7 @@ class Programme:
     questions: tuple[str, ...] = ()
     summary: str = ""
     limitations: tuple[str, ...] = ()
+    intervention: str = ""
 
 
 @dataclass(frozen=True)
@@ -218,6 +240,7 @@ class Spec:
             "owner": p.owner,
             "questions": list(p.questions),
             "summary": p.summary,
+            "intervention": p.intervention,
             "spec": self.path.name,
             "spec_sha256": self.sha256,
         }
@@ -866,6 +889,10 @@ def _parse_evaluation(
         then=_parse_steps(item.get("then"), ctx, [*kp, "then"]),
         robustness=tuple(checks),
         query=query,
+        region=ctx.string(item, "region", kp) if "region" in item else None,
+        intervention=_parse_intervention(item, ctx, kp),
+        by_region=None if source is None else _parse_by_region(
+            item.get("by_region"), ctx, [*kp, "by_region"], source.columns, design, options),
     )
 
 
@@ -885,6 +912,44 @@ def _parse_evaluations(
     return tuple(evaluations)
 
 
+def _parse_intervention(item: Mapping[str, Any], ctx: _Context, kp: list[str | int]) -> str | None:
+    from impact.programme.interventions import check_intervention
+
+    if "intervention" not in item:
+        return None
+    code = ctx.string(item, "intervention", kp)
+    try:
+        check_intervention(code)
+    except SpecError as exc:
+        raise ctx.error([*kp, "intervention"], str(exc)) from None
+    return code
+
+
+def _parse_by_region(
+    raw: Any, ctx: _Context, kp: list[str | int], columns: Sequence[str], design: str, options: Mapping[str, Any]
+) -> ByRegion | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"column": raw}
+    ctx.keys(raw, _BY_REGION_KEYS, kp, required=("column",))
+    column = ctx.string(raw, "column", kp)
+    if column not in columns:
+        raise ctx.error([*kp, "column"], f"by_region column {column!r} is not a column of the data; it must name each unit's region.")
+    rdesign = ctx.string(raw, "design", kp, default=design)
+    try:
+        func = resolve_design(rdesign)
+    except SpecError as exc:
+        raise ctx.error([*kp, "design"], str(exc)) from None
+    roptions = raw.get("options", {})
+    ctx.keys(roptions, set(roptions) if isinstance(roptions, Mapping) else set(), [*kp, "options"])
+    merged = {**options, **roptions} if rdesign == design else dict(roptions)
+    _check_options(func, merged, ctx, [*kp, "options"])
+    _check_option_columns(merged, columns, "the evaluation's data", ctx, [*kp, "options"])
+    return ByRegion(column=column, design=None if rdesign == design else rdesign, options=MappingProxyType(merged),
+                    then=_parse_steps(raw.get("then"), ctx, [*kp, "then"]))
+
+
 def _parse_programme(raw: Any, ctx: _Context, path: Path) -> Programme:
     if raw is None:
         raise ctx.error([], "missing required [programme] table (id, name, ...).")
@@ -894,6 +959,7 @@ def _parse_programme(raw: Any, ctx: _Context, path: Path) -> Programme:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", pid) or ".." in pid:
         raise ctx.error([*kp, "id"], f"id {pid!r} names the report folder: use letters, digits, '_', '-' and '.'.")
     regions = ctx.strings(raw, "regions", kp) + ctx.strings(raw, "region", kp)
+    intervention = _parse_intervention(raw, ctx, kp) or ""
     return Programme(
         id=pid,
         name=ctx.string(raw, "name", kp),
@@ -904,6 +970,7 @@ def _parse_programme(raw: Any, ctx: _Context, path: Path) -> Programme:
         questions=ctx.strings(raw, "questions", kp),
         summary=ctx.string(raw, "summary", kp, default=""),
         limitations=ctx.strings(raw, "limitations", kp),
+        intervention=intervention,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from impact.data import check_integer, check_seed  # shared option validation
 from impact.data import check_option, prepare
 from impact.errors import DataError, SpecError
 from impact.inference.permutation import AssignmentScheme
@@ -240,6 +241,11 @@ def assign(
     """
     where = "assign"
     check_option("method", method, METHODS)
+    seed = check_seed(seed, where)
+    if n is not None:
+        # a count of 2.5 is refused, never truncated to 2
+        n = check_integer("n", n, where, minimum=0) if np.ndim(n) == 0 else [
+            check_integer("n", c, where, minimum=0) for c in n]
     arms = tuple(arms)
     if len(arms) < 2 or len(set(arms)) != len(arms):
         raise SpecError(f"{where}: arms must be at least two distinct labels, got {arms!r}.")
@@ -282,6 +288,12 @@ def assign(
             raise DataError(f"{where}: clusters in {clusters!r} must each lie within one block of {blocks!r}.")
     else:
         ru_block = np.zeros(m, np.int64)
+    if method != "simple" and m < k:
+        unit = f"clusters in {clusters!r}" if clusters else "units"
+        raise DataError(
+            f"{where}: method={method!r} needs at least as many {unit} as arms ({k}); the data has {m}, so "
+            "every unit would get the same arm. Randomise at a finer level or add units."
+        )
     if counts is not None:
         if np.isscalar(n):
             counts = np.array([m - int(n), int(n)]) if k == 2 else None

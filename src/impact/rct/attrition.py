@@ -9,7 +9,17 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from impact.data import as_list, check_binary, check_rank, prepare
+from impact.data import (
+    as_list,
+    check_binary,
+    check_column_argument,
+    check_integer,
+    check_level,
+    check_rank,
+    check_seed,
+    prepare,
+    with_unique_index,
+)
 from impact.errors import EstimationError, SampleWarning, SpecError, recording_warnings, warn
 from impact.inference.vcov import linear_vcov, wald_test
 from impact.results import FlowStep, effects_table
@@ -113,6 +123,11 @@ def lee_bounds(
     >>> b = im.rct.lee_bounds(firms, outcome="turnover_growth", treatment="assigned", observed="responded", seed=1)
     """
     where = "lee_bounds"
+    check_column_argument("outcome", outcome, where)
+    df = with_unique_index(df)
+    level = check_level(level, where)
+    seed = check_seed(seed, where)
+    n_bootstrap = check_integer("n_bootstrap", n_bootstrap, where)
     if seed is None:
         seed = secrets.randbits(32)
     if n_bootstrap < 50:
@@ -127,11 +142,16 @@ def lee_bounds(
         if outcome not in df.columns:
             prepare(df, where=where, roles={"outcome": outcome})  # raises the standard missing-column error
         y_all = pd.to_numeric(df.loc[frame.index, outcome], errors="coerce").to_numpy(dtype=float)
-        missing_when_observed = s & np.isnan(y_all)
+        # +-inf is bad input like a missing value: such units are counted as not observed
+        missing_when_observed = s & ~np.isfinite(y_all)
         if missing_when_observed.any():
-            warn(SampleWarning, f"{where}: {int(missing_when_observed.sum())} unit(s) marked observed have no {outcome!r}; "
-                 "they are counted as not observed.")
-            s = s & ~np.isnan(y_all)
+            n_inf = int((s & np.isinf(y_all)).sum())
+            warn(SampleWarning, f"{where}: {int(missing_when_observed.sum())} unit(s) marked observed have a missing "
+                 f"or infinite {outcome!r} ({n_inf} infinite; first rows: "
+                 f"{', '.join(map(str, frame.index[missing_when_observed][:5]))}); they are counted as not observed.")
+            s = s & np.isfinite(y_all)
+        observed_y = pd.DataFrame({outcome: y_all[s]}, index=frame.index[s])
+        prepare(observed_y, where=where, roles={"outcome": outcome}, numeric=[outcome])  # constant or too large
         q1, q0 = s[z].mean(), s[~z].mean()
         if min(s[z].sum(), s[~z].sum()) < 2:
             raise EstimationError(f"{where}: fewer than two observed outcomes in an arm; bounds cannot be estimated.")
@@ -257,6 +277,7 @@ def attrition_test(
     What Works Clearinghouse (2022). *Procedures and Standards Handbook*, v5.0 (attrition boundaries).
     """
     where = "attrition_test"
+    level = check_level(level, where)
     covs = as_list(covariates)
     with recording_warnings() as log:
         prepared = prepare(df, where=where, roles={"treatment": treatment, "observed": observed, "covariates": covs,

@@ -14,7 +14,17 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from impact.data import as_list, check_option, check_rank, cluster_codes, prepare, show
+from impact.data import (
+    as_list,
+    check_level,
+    check_option,
+    check_positive_weights,
+    check_rank,
+    cluster_codes,
+    prepare,
+    show,
+    with_unique_index,
+)
 from impact.errors import DataError, EstimationError, SampleWarning, recording_warnings, warn
 from impact.inference.vcov import linear_vcov
 from impact.results import effects_table
@@ -150,6 +160,8 @@ def difference_in_means(
     1794
     """
     where = "difference_in_means"
+    df = with_unique_index(df)
+    level = check_level(level, where)
     with recording_warnings() as log:
         prepared = prepare(df, where=where, roles={"outcome": outcome, "treatment": treatment, "blocks": blocks,
                                                    "clusters": clusters, "weights": weights},
@@ -166,8 +178,7 @@ def difference_in_means(
         w = None
         if weights:
             w = frame[weights].to_numpy(dtype=float)
-            if np.any(w <= 0):
-                raise DataError(f"{where}: weights in {weights!r} must be positive.")
+            check_positive_weights(frame, weights, where)
             w = w / w.mean()
         cl_codes, n_clusters = (None, None)
         if clusters:
@@ -343,6 +354,8 @@ def _fit(
     balance: Sequence[str] | None = None,
     blocks: str | None = None,
 ) -> RCTResult:
+    df = with_unique_index(df)
+    level = check_level(level, where)
     with recording_warnings() as log:
         prepared = prepare(df, where=where, roles={"outcome": outcome, "treatment": treatment, "covariates": covariates,
                                                    "clusters": clusters, "weights": weights, "blocks": blocks},

@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from impact.data import check_integer, check_level, check_seed  # shared option validation
 from impact.data import as_list, check_option, prepare
 from impact.errors import SpecError, recording_warnings
 from impact.inference.multiple import ADJUSTMENTS, benjamini_hochberg, holm, romano_wolf, westfall_young
@@ -117,6 +118,10 @@ def multiple_outcomes(
     ...                                treatment="assigned", blocks="region_code", seed=1)
     """
     where = "multiple_outcomes"
+    level = check_level(level, where)
+    seed = check_seed(seed, where)
+    n_permutations = check_integer("n_permutations", n_permutations, where, minimum=1)
+    n_bootstrap = check_integer("n_bootstrap", n_bootstrap, where, minimum=1)
     outs = as_list(outcomes)
     if len(outs) < 2:
         raise SpecError(f"{where}: give at least two outcomes (for one, use difference_in_means).")

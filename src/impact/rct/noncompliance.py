@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from impact.data import check_level  # shared option validation
 from impact.data import as_list, check_binary, check_option, check_rank, cluster_codes, prepare
-from impact.errors import EstimationError, FragileInferenceWarning, recording_warnings, warn
+from impact.errors import EstimationError, FragileInferenceWarning, SpecError, recording_warnings, warn
 from impact.inference.vcov import linear_vcov
 from impact.results import effects_table
 from impact.rct._common import RCTResult, check_arms, consort_flow, ols
@@ -91,6 +92,10 @@ def late(
     from linearmodels.iv import IV2SLS
 
     where = "late"
+    level = check_level(level, where)
+    clash = sorted({str(c) for c in as_list(covariates)} & {str(outcome), str(treatment), str(assignment)})
+    if clash:
+        raise SpecError(f"{where}: covariates {clash} are also the outcome, treatment or assignment; remove them from covariates.")
     check_option("se_type", se_type, ("HC1", "stata"))
     covs = as_list(covariates)
     with recording_warnings() as log:
@@ -125,7 +130,10 @@ def late(
         if abs(fs) < 1e-12:
             raise EstimationError(f"{where}: take-up does not differ between arms ({treatment!r} has the same mean "
                                   f"whatever {assignment!r}), so the LATE is not identified.")
-        exog = pd.DataFrame(W, columns=["const", *covs], index=frame.index)
+        intercept = "const"
+        while intercept in {*covs, outcome, treatment, assignment}:  # a user's column may be called "const"
+            intercept = f"_{intercept}"
+        exog = pd.DataFrame(W, columns=[intercept, *covs], index=frame.index)
         model = IV2SLS(pd.Series(y, index=frame.index, name=outcome), exog,
                        pd.Series(d, index=frame.index, name=treatment), pd.Series(z, index=frame.index, name=assignment))
         if clusters:

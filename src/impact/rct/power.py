@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from impact.data import check_number  # shared option validation
 from impact.errors import EstimationError, ImpactError, SpecError
 from impact.results import Result, jsonable
 
@@ -164,6 +165,16 @@ def power(
     >>> round(im.rct.power(effect=0.3, n=200).power, 3)   # power.t.test(n = 100, delta = 0.3)
     0.56
     """
+    where = "power"
+    # every number must be finite and of the right kind: NaN compares False and slipped through
+    effect = check_number("effect", effect, where, allow_none=True)
+    power = check_number("power", power, where, low=0, high=1, low_open=True, high_open=True, allow_none=True)
+    n = check_number("n", n, where, low=0, low_open=True, allow_none=True)
+    n_clusters = check_number("n_clusters", n_clusters, where, low=0, low_open=True, allow_none=True)
+    cluster_size = check_number("cluster_size", cluster_size, where, low=1, allow_none=True)
+    sd = check_number("sd", sd, where, low=0, low_open=True)
+    for name, value in (("prob", prob), ("alpha", alpha), ("icc", icc), ("r_squared", r_squared)):
+        check_number(name, value, where)
     clustered = cluster_size is not None or n_clusters is not None
     if clustered and cluster_size is None:
         raise SpecError("power: a cluster design needs cluster_size= (units per cluster).")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from impact.data import check_integer, check_level, check_seed  # shared option validation
 from impact.data import as_list, check_option, check_rank, cluster_codes, prepare
 from impact.errors import DataError, SpecError, recording_warnings
 from impact.inference.vcov import group_sums
@@ -369,6 +370,9 @@ def randomization_test(
     True
     """
     where = "randomization_test"
+    level = check_level(level, where)
+    seed = check_seed(seed, where)
+    n_permutations = check_integer("n_permutations", n_permutations, where, minimum=1)
     if design is not None:
         from impact.rct.assignment import Assignment
 
@@ -522,6 +526,9 @@ def balance_table(
     >>> bal = im.rct.balance_table(nsw, treatment="treat", covariates=["age", "educ", "re75"], seed=1)
     """
     where = "balance_table"
+    level = check_level(level, where)
+    seed = check_seed(seed, where)
+    n_permutations = check_integer("n_permutations", n_permutations, where, minimum=1)
     covs = as_list(covariates)
     if not covs:
         raise SpecError(f"{where}: give at least one covariate.")

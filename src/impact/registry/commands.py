@@ -152,8 +152,23 @@ def add_results(ctx: click.Context, files: tuple[Path, ...]) -> None:
         click.echo(f"{path}: {state} {record.run_id} of {record.programme_id} ({record.n_evaluations} evaluations, {record.n_failed} failed)")
 
 
+@registry_group.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+@_one_line_errors
+def import_registry(ctx: click.Context, files: tuple[Path, ...]) -> None:
+    """Import the runs of JSON exports (`impact registry export FILE.json` from another registry) into this
+    registry; runs already here (same programme, spec and data) are updated, never duplicated."""
+    with _open(ctx.obj["url"]) as registry:
+        for path in files:
+            records = registry.import_runs(path)
+            new = sum(r.created for r in records)
+            click.echo(f"{path}: {len(records)} run(s), {new} new, {len(records) - new} already in the registry (updated)")
+
+
 #: Python argument spellings in Registry.pool's messages -> the `impact pool` flags that set them.
 _POOL_FLAGS = (
+    (re.compile(r"\bcomparable_only=False \(--all\)|\bcomparable_only=False"), "--all"),
     (re.compile(r"\bdesign=\.\.\.|\bdesign=(None|'[^']*')"), "--design DESIGN"),
     (re.compile(r"\bby='(\w+)'"), r"--by \1"),
     (re.compile(r"\bby=\.\.\."), "--by programme|region"),
@@ -174,8 +189,10 @@ def _as_flags(message: str) -> str:
 @click.option("--indicator", required=True, help="Indicator code whose stored estimates are pooled, e.g. RCR01.")
 @click.option("--method", type=click.Choice(["REML", "DL", "PM", "FE"]), default="REML", show_default=True,
               help="Equal effect (FE) or random effects with tau^2 by REML, DerSimonian-Laird or Paule-Mandel.")
-@click.option("--by", type=click.Choice(["programme", "region"]), default="programme", show_default=True,
-              help="Pool one estimate per programme or per region.")
+@click.option("--by", type=click.Choice(["programme", "region", "intervention"]), default="programme", show_default=True,
+              help="Pool one estimate per programme or per region, or per programme grouped by intervention type.")
+@click.option("--all", "include_all", is_flag=True,
+              help="Also pool estimates that are not comparable (other estimand or scale); they are listed either way.")
 @click.option("--knha/--no-knha", default=False, show_default=True, help="Knapp-Hartung t inference (advised with few units).")
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
 @click.option("--design", default=None, help="Only evaluations with this design (when several designs estimate the indicator).")
@@ -183,13 +200,14 @@ def _as_flags(message: str) -> str:
               help="Write the forest plot to this PNG file.")
 @click.option("--registry", "url", envvar=ENV_VAR, default=None, help=_REGISTRY_HELP)
 @_one_line_errors
-def pool_command(indicator: str, method: str, by: str, knha: bool, level: float, design: str | None,
+def pool_command(indicator: str, method: str, by: str, include_all: bool, knha: bool, level: float, design: str | None,
                  plot_path: Path | None, url: str | None) -> None:
     """Pool all stored estimates of one indicator across programmes or regions (latest run of each
     programme) and print the table with heterogeneity and the prediction interval."""
     with _open(url) as registry:
         try:
-            result = registry.pool(indicator, by=by, method=method, knha=knha, level=level, design=design)
+            result = registry.pool(indicator, by=by, method=method, knha=knha, level=level, design=design,
+                                   comparable_only=not include_all)
         except ImpactError as exc:
             raise click.ClickException(_as_flags(" ".join(str(exc).split()))) from None
     click.echo(f"Pooled {indicator} across {by}s\n")
@@ -202,6 +220,20 @@ def pool_command(indicator: str, method: str, by: str, knha: bool, level: float,
         + f", I^2 = {d['I2']:.1f}%, H^2 = {d['H2']:.3g}, Q = {d['Q']:.4g} on {d['Q_df']} df (p = {d['Q_p_value']:.3g})"
     )
     click.echo(f"Prediction interval ({pi['level']:.0%}): [{pi['low']:.4g}, {pi['high']:.4g}]")
+    if pi.get("note"):
+        click.echo(f"  {pi['note']}")
+    between = d.get("between_groups")
+    if between:
+        click.echo("\nBy intervention type:")
+        for sub in d["subgroups"]:
+            click.echo(f"  {sub['group']}: {sub['estimate']:.4g} [{sub['conf_low']:.4g}, {sub['conf_high']:.4g}] (k = {sub['k']})")
+        click.echo(f"  difference between types: Q = {between['Q']:.4g} on {between['df']} df (p = {between['p_value']:.3g})")
+    left = result.settings.get("left_out") or []
+    if left:
+        click.echo("\nLeft out:" if not include_all else "\nNot comparable (pooled anyway with --all) or left out:")
+        for entry in left:
+            where = f" [{entry['region']}]" if entry.get("region") else ""
+            click.echo(f"  {entry['programme']}: {entry['evaluation']}{where} ({entry['design']}): {entry['reason']}")
     if plot_path is not None:
         import matplotlib
 

@@ -10,8 +10,8 @@ a database written by a newer impact (a version we do not know) is refused rathe
 
 Rule for future changes: never edit a released migration. Add ``(2, "what and why", function)`` to
 :data:`MIGRATIONS` using explicit DDL (``op``-style ``ALTER TABLE`` through SQLAlchemy), update
-:mod:`impact.registry.schema` to the new shape, and freeze the version-1 table definitions used by
-``_v1`` (copy them here) so that a fresh database still goes 1 -> 2. A test checks that a migrated
+:mod:`impact.registry.schema` to the new shape behind ``version >= N`` in ``define_tables`` so that
+``_v1`` still creates the version-1 tables and a fresh database goes 1 -> 2 -> ... like an old one. A test checks that a migrated
 empty database has exactly the columns of :mod:`impact.registry.schema`.
 """
 
@@ -39,12 +39,17 @@ schema_migrations = sa.Table(
 
 def _v1(conn: sa.Connection) -> None:
     meta = sa.MetaData()
-    schema.define_tables(meta)
+    schema.define_tables(meta, version=1)
     meta.create_all(conn)
+
+
+def _v2(conn: sa.Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE evaluations ADD COLUMN intervention VARCHAR(200)"))
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "programmes, indicators, runs, effect chain, evaluations, estimates, warnings", _v1),
+    (2, "evaluations.intervention: the intervention type, for pooling and the evidence map by type", _v2),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Tables of the results registry (SQLAlchemy Core), version 1 of the schema.
+"""Tables of the results registry (SQLAlchemy Core), version 2 of the schema.
 
 One programme has many runs; a run is one (spec hash, data hash) of that programme and is recorded
 once however often it is re-run. A run has its effect chain and its evaluations; an evaluation has its
@@ -14,14 +14,17 @@ import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "define_tables", "metadata", "tables"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _KEY = 200  # length of identifiers (programme ids, names, codes)
 _HASH = 128
 
 
-def define_tables(meta: sa.MetaData) -> dict[str, sa.Table]:
-    """Add the registry tables to ``meta`` and return them by name."""
+def define_tables(meta: sa.MetaData, version: int = SCHEMA_VERSION) -> dict[str, sa.Table]:
+    """Add the registry tables to ``meta`` as of schema ``version`` and return them by name.
+
+    Version 2 added ``evaluations.intervention`` (the intervention type of the taxonomy)."""
+    later = [sa.Column("intervention", sa.String(_KEY))] if version >= 2 else []
     programmes = sa.Table(
         "programmes",
         meta,
@@ -90,6 +93,7 @@ def define_tables(meta: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("sample_flow", sa.JSON),
         sa.Column("diagnostics", sa.JSON),
         sa.Column("details", sa.JSON),  # what the caller passed besides the result (question, options, ...)
+        *later,
         sa.UniqueConstraint("run_id", "name", name="uq_evaluations_run_name"),
     )
     estimates = sa.Table(

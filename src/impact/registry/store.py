@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self, get_args
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -45,7 +46,7 @@ ENV_VAR = "IMPACT_REGISTRY"
 DEFAULT_PATH = Path("reports") / "registry.sqlite"
 LEVELS = ("resources", "activities", "outputs", "outcomes", "impacts")
 ExportFormat = Literal["csv", "json"]
-PoolBy = Literal["programme", "region"]
+PoolBy = Literal["programme", "region", "intervention"]
 
 T = tables
 _ESTIMATE_COLUMNS = (*TIDY_COLUMNS, "df")
@@ -230,8 +231,9 @@ def _chain_rows(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{**row, "position": i} for i, row in enumerate(rows)]
 
 
-def _flatten_evaluations(evaluations: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Main evaluations and their robustness checks, each as one record with role and parent."""
+def _flatten_evaluations(evaluations: Sequence[Mapping[str, Any]], intervention: Any = None) -> list[dict[str, Any]]:
+    """Main evaluations, their robustness checks and their region-level estimates, each as one record
+    with role (``main``, ``robustness``, ``region``) and parent."""
     out: list[dict[str, Any]] = []
     for i, item in enumerate(evaluations):
         if isinstance(item, Result) or not isinstance(item, Mapping):
@@ -240,7 +242,22 @@ def _flatten_evaluations(evaluations: Sequence[Mapping[str, Any]]) -> list[dict[
             )
         if not item.get("name"):
             raise SpecError(f"evaluation {i} has no 'name'; names identify evaluations across re-runs.")
+        item = {**item, "intervention": item.get("intervention") or intervention or None}
         out.append({**item, "role": "main", "parent": None})
+        for sub in item.get("region_estimates") or []:
+            if not isinstance(sub, Mapping) or not sub.get("region"):
+                raise SpecError(f"region estimates of evaluation {item['name']!r} must be mappings with a 'region'.")
+            name = str(sub.get("name") or "")
+            out.append(
+                {
+                    **sub,
+                    "name": name if name.startswith(f"{item['name']} / ") else f"{item['name']} / region: {sub['region']}",
+                    "indicator": sub.get("indicator", item.get("indicator")),
+                    "intervention": sub.get("intervention") or item["intervention"],
+                    "role": "region",
+                    "parent": item["name"],
+                }
+            )
         for check in item.get("robustness") or []:
             if not isinstance(check, Mapping) or not check.get("name"):
                 raise SpecError(f"robustness checks of evaluation {item['name']!r} must be mappings with a 'name'.")
@@ -250,6 +267,7 @@ def _flatten_evaluations(evaluations: Sequence[Mapping[str, Any]]) -> list[dict[
                     "name": f"{item['name']} / {check['name']}",
                     "indicator": check.get("indicator", item.get("indicator")),
                     "region": check.get("region", item.get("region")),
+                    "intervention": check.get("intervention") or item["intervention"],
                     "role": "robustness",
                     "parent": item["name"],
                 }
@@ -276,6 +294,7 @@ def _result_of(item: Mapping[str, Any]) -> dict[str, Any] | None:
 
 _KNOWN_EVALUATION_KEYS = {
     "name", "indicator", "design", "region", "result", "result_dict", "error", "status", "robustness", "role", "parent",
+    "intervention", "region_estimates",
 }
 
 
@@ -295,6 +314,7 @@ def _evaluation_row(item: Mapping[str, Any], run_id: int) -> tuple[dict[str, Any
         "indicator_code": None if item.get("indicator") is None else str(item["indicator"]),
         "design": item.get("design") or (result or {}).get("design"),
         "region": None if item.get("region") is None else str(item["region"]),
+        "intervention": None if item.get("intervention") is None else str(item["intervention"]),
         "status": "ok" if result is not None else "failed",
         "error": None if result is not None else str(error),
         "details": details or None,
@@ -464,7 +484,7 @@ class Registry:
         prov = _provenance(spec_metadata)
         indicators = _indicator_rows(spec_metadata)
         chain = _chain_rows(spec_metadata)
-        flat = _flatten_evaluations(evaluations)
+        flat = _flatten_evaluations(evaluations, spec_metadata.get("intervention"))
         for row in chain:
             if row["indicator_code"]:
                 indicators.setdefault(row["indicator_code"], {"code": row["indicator_code"]})
@@ -607,7 +627,7 @@ class Registry:
         *,
         history: bool = False,
         headline_only: bool = False,
-        role: Literal["main", "robustness", "all"] = "main",
+        role: Literal["main", "robustness", "region", "all"] = "main",
         run_id: int | None = None,
     ) -> pd.DataFrame:
         """Stored estimates, one row per ``tidy()`` row of each successful evaluation.
@@ -620,13 +640,13 @@ class Registry:
             All runs, not only the latest run of each programme.
         headline_only : bool
             Only each evaluation's headline row.
-        role : {"main", "robustness", "all"}
-            Main evaluations (default), robustness checks, or both.
+        role : {"main", "robustness", "region", "all"}
+            Main evaluations (default), robustness checks, region-level estimates, or all.
         run_id : int, optional
             One run (implies ``history=True``).
         """
-        if role not in ("main", "robustness", "all"):
-            raise SpecError(f"role must be one of 'main', 'robustness', 'all'; got {role!r}.")
+        if role not in ("main", "robustness", "region", "all"):
+            raise SpecError(f"role must be one of 'main', 'robustness', 'region', 'all'; got {role!r}.")
         runs, evals, est, progs = T["runs"], T["evaluations"], T["estimates"], T["programmes"]
         query = (
             sa.select(
@@ -638,6 +658,11 @@ class Registry:
                 evals.c.indicator_code.label("indicator"),
                 evals.c.design,
                 evals.c.region,
+                evals.c.intervention,
+                evals.c.parent,
+                evals.c.status,
+                T["indicators"].c.unit.label("unit"),
+                T["indicators"].c.level.label("indicator_level"),
                 evals.c.outcome,
                 evals.c.estimand,
                 est.c.term,
@@ -660,6 +685,7 @@ class Registry:
             .join(evals, evals.c.evaluation_id == est.c.evaluation_id)
             .join(runs, runs.c.run_id == evals.c.run_id)
             .join(progs, progs.c.programme_id == runs.c.programme_id)
+            .outerjoin(T["indicators"], T["indicators"].c.code == evals.c.indicator_code)
             .order_by(runs.c.run_id, evals.c.evaluation_id, est.c.position)
         )
         if run_id is not None:
@@ -777,6 +803,47 @@ class Registry:
         table.to_csv(target, index=False)
         return target
 
+    def import_runs(self, path: str | os.PathLike[str]) -> list[RunRecord]:
+        """Record every run of a JSON export (:meth:`export` with ``format="json"``, e.g. from another
+        agency's registry) in this registry.
+
+        Runs are keyed as always by programme id + spec hash + data hash, so importing the same export
+        twice, or a run this registry already holds, updates it instead of duplicating it. Returns what
+        was done per run (``created`` False for runs that were already here)."""
+        source = Path(path)
+        try:
+            dump = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{source}: not a readable registry export ({exc}); export one with `impact registry export FILE.json`.") from None
+        if not isinstance(dump, Mapping) or not isinstance(dump.get("runs"), list):
+            raise DataError(f"{source}: not a registry JSON export (no 'runs'); CSV exports cannot be imported, use JSON.")
+        version = dump.get("schema_version")
+        if isinstance(version, int) and version > self.schema_version:
+            raise SpecError(f"{source} was written with registry schema {version}, newer than this impact's; upgrade impact.")
+        indicators = {i["code"]: i for i in dump.get("indicators") or [] if isinstance(i, Mapping) and i.get("code")}
+        names = {p["programme_id"]: p for p in dump.get("programmes") or [] if isinstance(p, Mapping)}
+        records = []
+        for run in dump["runs"]:
+            meta = dict(run.get("spec_metadata") or {})
+            programme = names.get(run["programme_id"], {})
+            meta.update(
+                id=run["programme_id"], spec_hash=run["spec_hash"], data_hash=run["data_hash"],
+                package_version=run.get("package_version"), time=run.get("run_time") or meta.get("time"),
+            )
+            meta.setdefault("name", run.get("programme_name") or programme.get("name"))
+            if meta.get("regions") is None and programme.get("regions") is not None:
+                meta["regions"] = programme["regions"]
+            meta["effect_chain"] = [
+                {"level": c["level"], "text": c.get("text"), "indicator": c.get("indicator_code"), "measured": c.get("measured")}
+                for c in run.get("effect_chain") or []
+            ]
+            codes = {c.get("indicator_code") for c in run.get("effect_chain") or []} | {
+                e.get("indicator_code") for e in run.get("evaluations") or []
+            }
+            meta["indicators"] = [indicators.get(c, {"code": c}) for c in sorted(c for c in codes if c)]
+            records.append(self.record_run(meta, _evaluations_from_dump(run.get("evaluations") or [])))
+        return records
+
     def _dump(self, run_ids: Sequence[int] | None = None) -> dict[str, Any]:
         with self.engine.connect() as conn:
 
@@ -830,26 +897,37 @@ class Registry:
         level: float = 0.95,
         design: str | None = None,
         programmes: Sequence[str] | None = None,
+        comparable_only: bool = True,
+        pm_solver: str = "exact",
     ) -> MetaResult:
-        """Pool the stored headline estimates of one indicator across programmes or regions.
+        """Pool the stored headline estimates of one indicator across programmes, regions or intervention
+        types, reading every programme recorded in the registry (latest run of each).
 
-        Uses the latest run of each programme and its main (not robustness) evaluations that succeeded.
-        ``by="programme"``: one estimate per programme; ``by="region"``: one per (programme, region),
-        the region being the evaluation's ``region`` or, for a programme in a single region, that one.
-        Two estimates for the same unit (e.g. two designs) are an error naming them; choose one with
-        ``design=``.
+        ``by="programme"``: one estimate per programme (its main evaluation). ``by="region"``: one per
+        (programme, region): the region-level estimates of evaluations run ``by_region``, else the main
+        estimate of an evaluation that covers one region (its ``region``, or the programme's only
+        region). ``by="intervention"``: one estimate per programme, grouped by intervention type, with
+        the test of differences between types (:func:`impact.meta.pool` with ``by=``).
+
+        Honest pooling: with ``comparable_only=True`` (default) only comparable estimates are pooled:
+        the same indicator on its own scale (outcome column = the indicator, not a transformation),
+        with a standard error, and the same kind of estimand (ATT, ATE, ITT, LATE: the most common one
+        is kept). Everything left out is listed with the reason in ``settings["left_out"]``;
+        ``comparable_only=False`` pools them anyway (the listing stays). Each study row carries its
+        stored df and confidence interval, so the forest plot shows the intervals of the reports.
 
         Returns
         -------
         MetaResult
-            From :func:`impact.meta.pool`; ``settings`` also record the indicator, grouping and the
-            evaluations pooled.
+            From :func:`impact.meta.pool`; ``settings`` also record the indicator, grouping, the
+            evaluations pooled and those left out.
         """
         from impact.meta import pool
 
         if by not in get_args(PoolBy):
-            raise SpecError(f"by must be one of 'programme', 'region'; got {by!r}.")
-        table = self.estimates(indicator=indicator, headline_only=True)
+            raise SpecError(f"by must be one of 'programme', 'region', 'intervention'; got {by!r}.")
+        table = self.estimates(indicator=indicator, headline_only=True, role="all")
+        table = table.loc[table["role"] != "robustness"]
         if design is not None:
             table = table.loc[table["design"] == design]
         if programmes is not None:
@@ -861,49 +939,177 @@ class Registry:
                 + (f" with design {design!r}" if design else "")
                 + f"; indicators with estimates: {known or 'none'}."
             )
+        left_out: list[dict[str, Any]] = []
         if by == "region":
-            regions = self._programme_regions()
-            single = {pid: rs[0] for pid, rs in regions.items() if rs and len(rs) == 1}
-            table = table.assign(region=table["region"].where(table["region"].notna(), table["programme_id"].map(single)))
-            missing = table.loc[table["region"].isna()]
-            if len(missing):
-                names = ", ".join(f"{p}:{e}" for p, e in zip(missing["programme_id"], missing["evaluation"], strict=True))
-                raise DataError(
-                    f"cannot pool by region: evaluations without a region ({names}) in programmes covering several "
-                    "regions; record evaluations with 'region', or pool with by='programme'."
-                )
+            table = self._region_rows(table, left_out)
             unit = table["region"].astype(str)
             if table["programme_id"].nunique() > 1:
                 unit = unit + " (" + table["programme_id"].astype(str) + ")"
         else:
+            table = table.loc[table["role"] == "main"]
             unit = table["programme_name"].fillna(table["programme_id"]).astype(str)
-        table = table.assign(unit=unit.to_numpy())
-        repeated = table.loc[table["unit"].duplicated(keep=False)]
+        table = table.assign(study=unit.to_numpy())
+        table = _comparable(table, indicator, left_out, comparable_only)
+        repeated = table.loc[table["study"].duplicated(keep=False)]
         if len(repeated):
             listing = "; ".join(
                 f"{u}: {', '.join(f'{e} ({d})' for e, d in zip(g['evaluation'], g['design'], strict=True))}"
-                for u, g in repeated.groupby("unit", sort=True)
+                for u, g in repeated.groupby("study", sort=True)
             )
             raise DataError(
                 f"several estimates of {indicator!r} for the same {by}: {listing}. Pool one design with design=..."
                 + (" or pool by='region'." if by == "programme" else ".")
             )
-        result = pool(table["estimate"], table["std_error"], method=method, knha=knha, level=level, labels=list(table["unit"]))
+        if len(table) < 2:
+            reasons = "; ".join(f"{r['programme']}:{r['evaluation']}: {r['reason']}" for r in left_out) or "none left out"
+            raise DataError(
+                f"fewer than two comparable estimates of {indicator!r} to pool by {by} ({len(table)} found; left out: "
+                f"{reasons}). Record more evaluations, or pass comparable_only=False (--all) to pool what is there."
+            )
+        same_level = np.isclose(table["level"].astype(float).to_numpy(), level)
+        intervals = None
+        if same_level.all():
+            intervals = (table["conf_low"].to_numpy(dtype=float), table["conf_high"].to_numpy(dtype=float))
+        groups = None
+        if by == "intervention":
+            groups = table["intervention"].fillna("not classified").astype(str).tolist()
+            if len(set(groups)) < 2:
+                groups = None
+        result = pool(
+            table["estimate"].to_numpy(dtype=float), table["std_error"].to_numpy(dtype=float), method=method, knha=knha,
+            level=level, labels=list(table["study"]), study_df=table["df"].to_numpy(dtype=float),
+            study_conf_int=intervals, by=groups, pm_solver=pm_solver,  # type: ignore[arg-type]
+        )
         settings = {
             **result.settings,
             "indicator": indicator,
             "by": by,
+            "comparable_only": comparable_only,
             "evaluations": [
-                {"programme": p, "evaluation": e, "run_id": int(r)}
-                for p, e, r in zip(table["programme_id"], table["evaluation"], table["run_id"], strict=True)
+                {"programme": p, "evaluation": e, "run_id": int(r), "region": None if pd.isna(g) else g,
+                 "intervention": None if pd.isna(i) else i, "design": d}
+                for p, e, r, g, i, d in zip(table["programme_id"], table["evaluation"], table["run_id"], table["region"],
+                                            table["intervention"], table["design"], strict=True)
             ],
+            "left_out": left_out,
         }
+        if by == "intervention" and groups is None:
+            settings["note"] = "every pooled programme has the same intervention type: no comparison between types"
         return result.replace(settings=settings, outcome=indicator)
+
+    def _region_rows(self, table: pd.DataFrame, left_out: list[dict[str, Any]]) -> pd.DataFrame:
+        """Region-level estimates: region rows, and main estimates that cover one region."""
+        regions = self._programme_regions()
+        single = {pid: rs[0] for pid, rs in regions.items() if rs and len(rs) == 1}
+        region_rows = table.loc[table["role"] == "region"]
+        split = set(zip(region_rows["programme_id"], region_rows["parent"], strict=True))
+        main = table.loc[table["role"] == "main"]
+        main = main.loc[[(p, e) not in split for p, e in zip(main["programme_id"], main["evaluation"], strict=True)]]
+        main = main.assign(region=main["region"].where(main["region"].notna(), main["programme_id"].map(single)))
+        for row in main.loc[main["region"].isna()].itertuples():
+            left_out.append(_left_out(row, "covers several regions and has no region-level estimates "
+                                           "(run it with by_region in the spec, or record its region)"))
+        return pd.concat([region_rows, main.loc[main["region"].notna()]], ignore_index=True)
 
     def _programme_regions(self) -> dict[str, list[str]]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(T["programmes"].c.programme_id, T["programmes"].c.regions)).all()
         return {pid: list(regions or []) for pid, regions in rows}
+
+
+def _evaluations_from_dump(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The evaluation records of one exported run, nested again (robustness checks and region estimates
+    under their main evaluation) as :meth:`Registry.record_run` takes them."""
+
+    def record(row: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            **(row.get("details") or {}),
+            "name": row["name"], "indicator": row.get("indicator_code"), "design": row.get("design"),
+            "region": row.get("region"), "intervention": row.get("intervention"), "outcome": row.get("outcome"),
+        }
+        if row.get("status") != "ok":
+            out["error"] = row.get("error") or "failed"
+            return out
+        headline = next((e["term"] for e in row.get("estimates") or [] if e.get("is_headline")), row.get("headline_term"))
+        effects = []
+        for e in sorted(row.get("estimates") or [], key=lambda e: e.get("position", 0)):
+            effects.append({**(e.get("extra") or {}), **{c: e.get(c) for c in (*TIDY_COLUMNS, "df")}})
+        warnings = [f"{w['category']}: {w['message']}" if w.get("category") else w["message"]
+                    for w in sorted(row.get("warnings") or [], key=lambda w: w.get("position", 0))]
+        out["result_dict"] = {
+            "design": row.get("design"), "estimand": row.get("estimand"), "outcome": row.get("outcome"),
+            "headline": {"term": headline, "level": row.get("level")}, "inference": row.get("inference"),
+            "n_obs": row.get("n_obs"), "n_units": row.get("n_units"), "n_treated": row.get("n_treated"),
+            "n_clusters": row.get("n_clusters"), "settings": row.get("settings"), "sample_flow": row.get("sample_flow"),
+            "diagnostics": row.get("diagnostics"), "effects": effects, "warnings": warnings,
+        }
+        return out
+
+    mains: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.get("role") == "main":
+            mains[row["name"]] = record(row)
+    for row in rows:
+        role, parent = row.get("role"), row.get("parent")
+        if role == "main" or parent not in mains:
+            continue
+        item = record(row)
+        if role == "robustness":
+            item["name"] = str(row["name"]).removeprefix(f"{parent} / ")
+            mains[parent].setdefault("robustness", []).append(item)
+        elif role == "region":
+            mains[parent].setdefault("region_estimates", []).append(item)
+    return list(mains.values())
+
+
+_ESTIMAND_KINDS = ("ATT", "ATE", "ITT", "LATE")  # also the preference when two kinds are equally common
+
+
+def _estimand_kind(estimand: Any) -> str:
+    """The kind of causal estimand (ATT, ATE, ITT, LATE) from a Result's estimand text."""
+    text = "" if estimand is None or (isinstance(estimand, float) and math.isnan(estimand)) else str(estimand)
+    words = text.replace("(", " ").replace(",", " ").split()
+    for kind in _ESTIMAND_KINDS:
+        if kind in words:
+            return kind
+    return text or "unknown"
+
+
+def _left_out(row: Any, reason: str) -> dict[str, Any]:
+    region = getattr(row, "region", None)
+    return {"programme": row.programme_id, "evaluation": row.evaluation, "design": row.design,
+            "region": None if region is None or (isinstance(region, float) and math.isnan(region)) else region,
+            "estimate": None if pd.isna(row.estimate) else float(row.estimate), "reason": reason}
+
+
+def _comparable(table: pd.DataFrame, indicator: str, left_out: list[dict[str, Any]], comparable_only: bool) -> pd.DataFrame:
+    """Keep what can be pooled; record the rest (or, with ``comparable_only=False``, keep them and record
+    why they would have been left out, except those that cannot be pooled at all)."""
+    se = table["std_error"].astype(float)
+    no_se = ~(np.isfinite(se) & (se > 0)) | table["estimate"].isna()
+    for row in table.loc[no_se].itertuples():
+        left_out.append(_left_out(row, "no standard error (e.g. bounds, or a failed variance): cannot be weighted"))
+    table = table.loc[~no_se]
+    if table.empty:
+        return table
+    # an outcome column that contains the indicator's code but is not it (log_X, X_growth) is a transformation
+    outcome = table["outcome"].fillna(indicator).astype(str)
+    rescaled = outcome.str.contains(indicator, regex=False) & (outcome != indicator)
+    kinds = table["estimand"].map(_estimand_kind)
+    counts = kinds.loc[~rescaled].value_counts() if (~rescaled).any() else kinds.value_counts()
+    preferred = sorted(counts.index, key=lambda k: (-counts[k], _ESTIMAND_KINDS.index(k) if k in _ESTIMAND_KINDS else 9))[0]
+    other_kind = kinds != preferred
+    for row, kind in zip(table.loc[rescaled].itertuples(), kinds.loc[rescaled], strict=True):
+        left_out.append(_left_out(row, f"measured as {row.outcome!r}, not on the scale of {indicator} itself ({row.unit or 'its unit'})"))
+        del kind
+    for row, kind in zip(table.loc[other_kind & ~rescaled].itertuples(), kinds.loc[other_kind & ~rescaled], strict=True):
+        left_out.append(_left_out(row, f"estimand {kind} ({row.estimand}) differs from the {preferred} of the others"))
+    if not comparable_only:
+        for entry in left_out:
+            if not entry["reason"].startswith("no standard error") and "several regions" not in entry["reason"]:
+                entry["reason"] += " [pooled anyway: comparable_only=False]"
+        return table
+    return table.loc[~rescaled & ~other_kind]
 
 
 def _without_password(url: str) -> str:

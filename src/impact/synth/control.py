@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from impact.data import check_column_arguments, check_integer, check_level, coerce_period  # shared option validation
 from impact.data import as_list, check_option, prepare
 from impact.errors import (
     DataError,
@@ -465,14 +466,15 @@ def synthetic_control(
     call = {k: v for k, v in locals().items() if k not in ("df",)}
     check_option("v_method", v_method, V_METHODS)
     check_option("inference", inference, INFERENCE)
-    if not isinstance(max_iter, int) or max_iter < 1:
-        raise SpecError(f"{WHERE}: max_iter must be a positive integer; got {max_iter!r}.")
+    level = check_level(level, WHERE)
+    max_iter = check_integer("max_iter", max_iter, WHERE, minimum=1)
+    check_column_arguments(WHERE, outcome=outcome, unit=unit, time=time)
     predictor_columns = as_list(predictors)
     special = _parse_special(special_predictors, pd.Index([]))
     with recording_warnings() as log:
         used = list(dict.fromkeys(predictor_columns + [c for c, _, _ in special if c != outcome]))
         # A missing pre-period outcome of the treated unit is fatal: say so before the generic checks.
-        if isinstance(df, pd.DataFrame) and {outcome, unit, time} <= set(df.columns):
+        if isinstance(df, pd.DataFrame) and {outcome, unit, time} <= set(df.columns) and pd.api.types.is_numeric_dtype(df[time]):
             rows = df.loc[(df[unit] == treated_unit) & (df[time] < treatment_time)]
             bad = rows.loc[rows[outcome].isna(), time]
             if len(bad):
@@ -485,12 +487,13 @@ def synthetic_control(
             df,
             where=WHERE,
             roles={"outcome": outcome, "unit": unit, "time": time, "predictors": used or None},
-            numeric=[outcome, time, *used],
+            numeric=[outcome, *used],  # time needs an order only: numbers or datetimes
             unique=[unit, time],
             missing="error",
             unit=unit,
         )
         frame = prepared.frame
+        treatment_time = coerce_period(treatment_time, frame[time], "treatment_time", WHERE)
         panel = to_wide(frame, column=outcome, unit=unit, time=time, where=WHERE)
         units, periods = panel.units, panel.periods
         if treated_unit not in units:
@@ -522,9 +525,32 @@ def synthetic_control(
         if mspe_periods is None:
             mspe = pre.copy()
         else:
-            mspe = np.asarray(periods.isin(list(mspe_periods)))
-            if not mspe.any():
-                raise SpecError(f"{WHERE}: none of mspe_periods={list(mspe_periods)[:5]} is a period of {time!r}.")
+            wanted = [coerce_period(p, frame[time], "mspe_periods", WHERE) for p in mspe_periods]
+            absent = [p for p in wanted if p not in set(periods)]
+            if absent or not wanted:
+                raise SpecError(f"{WHERE}: mspe_periods {absent[:5]} are not periods of {time!r}; give pre-treatment periods.")
+            late = [p for p in wanted if p > treatment_time]
+            if late:
+                # fitting V to post-treatment periods absorbs the effect into the weights (Prop 99: -19.5 -> +6.5)
+                raise SpecError(
+                    f"{WHERE}: mspe_periods {late[:5]} are after treatment_time={treatment_time!r}; the weights "
+                    "must be chosen on pre-treatment periods only, or the effect is fitted away."
+                )
+            if treatment_time in wanted:
+                # tolerated because published replications do it (Mixtape's Texas: time.optimize.ssr 1985:1993)
+                warn(
+                    FragileInferenceWarning,
+                    f"{WHERE}: mspe_periods include the first treated period {treatment_time!r}; an effect in that "
+                    "period leaks into the choice of predictor weights. Prefer pre-treatment periods only.",
+                )
+            mspe = np.asarray(periods.isin(wanted))
+        if predictor_periods is not None:
+            if not (predictor_columns or special) or v_method == "outcome_only":
+                raise SpecError(
+                    f"{WHERE}: predictor_periods={list(predictor_periods)[:5]} has no effect without predictors= "
+                    "(and with v_method='outcome_only'); pass predictors= to average over those periods, or drop it."
+                )
+            predictor_periods = [coerce_period(p, frame[time], "predictor_periods", WHERE) for p in predictor_periods]
 
         # Predictor matrix (units x k), each predictor a mean over its periods.
         pre_periods = list(periods[pre])

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from impact.data import canonical_order, check_integer, check_level, check_seed  # shared option validation
 from impact.data import check_absorbing, check_binary, check_option, check_treated_and_control, prepare
-from impact.errors import DataError, FragileInferenceWarning, SmallComparisonWarning, SpecError, recording_warnings, warn
+from impact.errors import DataError, FragileInferenceWarning, SmallComparisonWarning, recording_warnings, warn
 from impact.inference.inversion import InvertedTest, invert_quadratic_permutation_test
 from impact.results import Result, effects_table
 from impact.synth import _plots
@@ -306,10 +307,11 @@ def sdid(
     """
     check_option("estimator", estimator, ("sdid", "sc", "did"))
     check_option("se_method", se_method, SE_METHODS)
+    level = check_level(level, WHERE)
+    seed = check_seed(seed, WHERE)
     if n_replications is None:
         n_replications = DEFAULT_PERMUTATIONS if se_method == "permutation" else 200
-    if not isinstance(n_replications, int) or n_replications < 2:
-        raise SpecError(f"{WHERE}: n_replications must be an integer of at least 2; got {n_replications!r}.")
+    n_replications = check_integer("n_replications", n_replications, WHERE, minimum=2)
     cfg = _config(estimator)
     with recording_warnings() as log, single_threaded_blas():
         prepared = prepare(
@@ -352,7 +354,12 @@ def sdid(
         if se_method == "permutation":
             rng = np.random.default_rng(seed)
             D = np.where(np.arange(len(periods))[None, :] >= np.where(ever, first, len(periods))[:, None], 1.0, 0.0)
-            draws = _randomisation(Yfull, D, first, cohorts, cfg, n_replications, rng)
+            # units in an order fixed by their data: the same draws whatever the row order or unit labels
+            order = canonical_order(np.hstack([D, Yfull]), units)
+            position = np.empty_like(order)
+            position[order] = np.arange(len(order))
+            cohorts_c = [(a, np.sort(position[tr]), T0) for a, tr, T0 in cohorts]
+            draws = _randomisation(Yfull[order], D[order], first[order], cohorts_c, cfg, n_replications, rng)
             replicates, cohort_reps = draws.estimates, draws.cohort_estimates
             alpha = round(1.0 - level, 12)
             tests = [invert_quadratic_permutation_test(draws.estimates, -draws.loadings, draws.scales, alpha=alpha, estimate=att)]
@@ -378,7 +385,10 @@ def sdid(
                     f"more controls ({controls.size}) than treated units ({n_treated}); use se_method='bootstrap' or 'jackknife'."
                 )
             rng = np.random.default_rng(seed)
-            replicates, cohort_reps = _placebo(Yfull, controls, cohorts, fitted, cfg, n_replications, rng)
+            # draw from the controls in an order fixed by their data: the same SE under relabelled units
+            order = canonical_order(Yfull[controls], units[controls])
+            fitted_c = [tuple(x[order] if i == 4 else x for i, x in enumerate(f)) for f in fitted]
+            replicates, cohort_reps = _placebo(Yfull, controls[order], cohorts, fitted_c, cfg, n_replications, rng)
             se_note = f"placebo standard error ({n_replications} replications, pseudo-treated units drawn from the controls)"
         elif se_method == "jackknife":
             if n_treated < 2:
@@ -394,7 +404,11 @@ def sdid(
                 full = np.zeros(len(units))
                 full[controls] = f[4]
                 omega_full[adoption] = (f[7], full, f[5])
-            replicates, cohort_reps = _bootstrap(Yfull, ever, first, periods, cfg, n_replications, rng, omega_full)
+            # resample units in an order fixed by their data: the same SE under relabelled units
+            order = canonical_order(np.hstack([D, Yfull]), units)
+            omega_c = {a: (z, full[order], lam) for a, (z, full, lam) in omega_full.items()}
+            replicates, cohort_reps = _bootstrap(Yfull[order], ever[order], first[order], periods, cfg, n_replications,
+                                                 rng, omega_c)
             se_note = f"unit bootstrap standard error ({n_replications} replications, weights re-estimated)"
 
         def _se(reps: np.ndarray | None) -> float:
