@@ -66,6 +66,15 @@ def tests(data: pd.DataFrame, perms: int, seed: int) -> dict[str, float]:
         out[f"att_gt calendar ATT: {label}"] = res.aggregate("calendar").p_value
         out[f"pretrend_test(att_gt dynamic): {label}"] = im.did.pretrend_test(dyn)["p_value"]
         out[f"att_gt group-time pre-trend test: {label}"] = res.diagnostics["pretrend_wald"]["p_value"]
+    for name, fn, analytic in (("event_study", im.did.event_study, {"vcov": "cluster"}),
+                               ("sun_abraham", im.did.sun_abraham, {"vcov": "cluster"}),
+                               ("imputation", im.did.imputation, {"inference": "analytic"})):
+        for label, options in (("default (randomisation)", {"n_permutations": perms, "seed": seed}),
+                               (("CR1 (fixest, Stata)" if "vcov" in analytic else "analytic BJS (R didimputation)"), analytic)):
+            res = fn(data, cohort="cohort", **options, **common)
+            out[f"{name} ATT: {label}"] = res.p_value
+            out[f"pretrend_test({name}): {label}"] = im.did.pretrend_test(res)["p_value"] if name != "imputation" else (
+                res.diagnostics.get("pretrend_test") or {}).get("p_value")
     out["twfe: default (randomisation)"] = im.did.twfe(data, treatment="D", n_permutations=perms, seed=seed, **common).p_value
     for label, kind in (("CR1 (fixest, Stata)", "cluster"), ("CR2", "CR2"), ("wild, Webb 999", "wild")):
         out[f"twfe: {label}"] = im.did.twfe(data, treatment="D", vcov=kind, n_bootstrap=999, seed=seed, **common).p_value

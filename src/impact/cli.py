@@ -124,7 +124,7 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
     portfolio, and the exit status is non-zero if anything failed. Every run is recorded in the
     results registry (a re-run of the same spec and data updates its record, never duplicates it).
     """
-    from impact.programme.portfolio import ProgrammeFailure, write_portfolio
+    from impact.programme.portfolio import ProgrammeFailure
     from impact.programme.parallel import run_programmes
     from impact.programme.runner import DEFAULT_SEED, OUTPUT_FILES, check_overwrite, count_tasks, write_files
     from impact.programme.spec import load_spec
@@ -184,9 +184,12 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
                                                    scheduler=scheduler, progress=tick):
             write_files(out_dir / programme_run.spec.programme.id, files, force=force)
             runs.append(programme_run)
-    index = write_portfolio(runs, failures, out_dir, command=command) if many else None  # reports first, registry after
 
     registry_failures = [] if no_registry or not runs else _record_in_registry(runs, registry_url, out_dir, command)
+    index = None
+    if many:  # after the registry (the page pools what it holds), but never lost to a registry failure
+        index = _write_portfolio(runs, failures, out_dir, command, None if no_registry or registry_failures
+                                 else (registry_url or str(out_dir / "registry.sqlite")), registry_failures)
 
     for programme_run in runs:
         report = out_dir / programme_run.spec.programme.id / "report.html"
@@ -216,6 +219,22 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
             f"error: {n_failed} failure(s) in {len(specs)} programme(s); the reports say what failed and why.", err=True
         )
         sys.exit(1)
+
+
+def _write_portfolio(runs: list[Any], failures: list[Any], out_dir: Path, command: str, registry_url: str | None,
+                     registry_failures: list[str]) -> Path:
+    """The portfolio page, from the registry when it could be written; without the registry (this run's
+    programmes only) when it could not, so that a registry failure never costs the page."""
+    from impact.programme.portfolio import write_portfolio
+
+    try:
+        return write_portfolio(runs, failures, out_dir, command=command, registry_url=registry_url)
+    except ImpactError as exc:
+        if registry_url is None:
+            raise
+        registry_failures.append(f"portfolio: the registry could not be read, so the page shows this run's "
+                                 f"programmes only: {_one_line(str(exc))}")
+        return write_portfolio(runs, failures, out_dir, command=command, registry_url=None)
 
 
 def _record_in_registry(runs: list[Any], registry_url: str | None, out_dir: Path, command: str) -> list[str]:

@@ -576,8 +576,12 @@ def cluster_codes(
     treated: np.ndarray | None = None,
     name: str = "cluster",
     codes: np.ndarray | None = None,
+    vcov: str | None = None,
 ) -> tuple[np.ndarray, int]:
     """Integer cluster codes and the number of clusters, with the few-cluster checks.
+
+    ``vcov`` is the inference the caller will use: when it is already a small-sample remedy (CR2,
+    wild bootstrap) the warning says what remains fragile instead of recommending it.
 
     Raises DataError with fewer than two clusters; warns (FewClustersWarning) with fewer than 30,
     and (FewTreatedClustersWarning) when fewer than five clusters contain treated observations.
@@ -598,12 +602,20 @@ def cluster_codes(
         n_treated = int(np.count_nonzero(np.bincount(codes[np.asarray(treated) != 0], minlength=n_clusters)))
     if n_clusters < FEW_CLUSTERS:
         extra = f" ({n_treated} of them treated)" if n_treated is not None else ""
+        remedy = {"CR2": "CR2 (Bell-McCaffrey) with Satterthwaite degrees of freedom",
+                  "wild": "the wild cluster bootstrap"}.get(str(vcov))
+        if remedy:
+            advice = (f"The inference chosen, {remedy}, is the small-sample remedy; it can still be somewhat "
+                      "off when clusters differ much in size or few are treated, so read p-values near the "
+                      "threshold with care.")
+        else:
+            advice = ("Prefer small-sample corrected (CR2) or wild cluster bootstrap inference with Webb weights "
+                      "(vcov='CR2' or vcov='wild' in regression designs; bootstrap with bootstrap_weights='webb' "
+                      "in att_gt).")
         warn(
             FewClustersWarning,
             f"{where}: only {n_clusters} clusters in {name!r}{extra}; analytic cluster-robust standard "
-            "errors over-reject with fewer than about 30 clusters. Prefer small-sample corrected (CR2) "
-            "or wild cluster bootstrap inference with Webb weights (vcov='CR2' or vcov='wild' in "
-            "regression designs; bootstrap with bootstrap_weights='webb' in att_gt).",
+            f"errors over-reject with fewer than about 30 clusters. {advice}",
         )
     if n_treated is not None and 0 < n_treated < FEW_TREATED_CLUSTERS:
         warn(

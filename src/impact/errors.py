@@ -24,12 +24,15 @@ __all__ = [
     "FewClustersWarning",
     "FewTreatedClustersWarning",
     "SmallComparisonWarning",
+    "SmallTreatedGroupWarning",
+    "BalanceWarning",
     "FewAssignmentsWarning",
     "SampleWarning",
     "MissingDataWarning",
     "OverlapWarning",
     "ConvergenceWarning",
     "warn",
+    "warning_title",
     "recording_warnings",
 ]
 
@@ -57,42 +60,83 @@ class RegistryError(ImpactError, RuntimeError):
 class ImpactWarning(UserWarning):
     """Base class of every warning issued by impact."""
 
+    #: How a report titles the warning (a short phrase, no trailing full stop).
+    title = "Note"
+
 
 class FragileInferenceWarning(ImpactWarning):
     """Standard errors or p-values may be unreliable for this design and sample."""
+
+    title = "Fragile inference"
 
 
 class FewClustersWarning(FragileInferenceWarning):
     """Too few clusters for cluster-robust inference to be trusted at face value."""
 
+    title = "Few clusters"
+
 
 class FewTreatedClustersWarning(FragileInferenceWarning):
     """Very few treated clusters: even wild-bootstrap inference can over- or under-reject."""
+
+    title = "Very few treated clusters"
 
 
 class FewAssignmentsWarning(FragileInferenceWarning):
     """So few distinct treatment assignments exist that randomisation p-values are coarse or cannot
     reach the test level."""
 
+    title = "Few possible assignments"
+
 
 class SmallComparisonWarning(FragileInferenceWarning):
     """The comparison (control or donor) pool is small."""
+
+    title = "Small comparison group"
+
+
+class SmallTreatedGroupWarning(FragileInferenceWarning):
+    """A treated cohort or group has very few units, so its own effects are estimated imprecisely."""
+
+    title = "Small treated cohort"
 
 
 class SampleWarning(ImpactWarning):
     """Rows or units were removed from the estimation sample (the result records how many and why)."""
 
+    title = "Sample changed"
+
 
 class MissingDataWarning(SampleWarning):
     """Rows with missing values in the variables used were dropped."""
+
+    title = "Missing data"
 
 
 class OverlapWarning(ImpactWarning):
     """Treated and comparison units overlap poorly in their covariates or scores."""
 
+    title = "Poor overlap"
+
+
+class BalanceWarning(OverlapWarning):
+    """Matching or weighting left the covariates less balanced than before (or still badly balanced)."""
+
+    title = "Balance not achieved"
+
 
 class ConvergenceWarning(ImpactWarning):
     """An iterative solver stopped before meeting its tolerance."""
+
+    title = "No convergence"
+
+
+def warning_title(category: str) -> str | None:
+    """The report title of the impact warning class named ``category``, or None if it is not one."""
+    cls = globals().get(category)
+    if isinstance(cls, type) and issubclass(cls, ImpactWarning):
+        return cls.title
+    return None
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -276,3 +276,12 @@ def test_simulation_slope_is_unbiased_and_knha_intervals_cover():
         covered += low <= 0.5 <= high
     assert abs(slopes.mean() - 0.5) < 4 * slopes.std() / math.sqrt(reps)
     assert abs(covered / reps - 0.95) < 0.035, covered / reps
+
+
+def test_a_mix_of_units_is_an_error_naming_the_study():
+    with pytest.raises(DataError, match=r"mix of units: most in '%', but south \(persons\)"):
+        pool([0.1, 0.2, 0.3], [0.1, 0.1, 0.1], labels=["north", "south", "east"], units=["%", "persons", "%"])
+    with pytest.raises(DataError, match="mix of units"):
+        regress([0.1, 0.2, 0.3, 0.4], [0.1] * 4, moderators=pd.DataFrame({"a": [1.0, 2.0, 3.0, 5.0]}),
+                units=["%", "%", "%", "SEK"])
+    assert pool([0.1, 0.2], [0.1, 0.1], units=["%", "%"]).settings["unit"] == "%"

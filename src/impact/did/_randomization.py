@@ -42,21 +42,18 @@ def cell_matrix(cells: list[dict], K: int, T: int, cohort_units: np.ndarray) -> 
 
 
 @dataclass(frozen=True)
-class CohortSums:
-    """What randomisation inference needs from an att_gt fit: block outcomes and cell structure.
+class CohortLinear:
+    """Randomisation inference for estimators that are fixed linear maps of cohort-period sums.
 
     ``Yb`` (B, T) are outcome sums of the randomisation units (units, or equal-sized clusters);
-    ``labels`` (B,) their observed cohort codes (K = never treated); ``C`` the cell matrix.
+    ``labels`` (B,) their observed cohort codes (``K`` = never treated). A family of rows is given by
+    ``alpha`` (R, K+1, T), the coefficient of each row on ``S[k, t]``, and ``M`` (R, K+1, T), the
+    treated cohort-periods that the sharp null ``Y(0) = Y - tau D`` shifts for that row.
     """
 
     Yb: np.ndarray
     labels: np.ndarray
     K: int
-    C: np.ndarray
-    cell_cohort: np.ndarray  # (p,) cohort code of each cell
-    cell_time: np.ndarray  # (p,) period index of each cell
-    cell_post: np.ndarray  # (p,) bool
-    cell_reference: np.ndarray  # (p,) bool
     block_units: np.ndarray  # (B,) units per randomisation unit (all equal)
     unit_word: str
     n_permutations: int
@@ -67,27 +64,19 @@ class CohortSums:
     def blocks_per_cohort(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=self.K + 1)
 
-    def treated_mask(self, omega: np.ndarray) -> np.ndarray:
-        """M (R, K+1, T): 1 where row r's cells put a treated cohort-period (the cells shifted by tau)."""
-        R = omega.shape[0]
-        M = np.zeros((R, self.K + 1, self.Yb.shape[1]))
-        for j in np.flatnonzero(~self.cell_reference):
-            rows = np.flatnonzero(omega[:, j] != 0)
-            M[rows, self.cell_cohort[j], self.cell_time[j]] = 1.0
-        return M
+    def scheme(self):
+        from impact.inference.permutation import AssignmentScheme
 
-    def components(self, omega: np.ndarray, Y: np.ndarray | None = None):
-        """The vectorised ``components(labels)`` of the rows ``omega @ cells`` (omega: R x p)."""
+        return AssignmentScheme(self.labels, method="complete", n_arms=self.K + 1)
+
+    def components(self, alpha: np.ndarray, M: np.ndarray, Y: np.ndarray | None = None):
+        """The vectorised ``components(labels)`` of the rows ``alpha`` (R, K+1, T)."""
         Yb = self.Yb if Y is None else Y
-        alpha = np.einsum("rj,jkt->rkt", omega, self.C)  # (R, K+1, T)
         Z = np.einsum("bt,rkt->bkr", Yb, alpha)  # (B, K+1, R)
-        block_units = self.block_units
-        M = self.treated_mask(omega)
-        D = M[:, self.labels, :] * block_units[None, :, None]  # (R, B, T): treated cells of the observed assignment
+        D = M[:, self.labels, :] * self.block_units[None, :, None]  # (R, B, T): shifted cells, observed assignment
         Zd = np.einsum("rbt,rkt->bkr", D, alpha)
         m = self.blocks_per_cohort.astype(float)
         K1 = self.K + 1
-
         R = Z.shape[2]
         # per cohort k, the five block-level quantities whose cohort sums the variance needs
         per_cohort = [np.concatenate([Z[:, k], Zd[:, k], Z[:, k] ** 2, Z[:, k] * Zd[:, k], Zd[:, k] ** 2], axis=1)
@@ -108,36 +97,53 @@ class CohortSums:
 
         return components
 
-    def run(self, omega: np.ndarray, level: float, Y: np.ndarray | None = None) -> AdoptionRandomization:
-        from impact.inference.permutation import AssignmentScheme
-
-        scheme = AssignmentScheme(self.labels, method="complete", n_arms=self.K + 1)
-        return adoption_randomization(self.components(omega, Y), scheme, n_permutations=self.n_permutations,
+    def run(self, alpha: np.ndarray, M: np.ndarray, level: float, Y: np.ndarray | None = None) -> AdoptionRandomization:
+        return adoption_randomization(self.components(alpha, M, Y), self.scheme(), n_permutations=self.n_permutations,
                                       seed=self.seed, level=level, studentize=self.studentize, unit_word=self.unit_word)
 
-    def joint_test(self, omega: np.ndarray, cell_att: np.ndarray) -> dict:
-        """Randomisation test that all rows of ``omega`` (e.g. the pre-treatment effects) are zero,
-        permuting the imputed untreated outcomes (:meth:`untreated_outcomes`)."""
-        from impact.inference.permutation import AssignmentScheme
+    def joint_test(self, alpha: np.ndarray, effects: np.ndarray, what: str = "estimated effects") -> dict:
+        """Randomisation test that all rows of ``alpha`` (e.g. the pre-treatment effects) are zero,
+        permuting the imputed untreated outcomes ``Y - effects`` (``effects`` (K+1, T) per unit of each
+        treated cohort-period)."""
         from impact.inference.randomization import randomization_joint_test
 
-        scheme = AssignmentScheme(self.labels, method="complete", n_arms=self.K + 1)
-        components = self.components(omega, self.untreated_outcomes(cell_att))
-        test = randomization_joint_test(components, scheme, np.arange(omega.shape[0]), n_permutations=self.n_permutations,
-                                        seed=self.seed, studentize=self.studentize, unit_word=self.unit_word)
-        test["assumption"] = ("sharp null: no pre-trends, and post-treatment effects equal to the estimated "
-                              "ATT(g, t) (removed before permuting start years)")
+        Y0 = self.Yb - effects[self.labels] * self.block_units[:, None]
+        components = self.components(alpha, np.zeros_like(alpha), Y0)
+        test = randomization_joint_test(components, self.scheme(), np.arange(alpha.shape[0]),
+                                        n_permutations=self.n_permutations, seed=self.seed,
+                                        studentize=self.studentize, unit_word=self.unit_word)
+        test["assumption"] = (f"sharp null: no pre-trends, and post-treatment effects equal to the {what} "
+                              "(removed before permuting start years)")
         return test
 
-    def untreated_outcomes(self, cell_att: np.ndarray) -> np.ndarray:
-        """Block outcomes with the estimated post-treatment effects removed (the imputed Y(0) that the
-        pre-trend test permutes: its sharp null is parallel pre-trends with effects as estimated)."""
-        Y0 = self.Yb.copy()
-        units = self.block_units
+
+@dataclass(frozen=True)
+class CohortSums(CohortLinear):
+    """:class:`CohortLinear` for att_gt: rows are weights ``omega`` (R, p) on the ATT(g, t) cells."""
+
+    C: np.ndarray = None  # type: ignore[assignment]  # (p, K+1, T) cell matrix
+    cell_cohort: np.ndarray = None  # type: ignore[assignment]
+    cell_time: np.ndarray = None  # type: ignore[assignment]
+    cell_post: np.ndarray = None  # type: ignore[assignment]
+    cell_reference: np.ndarray = None  # type: ignore[assignment]
+
+    def treated_mask(self, omega: np.ndarray) -> np.ndarray:
+        """M (R, K+1, T): 1 where row r's cells put a treated cohort-period (the cells shifted by tau)."""
+        M = np.zeros((omega.shape[0], self.K + 1, self.Yb.shape[1]))
+        for j in np.flatnonzero(~self.cell_reference):
+            rows = np.flatnonzero(omega[:, j] != 0)
+            M[rows, self.cell_cohort[j], self.cell_time[j]] = 1.0
+        return M
+
+    def run_cells(self, omega: np.ndarray, level: float) -> AdoptionRandomization:
+        alpha = np.einsum("rj,jkt->rkt", omega, self.C)
+        return self.run(alpha, self.treated_mask(omega), level)
+
+    def joint_test_cells(self, omega: np.ndarray, cell_att: np.ndarray) -> dict:
+        effects = np.zeros((self.K + 1, self.Yb.shape[1]))
         for j in np.flatnonzero(self.cell_post & ~self.cell_reference):
-            rows = self.labels == self.cell_cohort[j]
-            Y0[rows, self.cell_time[j]] -= cell_att[j] * units[rows]
-        return Y0
+            effects[self.cell_cohort[j], self.cell_time[j]] = cell_att[j]
+        return self.joint_test(np.einsum("rj,jkt->rkt", omega, self.C), effects, "estimated ATT(g, t)")
 
 
 @dataclass(frozen=True)
@@ -192,3 +198,171 @@ class TWFEPermutation:
         scheme = AssignmentScheme(self.labels, method="complete", n_arms=len(self.start))
         return adoption_randomization(self.components, scheme, n_permutations=self.n_permutations, seed=self.seed,
                                       level=level, studentize=True, unit_word=self.unit_word, chunk=500)
+
+
+def rescaled_covariance(V: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """``V`` with its variances replaced by the reported squared standard errors (correlations kept).
+
+    Under randomisation inference the reported SEs are those the intervals imply, so joint tests and
+    ``honest()`` built on a result's ``vcov`` use the valid scale; rows without a finite SE get NaN
+    rather than an optimistic analytic value."""
+    analytic = np.sqrt(np.clip(np.diag(V), 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(analytic > 0, se / analytic, np.nan)
+    if np.allclose(ratio[np.isfinite(ratio)], 1.0):
+        return V
+    return V * np.outer(ratio, ratio)
+
+
+def event_time_randomization(
+    effects,
+    V: np.ndarray,
+    *,
+    L: np.ndarray | None,
+    fit,
+    panel,
+    obs: np.ndarray,
+    obs_event_time: np.ndarray,
+    inference: str,
+    reason: str | None,
+    n_permutations: int,
+    seed: int | None,
+    level: float,
+    where: str,
+    cluster_name: str,
+    unit_name: str,
+    W: np.ndarray | None = None,
+    pretrend: tuple[np.ndarray, np.ndarray, list, np.ndarray] | None = None,
+):
+    """Randomisation inference for an event-study regression (event_study, sun_abraham).
+
+    The reported rows are ``L @ coef`` with ``coef = (X'X)^-1 X'y`` on the absorbed design, so each row
+    is a linear map of the outcome, ``W = L (X'X)^-1 X'``. In a balanced panel without covariates or
+    weights, units of the same cohort have identical rows of the design, so ``W`` is constant within
+    cohort-period and the estimator is a fixed map of cohort-period sums (:class:`CohortLinear`).
+
+    ``W`` (R, n) may be given directly for other linear estimators (imputation: the BJS weights).
+    ``pretrend = (W_leads (q, n2), obs2, lead event times, effect per obs)`` replaces the pre-trend
+    test of the leads in the rows by a separate linear estimator of leads on a sub-sample (the BJS
+    regression on untreated observations), permuted with ``effect`` removed from the outcome.
+
+    Returns ``(effects, vcov, pretrend_test, description)`` with randomisation p-values, intervals and
+    implied SEs, or None when ``inference="auto"`` keeps the analytic path.
+    """
+    from impact.inference.randomization import adoption_scheme, choose_randomization
+
+    unit_codes = panel.unit_codes[obs]
+    time_codes = panel.time_codes[obs]
+    units, unit_idx = np.unique(unit_codes, return_inverse=True)
+    periods, time_idx = np.unique(time_codes, return_inverse=True)
+    N, T = len(units), len(periods)
+    cohort_unit = np.zeros(N)
+    cohort_unit[unit_idx] = panel.cohort[obs]
+    if reason is None and (panel.covariates.shape[1] or panel.weights is not None):
+        reason = "covariates or weights make the estimate depend on more than cohort-period sums (not implemented)"
+    if reason is None and len(obs) != N * T:
+        reason = "the estimation sample is not a balanced panel"
+    starts, cohort_code = np.unique(cohort_unit, return_inverse=True)
+    if starts[0] == 0:  # never treated: code K (last)
+        cohort_code = np.where(cohort_code == 0, len(starts) - 1, cohort_code - 1)
+        K = len(starts) - 1
+    else:
+        K = len(starts)
+    labels, Yb, block_units, n_blocks = cohort_code, None, np.ones(N), N
+    cluster_values = np.asarray(panel.cluster_values)[obs]
+    if reason is None and cluster_name != unit_name:
+        clusters_obs, _ = pd_factorize(cluster_values)
+        cluster_of_unit = np.full(N, -1)
+        cluster_of_unit[unit_idx] = clusters_obs
+        if np.any(cluster_of_unit[unit_idx] != clusters_obs):
+            reason = f"units move between clusters of {cluster_name!r}"
+        else:
+            G = int(cluster_of_unit.max()) + 1
+            if G < N:
+                first = np.full(G, -1)
+                first[cluster_of_unit] = cohort_code
+                size = np.bincount(cluster_of_unit, minlength=G)
+                if np.any(first[cluster_of_unit] != cohort_code):
+                    reason = f"start years differ within clusters of {cluster_name!r}, so they cannot be permuted across clusters"
+                elif not np.all(size == size[0]):
+                    reason = "clusters differ in size (not implemented)"
+                else:
+                    labels, block_units, n_blocks = first, size.astype(float), G
+    n_treated = int(np.count_nonzero(labels != K))
+    if not choose_randomization(inference, n_treated_units=n_treated, n_untreated_units=len(labels) - n_treated,
+                                n_units=len(labels), supported=reason, where=where):
+        return None
+    Y = np.zeros((N, T))
+    Y[unit_idx, time_idx] = panel.y[obs]
+    if n_blocks < N:
+        Yb = np.zeros((n_blocks, T))
+        np.add.at(Yb, cluster_of_unit, Y)
+    else:
+        Yb = Y
+    if W is None:  # W = L (X'X)^-1 X' on the absorbed design (its first columns are the reported coefficients)
+        X = fit.X
+        W = L @ np.linalg.solve(X.T @ X, X.T)[: L.shape[1]]  # (R, n)
+    alpha = np.zeros((W.shape[0], K + 1, T))
+    code_obs = cohort_code[unit_idx]
+    alpha[:, code_obs, time_idx] = W  # every unit of a cohort writes the same value ...
+    if not np.allclose(alpha[:, code_obs, time_idx], W, atol=1e-9 * max(1.0, float(np.abs(W).max()))):
+        raise RuntimeError(f"{where}: estimator weights are not constant within cohort-period")  # ... checked here
+    row_e = effects["event_time"].to_numpy(dtype=float)
+    is_ref = effects["reference"].to_numpy(dtype=bool) if "reference" in effects.columns else np.zeros(len(row_e), bool)
+    e_cell = np.full((K + 1, T), np.nan)
+    e_cell[code_obs, time_idx] = obs_event_time
+    M = np.zeros_like(alpha)
+    for r, ev in enumerate(row_e):
+        if is_ref[r]:
+            continue
+        M[r] = (e_cell >= 0) if np.isnan(ev) else (e_cell == ev)
+    word = f"{n_blocks} {'clusters' if n_blocks < N else 'units'} ({cluster_name})"
+    adoption_scheme(labels, never_code=K, where=where, unit_word=word)
+    ctx = CohortLinear(Yb=Yb, labels=labels.astype(np.int64), K=K, block_units=block_units, unit_word=word,
+                       n_permutations=int(n_permutations), seed=seed)
+    ri = ctx.run(alpha, M, level)
+    out = effects.copy()
+    keep = ~is_ref
+    out.loc[keep, "p_value"] = ri.p_value[keep]
+    out.loc[keep, "conf_low"] = ri.conf_low[keep]
+    out.loc[keep, "conf_high"] = ri.conf_high[keep]
+    out.loc[keep, "std_error"] = ri.std_error[keep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out.loc[keep, "statistic"] = out.loc[keep, "estimate"] / ri.std_error[keep]
+    out.loc[keep, "df"] = np.inf
+    se_all = out["std_error"].to_numpy(dtype=float)
+    V_new = rescaled_covariance(V, np.where(keep, se_all, np.nan))
+    # the pre-trend test: leads jointly zero, permuting Y with the estimated post-period effects removed
+    estimate_by_e = {float(e): float(v) for e, v, ref in zip(row_e, out["estimate"], is_ref) if np.isfinite(e) and not ref}
+    headline = float(out.loc[np.isnan(row_e), "estimate"].iloc[0]) if np.isnan(row_e).any() else 0.0
+    effect_cells = np.where(e_cell >= 0, np.vectorize(lambda v: estimate_by_e.get(float(v), headline))(np.nan_to_num(e_cell, nan=-1.0)), 0.0)
+    pre_rows = np.flatnonzero(keep & (row_e < 0))
+    test = None
+    if pretrend is not None:
+        W2, obs2, lead_times, effect_obs = pretrend
+        u2 = np.searchsorted(units, panel.unit_codes[obs2])
+        t2 = np.searchsorted(periods, panel.time_codes[obs2])
+        alpha2 = np.zeros((W2.shape[0], K + 1, T))
+        alpha2[:, cohort_code[u2], t2] = W2
+        if not np.allclose(alpha2[:, cohort_code[u2], t2], W2, atol=1e-9 * max(1.0, float(np.abs(W2).max()))):
+            raise RuntimeError(f"{where}: pre-trend weights are not constant within cohort-period")
+        total = np.zeros((K + 1, T))
+        count = np.zeros((K + 1, T))
+        np.add.at(total, (code_obs, time_idx), effect_obs)
+        np.add.at(count, (code_obs, time_idx), 1.0)
+        effect_cells = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+        test = ctx.joint_test(alpha2, effect_cells, "imputed treatment effects")
+        test["event_times"] = [int(v) for v in lead_times]
+        test["null"] = "all pre-treatment event-time effects (leads) = 0"
+    elif len(pre_rows):
+        test = ctx.joint_test(alpha[pre_rows], effect_cells, "estimated event-time effects")
+        test["event_times"] = [int(v) for v in row_e[pre_rows]]
+        test["null"] = "all pre-treatment event-time effects = 0"
+    return out, V_new, test, ri.description()
+
+
+def pd_factorize(values):
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64), len(uniques)

@@ -268,7 +268,7 @@ def fe_regression(
         if clusters is not None:
             codes, cluster_n = clusters
         elif cluster_warnings:
-            codes, cluster_n = cluster_codes(cluster_values, where=where, treated=treated, name=cluster_name)
+            codes, cluster_n = cluster_codes(cluster_values, where=where, treated=treated, name=cluster_name, vcov=vcov)
         else:  # an auxiliary regression on a sample whose clusters were already checked and reported
             raw, uniques = pd.factorize(np.asarray(cluster_values), sort=True)
             codes, cluster_n = raw.astype(np.int64), len(uniques)

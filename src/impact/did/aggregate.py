@@ -268,7 +268,7 @@ def aggregate_att_gt(
     omega = np.vstack([omega_overall, *omega_rows])
     ri = None
     if result.randomization is not None:
-        ri = result.randomization.run(omega, result.level)
+        ri = result.randomization.run_cells(omega, result.level)
         inference = ri.description()
         se = np.where(zero_se, np.nan, ri.std_error)
     extra: dict[str, Any] = {}
@@ -297,7 +297,7 @@ def aggregate_att_gt(
         pre = np.flatnonzero((lab < 0) & ~zero_se[1:])
         if len(pre) and ri is not None:
             diagnostics["pretrend_wald_event_time"] = {
-                **result.randomization.joint_test(omega[1 + pre], att),
+                **result.randomization.joint_test_cells(omega[1 + pre], att),
                 "null": "all pre-treatment event-time effects = 0",
                 "event_times": [int(v) if float(v).is_integer() else float(v) for v in lab[pre]]}
             diagnostics["pretrend_test"] = diagnostics["pretrend_wald_event_time"]  # read by pretrend_test()

@@ -36,6 +36,7 @@ from impact.errors import (
     DataError,
     SampleWarning,
     SmallComparisonWarning,
+    SmallTreatedGroupWarning,
     SpecError,
     recording_warnings,
     warn,
@@ -540,7 +541,8 @@ def att_gt(
                  "their ATT(g, t) and standard errors are fragile.")
         small_cohorts = [f"{g:g} ({n})" for g, n in cohort_size.items() if n < 5]
         if small_cohorts:
-            warn(SmallComparisonWarning, f"{where}: cohort(s) with fewer than 5 units: {', '.join(small_cohorts)}.")
+            warn(SmallTreatedGroupWarning, f"{where}: treated cohort(s) with fewer than 5 units: {', '.join(small_cohorts)}; "
+                 "the effects of each such cohort rest on very few units.")
 
         if covs:
             IF, estimates_cells = _cells_with_covariates(cells, Y, Xw, W, cohort_index, K, time_invariant_x,
@@ -571,7 +573,7 @@ def att_gt(
         if randomization is not None:
             omega = np.vstack([np.zeros((1, len(cells))), np.eye(len(cells))])
             omega[0, keepers] = simple_weights(groups_cell, keepers, G, weights_unit)
-            ri = randomization.run(omega, level)
+            ri = randomization.run_cells(omega, level)
             se = ri.std_error.copy()
             inference_text = ri.description()
             band, crit = None, None
@@ -619,7 +621,7 @@ def att_gt(
             "periods": ", ".join(f"{x:g}" for x in periods),
         }
         if len(pre) and randomization is not None:
-            test = randomization.joint_test(np.eye(len(cells))[pre], att)
+            test = randomization.joint_test_cells(np.eye(len(cells))[pre], att)
             diagnostics["pretrend_wald"] = {**test, "n_pre_cells": len(pre),
                                             "null": "all pre-treatment ATT(g, t) = 0 (parallel pre-trends)"}
         elif len(pre):

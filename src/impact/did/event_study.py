@@ -94,12 +94,14 @@ def event_study(
     bin_endpoints: bool = True,
     cluster: str | None = None,
     weights: str | None = None,
-    vcov: EventVcov = "cluster",
+    vcov: EventVcov | None = None,
     level: float = 0.95,
     missing: MissingPolicy = "drop",
     n_bootstrap: int = 9_999,
     bootstrap_weights: Literal["webb", "rademacher"] = "webb",
     seed: int | None = None,
+    inference: Literal["auto", "randomization", "analytic"] = "auto",
+    n_permutations: int = 9_999,
 ) -> EventStudyResult:
     """Dynamic TWFE event study with relative-time indicators.
 
@@ -130,7 +132,16 @@ def event_study(
         Cluster column (default: the unit).
     weights : str, optional
         Analytic weights.
-    vcov : {"cluster", "CR1", "CR1-fixest", "CR2", "HC1", "iid", "wild"}
+    inference : {"auto", "randomization", "analytic"}
+        With ``vcov=None`` (default): "randomization" re-assigns the start years across units (clusters)
+        and reports studentised randomisation p-values, intervals by test inversion and the joint
+        pre-trend test over the same assignments (:mod:`impact.inference.randomization`); "analytic"
+        uses ``vcov="cluster"``; "auto" uses randomisation inference with fewer than 50 treated (or
+        untreated) units or clusters, when the panel is balanced and has no covariates or weights.
+    n_permutations : int
+        Enumerate every assignment when there are at most this many, else draw this many.
+    vcov : {None, "cluster", "CR1", "CR1-fixest", "CR2", "HC1", "iid", "wild"}
+        None: chosen by ``inference`` (see above).
         Covariance of the coefficients; see :mod:`impact.inference.vcov`. ``"wild"``: restricted wild
         cluster bootstrap (:func:`impact.inference.wild.wild_cluster_bootstrap`) run separately for each
         coefficient and for the headline average (by reparametrising the design so that it is one
@@ -182,6 +193,11 @@ def event_study(
     n_bootstrap = check_integer("n_bootstrap", n_bootstrap, where, minimum=1)
     leads = check_integer("leads", leads, where, minimum=0, allow_none=True)
     lags = check_integer("lags", lags, where, minimum=0, allow_none=True)
+    check_option("inference", inference, ("auto", "randomization", "analytic"))
+    if vcov is not None and inference == "randomization":
+        raise SpecError(f"{where}: vcov={vcov!r} and inference='randomization' ask for two methods; drop vcov.")
+    wants_ri = vcov is None and inference != "analytic"
+    vcov = "cluster" if vcov is None else vcov
     check_option("vcov", vcov, (*REGRESSION_VCOV, "wild"))
     check_option("bin_endpoints", bin_endpoints, (True, False))
     check_option("bootstrap_weights", bootstrap_weights, ("webb", "rademacher"))
@@ -299,7 +315,23 @@ def event_study(
             diagnostics=diagnostics,
             vcov=V,
         )
-        if low < min(refs):
+        ri = None
+        if wants_ri:
+            from impact.did._randomization import event_time_randomization
+
+            L, _ = _rows_matrix(where, event_times, refs, len(fit.coef))
+            ri = event_time_randomization(
+                effects, V, L=L, fit=fit, panel=panel, obs=np.flatnonzero(keep), obs_event_time=be,
+                inference=inference, reason=None, n_permutations=n_permutations, seed=seed, level=level,
+                where=where, cluster_name=cluster or unit, unit_name=unit)
+        if ri is not None:
+            effects, V, test, text = ri
+            res = res.replace(effects=effects, vcov=V, settings={**res.settings, "inference": "randomization"}, inference=(
+                f"{text}; headline = equally weighted average of the post-period coefficients e=0..{high}; vcov: "
+                "analytic CR1 correlations scaled to the randomisation standard errors"))
+            if test is not None:
+                diagnostics["pretrend_test"] = test
+        elif low < min(refs):
             test = pretrend_test(res)
             diagnostics["pretrend_test"] = test
         res = res.replace(warnings=tuple(log), diagnostics=diagnostics)
@@ -339,6 +371,27 @@ def _wild_effects(effects: pd.DataFrame, fit, event_times, refs, *, weights, n_b
     return out
 
 
+def _rows_matrix(where, event_times, refs, p, combination=None, headline_weights=None) -> tuple[np.ndarray, list]:
+    """L (rows x p): the reported rows (every event time incl. references, then the headline) as
+    combinations of the p coefficients; reference rows are zero."""
+    et = np.asarray(event_times)
+    C = np.eye(p)[: len(et)] if combination is None else np.asarray(combination, dtype=float)
+    if headline_weights is None:
+        post = et >= 0
+        if not post.any():
+            raise SpecError(f"{where}: the window has no post-treatment event time; set lags >= 0.")
+        headline_weights = (post / post.sum()) @ C
+    all_e = sorted(set(et.tolist()) | set(refs))
+    k = len(all_e)
+    L = np.zeros((k + 1, p))
+    for row, ev in enumerate(all_e):
+        if ev in refs:
+            continue
+        L[row] = C[int(np.flatnonzero(et == ev)[0])]
+    L[k] = headline_weights
+    return L, all_e
+
+
 def _assemble(
     *,
     where: str,
@@ -358,22 +411,8 @@ def _assemble(
     coefficient); the headline is ``headline_weights @ coef`` (default: equal weights on the event
     times >= 0). Reference rows are zero with no standard error.
     """
-    et = np.asarray(event_times)
-    p = len(coef)
-    C = np.eye(p)[: len(et)] if combination is None else np.asarray(combination, dtype=float)
-    if headline_weights is None:
-        post = et >= 0
-        if not post.any():
-            raise SpecError(f"{where}: the window has no post-treatment event time; set lags >= 0.")
-        headline_weights = (post / post.sum()) @ C
-    all_e = sorted(set(et.tolist()) | set(refs))
+    L, all_e = _rows_matrix(where, event_times, refs, len(coef), combination, headline_weights)
     k = len(all_e)
-    L = np.zeros((k + 1, p))
-    for row, ev in enumerate(all_e):
-        if ev in refs:
-            continue
-        L[row] = C[int(np.flatnonzero(et == ev)[0])]
-    L[k] = headline_weights
     est = L @ coef
     V = L @ vcov @ L.T
     se = np.sqrt(np.clip(np.diag(V), 0, None))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -174,19 +175,16 @@ def _run(df, *, where, outcome, unit, time, cohort, covariates, horizons, cluste
     return panel, e, stage, prepared, chosen, targets, estimates, clusters, G
 
 
-def _pretrend_leads(panel: StaggeredPanel, stage: _FirstStage, e: np.ndarray, leads: int, cluster_name: str,
-                    where: str) -> dict:
-    """BJS (2024, Test 1): on untreated observations, regress Y on unit and period effects (and covariates)
-    plus indicators of the last ``leads`` pre-treatment periods; Wald test that they are jointly zero."""
+def _leads_fit(panel: StaggeredPanel, stage: _FirstStage, e: np.ndarray, leads: int, cluster_name: str, where: str):
+    """The BJS Test 1 regression: (fit, chosen leads, its observations, leads requested) or a note (str)."""
     from impact.did._staggered import fe_regression
-    from impact.did.pretrends import pretrend_wald
 
     keep_idx = np.flatnonzero(stage.keep)[stage.untreated]
     ek = e[keep_idx]
     available = sorted({int(v) for v in ek[np.isfinite(ek)]})
     chosen = [k for k in range(-leads, 0) if k in available]
     if not chosen:
-        return {"note": "no pre-treatment observations of treated units to test"}
+        return "no pre-treatment observations of treated units to test"
     requested = len(chosen)
     fit = None
     while chosen and fit is None:
@@ -205,8 +203,21 @@ def _pretrend_leads(panel: StaggeredPanel, stage: _FirstStage, e: np.ndarray, le
             # every untreated period of some cohort is a lead: drop the most distant lead and retry
             chosen = chosen[1:]
     if fit is None:
-        return {"note": "not computed: the lead indicators are collinear with the unit effects (no untreated "
-                        "period of treated units is left as reference)"}
+        return ("not computed: the lead indicators are collinear with the unit effects (no untreated "
+                "period of treated units is left as reference)")
+    return fit, chosen, keep_idx, requested
+
+
+def _pretrend_leads(panel: StaggeredPanel, stage: _FirstStage, e: np.ndarray, leads: int, cluster_name: str,
+                    where: str) -> dict:
+    """BJS (2024, Test 1): on untreated observations, regress Y on unit and period effects (and covariates)
+    plus indicators of the last ``leads`` pre-treatment periods; Wald test that they are jointly zero."""
+    from impact.did.pretrends import pretrend_wald
+
+    fitted = _leads_fit(panel, stage, e, leads, cluster_name, where)
+    if isinstance(fitted, str):
+        return {"note": fitted}
+    fit, chosen, _keep_idx, requested = fitted
     k = len(chosen)
     test = pretrend_wald(chosen, fit.coef[:k], fit.vcov[:k, :k], df_denom=float(fit.df[0]))
     test["coefficients"] = [{"event_time": c, "estimate": float(b), "std_error": float(s)}
@@ -269,6 +280,9 @@ def imputation(
     pretrend_leads: int | None = 3,
     level: float = 0.95,
     missing: MissingPolicy = "drop",
+    inference: Literal["auto", "randomization", "analytic"] = "auto",
+    n_permutations: int = 9_999,
+    seed: int | None = None,
 ) -> EventStudyResult:
     """Borusyak-Jaravel-Spiess imputation estimator of event-time and overall ATTs.
 
@@ -379,7 +393,45 @@ def imputation(
                    if pretrend_leads is not None else {}),
             },
         )
+        res = _randomized(res, panel=panel, stage=stage, e=e, weights_obs=v.T, inference=inference,
+                          pretrend_leads=pretrend_leads, n_permutations=n_permutations, seed=seed, level=level,
+                          where=where, cluster=cluster, unit=unit)
     return res.replace(warnings=tuple(log))
+
+
+def _randomized(res, *, panel, stage, e, weights_obs, inference, pretrend_leads, n_permutations, seed, level, where,
+                cluster, unit):
+    """The result with randomisation inference over start years (``inference="auto"`` with few treated units):
+    the imputation estimator is the linear map ``weights_obs @ y``, constant within cohort-period in a
+    balanced panel without covariates or weights (:func:`impact.did._randomization.event_time_randomization`)."""
+    from impact.did._randomization import event_time_randomization
+
+    check_option("inference", inference, ("auto", "randomization", "analytic"))
+    if inference == "analytic":
+        return res
+    obs = np.flatnonzero(stage.keep)
+    treated = ~stage.untreated
+    leads = None
+    if pretrend_leads is not None:
+        fitted = _leads_fit(panel, stage, e, int(pretrend_leads), cluster or unit, where)
+        if not isinstance(fitted, str):
+            fit, chosen, keep_idx, _ = fitted
+            X = fit.X
+            W2 = np.linalg.solve(X.T @ X, X.T)[: len(chosen)]
+            effect_obs = np.where(treated, stage.tau, 0.0)
+            leads = (W2, keep_idx, chosen, effect_obs)
+    ri = event_time_randomization(
+        res.effects, res.vcov, L=None, fit=None, panel=panel, obs=obs, obs_event_time=np.where(treated, e[obs], np.nan),
+        inference=inference, reason=None, n_permutations=n_permutations, seed=seed, level=level, where=where,
+        cluster_name=cluster or unit, unit_name=unit, W=weights_obs, pretrend=leads)
+    if ri is None:
+        return res
+    effects, V, test, text = ri
+    diagnostics = dict(res.diagnostics)
+    if test is not None:
+        diagnostics["pretrend_test"] = {**test, "method": test["method"] + " (BJS Test 1 leads on untreated observations)"}
+    return res.replace(effects=effects, vcov=V, diagnostics=diagnostics, settings={**res.settings, "inference": "randomization"},
+                      inference=f"{text}; vcov: analytic correlations scaled to the randomisation standard errors")
 
 
 def did2s(
@@ -395,6 +447,9 @@ def did2s(
     weights: str | None = None,
     level: float = 0.95,
     missing: MissingPolicy = "drop",
+    inference: Literal["auto", "randomization", "analytic"] = "auto",
+    n_permutations: int = 9_999,
+    seed: int | None = None,
 ) -> EventStudyResult:
     """Gardner's two-stage DiD: same point estimates as :func:`imputation`, GMM standard errors.
 
@@ -450,4 +505,9 @@ def did2s(
                       "weights": weights},
             log=log, extra_diagnostics={},
         )
+        # the same point estimates as imputation: the same linear map of y, so the same randomisation
+        v = np.where((~stage.untreated)[:, None], targets, -stage.project(targets))
+        res = _randomized(res, panel=panel, stage=stage, e=_e, weights_obs=v.T, inference=inference,
+                          pretrend_leads=None, n_permutations=n_permutations, seed=seed, level=level,
+                          where=where, cluster=cluster, unit=unit)
     return res.replace(warnings=tuple(log))

@@ -99,6 +99,10 @@ def describe_wald(test: dict[str, Any]) -> str:
     """One line for a plot title: 'joint Wald F(3, 14) = 3.02, p = 0.065', or why there is no test."""
     if test.get("statistic") is None:
         return f"joint Wald test {test.get('note', 'not computable')}"[:110]
+    if test.get("df_denom") is None:  # a randomisation test: no reference distribution to name
+        n = test.get("n_assignments")
+        how = f" over {int(n):,} assignments" if test.get("exact") and n else ""
+        return f"joint randomisation test{how}, p = {test['p_value']:.3f}"
     ref = "F" if math.isfinite(test["df_denom"]) else "chi2/q"
     dfs = f"{test['df_num']:.0f}, {test['df_denom']:.0f}" if math.isfinite(test["df_denom"]) else f"{test['df_num']:.0f}"
     return f"joint Wald {ref}({dfs}) = {test['statistic']:.2f}, p = {test['p_value']:.3f}"

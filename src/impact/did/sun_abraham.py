@@ -40,9 +40,12 @@ def sun_abraham(
     lags: int | None = None,
     cluster: str | None = None,
     weights: str | None = None,
-    vcov: Literal["iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2"] = "cluster",
+    vcov: Literal["iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2"] | None = None,
     level: float = 0.95,
     missing: MissingPolicy = "drop",
+    inference: Literal["auto", "randomization", "analytic"] = "auto",
+    n_permutations: int = 9_999,
+    seed: int | None = None,
 ) -> EventStudyResult:
     """Interaction-weighted event-study estimator robust to heterogeneous effects across cohorts.
 
@@ -62,6 +65,9 @@ def sun_abraham(
         Event time omitted for every cohort (default -1).
     leads, lags : int, optional
         Report event times ``-leads .. lags`` only (the regression stays fully saturated).
+    inference, n_permutations, seed
+        As in :func:`impact.did.event_study`: randomisation inference over start years by default with
+        few treated units (never-treated control, balanced panel, no covariates or weights).
     cluster, weights, vcov, level, missing
         As in :func:`impact.did.event_study`, except that ``vcov="wild"`` is not offered (the
         interaction-weighted effects are combinations of many cohort coefficients; use CR2 with few
@@ -107,6 +113,11 @@ def sun_abraham(
     leads = check_integer("leads", leads, where, minimum=0, allow_none=True)
     lags = check_integer("lags", lags, where, minimum=0, allow_none=True)
     check_option("control", control, ("never", "last"))
+    check_option("inference", inference, ("auto", "randomization", "analytic"))
+    if vcov is not None and inference == "randomization":
+        raise SpecError(f"{where}: vcov={vcov!r} and inference='randomization' ask for two methods; drop vcov.")
+    wants_ri = vcov is None and inference != "analytic"
+    vcov = "cluster" if vcov is None else vcov
     check_option("vcov", vcov, REGRESSION_VCOV)
     if not isinstance(reference, int | np.integer) or reference >= 0:
         raise SpecError(f"{where}: reference must be a negative integer event time, got {reference!r}.")
@@ -216,7 +227,24 @@ def sun_abraham(
                       "anticipation before adoption."},
             sample_flow=prepared.flow, diagnostics=diagnostics, vcov=V,
         )
-        if (effects["event_time"] < reference).any():
+        ri = None
+        if wants_ri:
+            from impact.did._randomization import event_time_randomization
+            from impact.did.event_study import _rows_matrix
+
+            L, _ = _rows_matrix(where, show, [reference], len(fit.coef), combination[rows], head)
+            ri = event_time_randomization(
+                effects, V, L=L, fit=fit, panel=panel, obs=sub, obs_event_time=np.where(treated[sub], e[sub], np.nan),
+                inference=inference, reason=None if control == "never" else "control='last' drops periods (unbalanced)",
+                n_permutations=n_permutations, seed=seed, level=level, where=where, cluster_name=cluster or unit,
+                unit_name=unit)
+        if ri is not None:
+            effects, V, test, text = ri
+            res = res.replace(effects=effects, vcov=V, settings={**res.settings, "inference": "randomization"},
+                              inference=f"{text}; vcov: analytic CR1 correlations scaled to the randomisation standard errors")
+            if test is not None:
+                diagnostics["pretrend_test"] = test
+        elif (effects["event_time"] < reference).any():
             diagnostics["pretrend_test"] = pretrend_test(res)
         res = res.replace(warnings=tuple(log), diagnostics=diagnostics)
     return res

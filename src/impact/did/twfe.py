@@ -207,7 +207,7 @@ def twfe(
         clusters, n_clusters = (None, None)
         if clustered:
             treated_cluster = d if cluster_col else None
-            clusters, n_clusters = cluster_codes(frame[cluster_col], where=where, treated=treated_cluster, name=cluster_col,
+            clusters, n_clusters = cluster_codes(frame[cluster_col], where=where, treated=treated_cluster, name=cluster_col, vcov=vcov,
                                                  codes=unit_codes.astype(np.int64) if cluster_col == unit else None)
 
         X = np.column_stack([d.astype(float)] + [frame[c].to_numpy(dtype=float) for c in covs])

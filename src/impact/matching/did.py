@@ -12,7 +12,7 @@ import pandas as pd
 
 from impact.data import canonical_order, check_integer, check_level, check_seed  # shared option validation
 from impact.data import as_list, check_absorbing, check_binary, check_constant_within, check_option, prepare
-from impact.errors import DataError, SpecError, recording_warnings
+from impact.errors import BalanceWarning, DataError, SpecError, recording_warnings, warn
 from impact.matching._results import BalanceResult
 from impact.matching.match import match
 from impact.results import FlowStep, Result
@@ -234,6 +234,14 @@ def matched_did(
             "all_comparison": frame.loc[frame[unit].map(units_start).isna()].groupby(time)[outcome].mean().reindex(times).to_numpy(),
         })
         bal = m.balance()
+        worst_before = float(np.nanmax(np.abs(bal["smd_before"])))
+        worst_after = float(np.nanmax(np.abs(bal["smd_after"])))
+        if worst_after > worst_before:
+            warn(BalanceWarning, f"{where}: matching made balance worse: the largest absolute standardised mean "
+                 f"difference rose from {worst_before:.2f} to {worst_after:.2f} "
+                 f"({bal.loc[np.abs(bal['smd_after']).idxmax(), 'covariate']}). The matched comparison is no "
+                 "closer to the treated units than all comparison units; match on fewer or other variables, "
+                 "use a caliper, or rely on the unmatched design.")
     matched_units = pd.DataFrame({unit: matched.index, "treated": matched.index.isin(treated_units).astype(int), "weight": matched.to_numpy()})
     base = {f.name: getattr(res, f.name) for f in dataclasses.fields(Result)}
     base.update(

@@ -137,6 +137,26 @@ def _validate(
     return y, se, names
 
 
+def _check_units(units: Sequence[Any] | None, names: list[str]) -> str | None:
+    """The one unit of measurement of all studies, or a DataError naming the studies in another unit."""
+    if units is None:
+        return None
+    values = [None if u is None or (isinstance(u, float) and math.isnan(u)) else str(u) for u in units]
+    if len(values) != len(names):
+        raise DataError(f"units must have one entry per estimate; got {len(values)} for {len(names)} estimates.")
+    known = Counter(v for v in values if v is not None)
+    if not known:
+        return None
+    if len(known) > 1:
+        common = known.most_common(1)[0][0]
+        other = ", ".join(f"{n} ({v})" for n, v in zip(names, values, strict=True) if v is not None and v != common)
+        raise DataError(
+            f"the estimates are in a mix of units: most in {common!r}, but {other}. Estimates in different units "
+            "cannot be pooled; convert them to one unit (or a standardised effect) or pool each unit separately."
+        )
+    return next(iter(known))
+
+
 def _fixed(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """Inverse-variance weighted mean and its variance for weights ``w``."""
     total = w.sum()
@@ -191,6 +211,7 @@ def pool(
     study_df: Sequence[float] | np.ndarray | None = None,
     study_conf_int: tuple[Sequence[float], Sequence[float]] | None = None,
     pm_solver: _solve.PaulMandelSolver = "exact",
+    units: Sequence[Any] | None = None,
 ) -> MetaResult:
     r"""Pool independent estimates of one effect (across regions, programmes or studies).
 
@@ -229,6 +250,9 @@ def pool(
     pm_solver : {"exact", "metafor"}
         Paule-Mandel only: ``"exact"`` (default) solves for tau^2 to machine precision; ``"metafor"``
         stops where metafor 3.8.1 does (R's uniroot with tolerance eps^(1/4)), for exact reproduction.
+    units : sequence of str, optional
+        Each estimate's unit of measurement (e.g. the indicator's unit); a mix of units is an error
+        naming the studies, since such estimates cannot be pooled.
 
     Returns
     -------
@@ -299,6 +323,7 @@ def pool(
     if labels is None and isinstance(estimates, pd.Series) and not isinstance(estimates.index, pd.RangeIndex):
         labels = [str(v) for v in estimates.index]
     y, se, names = _validate(estimates, std_errors, labels, method, level)
+    unit = _check_units(units, names)
     k = y.size
     dof_studies, intervals = _study_inference(y, se, study_df, study_conf_int, names, level)
     groups = _groups(by, names)
@@ -308,6 +333,8 @@ def pool(
     settings: dict[str, Any] = {"method": method, "knha": bool(knha), **fit["settings"]}
     if method == "PM":
         settings["pm_solver"] = pm_solver
+    if unit is not None:
+        settings["unit"] = unit
     terms = [*names]
     estimates_col, ses, dfs = list(y), list(se), list(dof_studies)
     lows, highs = list(intervals[0]), list(intervals[1])
@@ -462,10 +489,12 @@ def _study_inference(
     high = _as_vector(study_conf_int[1], "study_conf_int highs")
     if low.size != k or high.size != k:
         raise DataError(f"study_conf_int must hold one low and one high per estimate; got {low.size} and {high.size} for {k}.")
-    bad = ~np.isfinite(low) | ~np.isfinite(high) | (low > y) | (high < y)
+    # an unbounded interval (-inf or inf, e.g. a placebo-inverted interval with too few placebos) is what
+    # that report shows; it is kept as it is
+    bad = np.isnan(low) | np.isnan(high) | (low > y) | (high < y)
     if bad.any():
         raise DataError(
-            "each study's interval must be finite and contain its estimate; not so for: "
+            "each study's interval must contain its estimate; not so for: "
             + ", ".join(names[i] for i in np.flatnonzero(bad)[:10]) + ". Pass the interval its report shows."
         )
     return dof, (low, high)
@@ -526,9 +555,24 @@ def forest_plot(result: MetaResult, *, ax: Axes | None = None, title: str = "") 
 
     studies = result.studies()
     k = len(studies)
-    ax = new_axes(ax, size=(8.0, max(3.0, 0.35 * (k + 4))))
+    ax = new_axes(ax, size=(8.0, max(3.6, 0.35 * (k + 5))))
     y = np.arange(k, 0, -1) + 1.0
-    ax.hlines(y, studies["conf_low"], studies["conf_high"], color=PALETTE["estimate"], linewidth=1.5)
+    low_end, high_end = studies["conf_low"].to_numpy(dtype=float), studies["conf_high"].to_numpy(dtype=float)
+    finite = np.concatenate([studies["estimate"].to_numpy(dtype=float), low_end[np.isfinite(low_end)],
+                             high_end[np.isfinite(high_end)], list(result.conf_int())])
+    span = float(np.ptp(finite)) or 1.0
+    edge = (float(finite.min()) - 0.1 * span, float(finite.max()) + 0.1 * span)
+    unbounded = ~np.isfinite(low_end) | ~np.isfinite(high_end)
+    # an unbounded interval (as its report shows it) runs to the edge of the plot, with an arrow
+    low_end = np.where(np.isfinite(low_end), low_end, edge[0])
+    high_end = np.where(np.isfinite(high_end), high_end, edge[1])
+    ax.hlines(y, low_end, high_end, color=PALETTE["estimate"], linewidth=1.5)
+    for yi, lo, hi, lo_inf, hi_inf in zip(y, low_end, high_end, ~np.isfinite(studies["conf_low"].to_numpy(dtype=float)),
+                                          ~np.isfinite(studies["conf_high"].to_numpy(dtype=float)), strict=True):
+        if lo_inf:
+            ax.plot([lo], [yi], marker="<", color=PALETTE["estimate"])
+        if hi_inf:
+            ax.plot([hi], [yi], marker=">", color=PALETTE["estimate"])
     sizes = 20 + 160 * studies["weight"].to_numpy() / max(studies["weight"].max(), 1e-12)
     ax.scatter(studies["estimate"], y, s=sizes, marker="s", color=PALETTE["estimate"], zorder=3)
     low, high = result.conf_int()
@@ -536,7 +580,7 @@ def forest_plot(result: MetaResult, *, ax: Axes | None = None, title: str = "") 
     ax.fill([low, mid, high, mid], [0, 0.3, 0, -0.3], color="#2b2b2b", zorder=3)
     ax.axvline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
     ax.axvline(mid, color="#2b2b2b", linestyle=":", linewidth=1)
-    labels = [f"{t}  ({wt:.1f}%)" for t, wt in zip(studies["term"], studies["weight"], strict=True)]
+    labels = [f"{t}  ({wt:.1f}%){' *' if u else ''}" for t, wt, u in zip(studies["term"], studies["weight"], unbounded, strict=True)]
     ticks = [*y, 0.0]
     labels.append(f"Pooled ({result.method}{', Knapp-Hartung' if result.knha else ''})")
     if result.method != "FE":
@@ -546,7 +590,8 @@ def forest_plot(result: MetaResult, *, ax: Axes | None = None, title: str = "") 
         labels.append(f"{result.level:.0%} prediction interval")
     ax.set_yticks(ticks, labels)
     ax.set_ylim(-1.7, k + 1.8)
-    ax.set_xlabel(f"Estimate with {result.level:.0%} confidence interval (weights in brackets)")
+    ax.set_xlabel(f"Estimate with {result.level:.0%} confidence interval (weights in brackets)"
+                  + ("\n* interval unbounded in its report (weighted by its standard error)" if unbounded.any() else ""))
     d = result.diagnostics
     ax.set_title(
         title

@@ -19,7 +19,7 @@ from scipy import stats
 
 from impact.errors import DataError, EstimationError, SpecError, recording_warnings
 from impact.meta import _solve
-from impact.meta._pool import _METHOD_NAMES, Method, _check_pm_solver, _tau2, _validate
+from impact.meta._pool import _METHOD_NAMES, Method, _check_pm_solver, _check_units, _tau2, _validate
 from impact.results import Result, effects_table
 
 if TYPE_CHECKING:
@@ -237,6 +237,7 @@ def regress(
     level: float = 0.95,
     labels: Sequence[Any] | None = None,
     pm_solver: _solve.PaulMandelSolver = "exact",
+    units: Sequence[Any] | None = None,
 ) -> MetaRegressionResult:
     r"""Mixed-effects meta-regression: how the effect varies with study (region, programme)
     characteristics, as metafor's ``rma(yi, vi, mods = ~ ...)``.
@@ -263,6 +264,8 @@ def regress(
         Names of the studies (used in error messages and the bubble plot).
     pm_solver : {"exact", "metafor"}
         Paule-Mandel only: solve to machine precision, or stop where metafor 3.8.1 does.
+    units : sequence of str, optional
+        Each estimate's unit of measurement; a mix of units is an error naming the studies.
 
     Returns
     -------
@@ -315,6 +318,7 @@ def regress(
     if labels is None and isinstance(estimates, pd.Series) and not isinstance(estimates.index, pd.RangeIndex):
         labels = [str(v) for v in estimates.index]
     y, se, names = _validate(estimates, std_errors, labels, method, level)
+    _check_units(units, names)
     X, terms, numeric = _design(moderators, names)
     k, p = X.shape
     v = se**2

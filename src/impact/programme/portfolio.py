@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from impact.programme.runner import ProgrammeRun, package_versions
+from impact.registry.store import Registry
 from impact.report.evidence import profile
 
-__all__ = ["ProgrammeFailure", "benjamini_hochberg", "portfolio_rows", "write_portfolio"]
+__all__ = ["ProgrammeFailure", "benjamini_hochberg", "portfolio_evidence", "portfolio_rows", "pooled_indicators", "write_portfolio"]
 
 ADJUSTMENT_TEXT = (
     "p adjusted: Benjamini-Hochberg step-up over the headline p-values of the evaluations within each "
@@ -95,47 +96,74 @@ def portfolio_rows(runs: Sequence[ProgrammeRun], *, link_base: str = "") -> list
 
 
 POOLING_TEXT = (
-    "Where two or more programmes estimate the same indicator, their headline estimates (the first "
-    "evaluation of the indicator in each programme) are pooled with a random-effects model (REML "
-    "tau², Knapp-Hartung t intervals, which are honest, and therefore wide, with few programmes). The "
-    "pooled effect is the mean of the programmes' true effects; the prediction interval is where the "
-    "effect of a new, similar programme would be expected. Programmes may use different designs."
+    "Read from the results registry: every programme recorded there (the latest run of each), not only "
+    "this run. Where programmes recorded one estimate per treated region (by_region in the spec), the "
+    "region-level estimates are pooled; otherwise one estimate per programme. Only comparable estimates "
+    "are pooled (same indicator on its own scale, a standard error, the same kind of estimand); what was "
+    "left out is listed with the reason. Random-effects model (REML tau², Knapp-Hartung t intervals, which "
+    "are honest, and therefore wide, with few studies). Each study's interval is the one its report shows "
+    "(its own degrees of freedom). The pooled effect is the mean of the true effects; the prediction "
+    "interval is where the effect in a new, similar region or programme would be expected."
 )
 
 
-def pooled_indicators(runs: Sequence[ProgrammeRun]) -> list[dict[str, Any]]:
-    """For each indicator estimated by two or more programmes, ``impact.meta.pool`` of their headline
-    estimates (one per programme), or the reason it could not be pooled."""
+def pooled_indicators(registry: Registry, libraries: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """For each indicator with estimates from two or more programmes or regions in the registry, the
+    honest pool of :meth:`Registry.pool` (by region where region-level estimates exist), or why it could
+    not be pooled, with what was left out."""
     from impact.errors import ImpactError
-    from impact.meta import pool
 
-    found: dict[str, list[tuple[str, float, float]]] = {}
-    names: dict[str, Any] = {}
-    for run in runs:
-        seen: set[str] = set()
-        for o in run.outcomes:
-            if o.result is None or not o.indicator or o.indicator in seen:
-                continue
-            se = o.result.std_error
-            if not np.isfinite(se) or se <= 0:
-                continue
-            seen.add(o.indicator)
-            names.setdefault(o.indicator, run.spec.indicators.get(o.indicator))
-            found.setdefault(o.indicator, []).append((run.spec.programme.name, o.result.estimate, se))
+    table = registry.estimates(headline_only=True, role="all")
+    table = table.loc[(table["role"] != "robustness") & table["indicator"].notna()]
     out = []
-    for code, items in found.items():
-        if len(items) < 2:
+    for code in sorted(table["indicator"].unique()):
+        rows = table.loc[table["indicator"] == code]
+        by = "region" if (rows["role"] == "region").sum() >= 2 else "programme"
+        if by == "programme" and rows.loc[rows["role"] == "main", "programme_id"].nunique() < 2:
             continue
-        ind = names[code]
-        entry: dict[str, Any] = {"code": code, "name": ind.name if ind else "", "unit": ind.unit if ind else "",
-                                 "k": len(items), "result": None, "error": None}
+        ind = next((lib.get(code) for lib in libraries if lib.get(code) is not None), None)
+        unit = ind.unit if ind else (rows["unit"].dropna().iloc[0] if rows["unit"].notna().any() else "")
+        entry: dict[str, Any] = {"code": code, "name": ind.name if ind else "", "unit": unit, "by": by,
+                                 "k": 0, "result": None, "error": None, "left_out": [], "pi_note": None}
         try:
-            entry["result"] = pool([e for _, e, _ in items], [s for _, _, s in items], method="REML", knha=True,
-                                   labels=[label for label, _, _ in items])
+            result = registry.pool(code, by=by, method="REML", knha=True)
         except ImpactError as exc:
             entry["error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            entry.update(result=result, k=result.n_obs, left_out=list(result.settings.get("left_out") or []),
+                         pi_note=result.diagnostics["prediction_interval"].get("note"))
         out.append(entry)
     return out
+
+
+def _record(registry: Registry, run: ProgrammeRun, command: str | None) -> None:
+    content = run.to_dict(command)
+    registry.record_run({**content["programme"], "data": content["data"], "versions": content["versions"],
+                         "effect_chain": content["effect_chain"], "indicators": content["indicators"]},
+                        content["evaluations"])
+
+
+def portfolio_evidence(
+    runs: Sequence[ProgrammeRun], *, registry_url: str | None = None, command: str | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Pooled indicators and the evidence map, read from the registry at ``registry_url`` (where the runs
+    were recorded), or from an in-memory registry of these runs when there is none (``--no-registry``)."""
+    from impact.programme.interventions import intervention_types
+    from impact.report.evidence_map import evidence_map, evidence_map_context
+
+    registry = Registry(registry_url if registry_url is not None else "sqlite://")
+    with registry:
+        if registry_url is None:
+            for run in runs:
+                _record(registry, run, command)
+        libraries = [run.spec.indicators for run in runs]
+        pooled = pooled_indicators(registry, libraries)
+        main = registry.estimates(headline_only=True)
+        names = {code: next((lib.get(code).name for lib in libraries if lib.get(code) is not None), "")
+                 for code in main["indicator"].dropna().unique()}
+        kinds = {code: t.name for code, t in intervention_types().items()}
+        emap = evidence_map_context(evidence_map(main, intervention_names=kinds, indicator_names=names))
+    return pooled, emap
 
 
 def write_portfolio(
@@ -144,8 +172,10 @@ def write_portfolio(
     out: Path,
     *,
     command: str | None = None,
+    registry_url: str | None = None,
 ) -> Path:
-    """Write ``out/index.html`` for a run over several programmes."""
+    """Write ``out/index.html`` for a run over several programmes; pooling and the evidence map read the
+    registry at ``registry_url`` (every programme recorded there), else only these runs."""
     from impact.report.html import render_portfolio
 
     rows = portfolio_rows(runs)
@@ -180,8 +210,9 @@ def write_portfolio(
 
     indicators = [codes[c] for c in sorted(codes, key=key)]
     versions = runs[0].versions if runs else package_versions()
+    pooled, emap = portfolio_evidence(runs, registry_url=registry_url, command=command)
     html = render_portfolio(programmes, rows, indicators=indicators, adjustment=ADJUSTMENT_TEXT, command=command,
-                            versions=versions, pooled=pooled_indicators(runs), pooling=POOLING_TEXT)
+                            versions=versions, pooled=pooled, pooling=POOLING_TEXT, evidence_map=emap)
     out.mkdir(parents=True, exist_ok=True)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from impact.errors import DataError, EstimationError, ImpactError, SpecError
+from impact.programme.reading import read_source
 from impact.programme.safety import check_expression, check_step, confine_path, is_regular_file
 from impact.programme.spec import Check, DataSource, Evaluation, Spec, Step, load_spec, resolve_design
 from impact.results import FlowStep, Result, jsonable
@@ -218,17 +219,16 @@ def load_source(source: DataSource) -> LoadedData:
         return LoadedData(source, None, (), "", 0, refused)
     sha = _sha256(source.path)
     try:
-        if source.format == "parquet":
-            frame = pd.read_parquet(source.path)
-            if source.dtypes:
-                frame = frame.astype(dict(source.dtypes))
-        else:
-            frame = pd.read_csv(source.path, dtype=dict(source.dtypes) or None)
+        read = read_source(source)
     except Exception as exc:  # noqa: BLE001 - any reader failure is reported in the run, not raised
         return LoadedData(source, None, (), sha, 0, f"DataError: cannot read {source.relative_path} as {source.format} "
                           f"({type(exc).__name__}); check the file's format and the dtypes in the spec.")
-    rows = len(frame)
-    flow = [FlowStep(f"read {source.relative_path}", rows, None, f"{frame.shape[1]} columns")]
+    frame, rows = read.frame, read.rows_in_file
+    flow = [FlowStep(f"read {source.relative_path}", rows, None,
+                     f"{frame.shape[1]} columns" + (" selected" if source.select else ""))]
+    if read.pushed is not None:  # the reader applied the filter: record it as its own step all the same
+        flow.append(FlowStep(f"data filter ({source.name}): {read.pushed}", len(frame), None,
+                             f"{rows - len(frame):,} rows not matching the condition removed (in the Parquet reader)"))
     try:
         for derived in source.derive:
             check_expression(derived.expr)  # again here: a DataSource can be built without load_spec
@@ -238,9 +238,11 @@ def load_source(source: DataSource) -> LoadedData:
             frame[derived.name] = values
         if source.derive:
             flow.append(FlowStep("derive columns", len(frame), None, ", ".join(f"{d.name} = {d.expr}" for d in source.derive)))
-        if source.query:
+        if source.query and read.pushed is None:
             frame, step = _filter(frame, source.query, f"data filter ({source.name})")
             flow.append(step)
+        elif source.query and frame.empty:
+            raise DataError(f"data filter ({source.name}): query {source.query!r} keeps no rows of {rows}; check the condition.")
     except Exception as exc:  # noqa: BLE001
         return LoadedData(source, None, tuple(flow), sha, rows, f"DataError: preparing {source.name!r} failed: {exc}")
     return LoadedData(source, frame, tuple(flow), sha, rows)

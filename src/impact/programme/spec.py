@@ -58,7 +58,7 @@ _PROGRAMME_KEYS = {
     "intervention",
 }
 _CHAIN_ITEM_KEYS = {"text", "indicators", "measured"}
-_DATA_KEYS = {"name", "path", "description", "query", "derive", "dtypes", "format"}
+_DATA_KEYS = {"name", "path", "description", "query", "derive", "dtypes", "format", "select"}
 _DERIVE_KEYS = {"name", "expr"}
 _EVALUATION_KEYS = {
     "name", "question", "outcome", "indicator", "data", "design", "options", "then", "robustness", "query",
@@ -132,6 +132,8 @@ class DataSource:
     derive: tuple[Derived, ...] = ()
     dtypes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     columns: tuple[str, ...] = ()
+    #: the file's columns to read (empty: all); Parquet reads only these from disk
+    select: tuple[str, ...] = ()
     #: the folders the file was confined to (the spec's folder and the data roots); checked again on reading
     roots: tuple[Path, ...] = ()
 
@@ -668,6 +670,17 @@ def _parse_source(item: Any, i: int, ctx: _Context, base: Path, roots: tuple[Pat
         # The reader's message can quote the file; name only the kind of failure.
         raise ctx.error([*kp, "path"], f"cannot read {rel!r} as {fmt} ({type(exc).__name__}); check that it is a "
                         f"{'Parquet file' if fmt == 'parquet' else 'UTF-8 comma-separated file with a header row'}.") from None
+    select: tuple[str, ...] = ()
+    if "select" in item:
+        with ctx.collect():
+            chosen = item["select"]
+            if not (isinstance(chosen, list) and chosen and all(isinstance(c, str) for c in chosen)):
+                raise ctx.error([*kp, "select"], "expected a non-empty list of column names to read.")
+            unknown = [c for c in chosen if c not in columns]
+            if unknown:
+                raise ctx.error([*kp, "select"], f"column(s) {', '.join(map(repr, unknown))} are not in {rel}.")
+            select = tuple(dict.fromkeys(chosen))
+            columns = select
     dtypes = item.get("dtypes", {})
     with ctx.collect():
         ctx.keys(dtypes, set(columns), [*kp, "dtypes"])
@@ -716,6 +729,7 @@ def _parse_source(item: Any, i: int, ctx: _Context, base: Path, roots: tuple[Pat
         derive=tuple(derived),
         dtypes=MappingProxyType({k: _DTYPES[v] for k, v in dtypes.items()}),
         columns=tuple(available),
+        select=select,
         roots=(base.resolve(), *roots),
     )
 

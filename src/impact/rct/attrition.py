@@ -221,7 +221,7 @@ def lee_bounds(
         flow = prepared.flow + (FlowStep("observed at follow-up", int(s.sum()), None,
                                          f"{int((~s).sum())} not observed (attrition)"),)
     return RCTResult(
-        design="lee_bounds", estimand="ATE among always-observed units (bounded)", effects=table,
+        design="lee_bounds", estimand="effect of assignment among always-observed units (bounded)", effects=table,
         headline="bounds (Imbens-Manski)",
         inference=f"Lee trimming bounds; bootstrap SEs ({n_bootstrap} resamples within arms, seed {seed}); "
                   "Imbens-Manski interval for the effect (the headline p-value is not defined)",

@@ -43,6 +43,26 @@ __all__ = ["difference_in_means", "regression", "lin", "SeType"]
 
 SeType = Literal["HC0", "HC1", "HC2", "HC3", "CR0", "CR2", "stata", "iid"]
 SE_TYPES = ("HC0", "HC1", "HC2", "HC3", "CR0", "CR2", "stata", "iid")
+#: What a comparison of randomised arms estimates: the effect of assignment when some units did not
+#: receive what they were assigned to (non-compliance), the effect of treatment when all did.
+ESTIMAND_ITT = "ITT (intention-to-treat: effect of being assigned/offered the treatment)"
+ESTIMAND_ATE = "ATE"
+
+
+def assignment_estimand(df: pd.DataFrame, treatment: str, received: str | None) -> str:
+    """``ESTIMAND_ITT`` if ``received`` differs from the assignment for any unit, else ``ESTIMAND_ATE``.
+
+    Without ``received`` the comparison of arms is reported as the ATE, which it is under full
+    compliance; pass ``received=`` to let the result name the ITT when compliance was partial.
+    """
+    if received is None or received not in df.columns or treatment not in df.columns:
+        return ESTIMAND_ATE
+    assigned = pd.to_numeric(df[treatment], errors="coerce")
+    took = pd.to_numeric(df[received], errors="coerce")
+    both = assigned.notna() & took.notna()
+    return ESTIMAND_ITT if bool((assigned[both] != took[both]).any()) else ESTIMAND_ATE
+
+
 _ASSUMPTION = "Treatment was randomly assigned (within blocks / at the cluster level, as declared), so arms are comparable."
 
 
@@ -212,7 +232,7 @@ def difference_in_means(
             "Matched-pair clustered": "matched-pairs clustered variance, df = pairs - 1",
         }.get(design.replace(" (weighted)", ""), "HC2 (weighted least squares)")
     return RCTResult(
-        design="difference_in_means", estimand="ATE", effects=table, headline=arms.term,
+        design="difference_in_means", estimand=assignment_estimand(df, treatment, received), effects=table, headline=arms.term,
         inference=f"{design} design: {inference}", n_obs=len(y), outcome=outcome, level=level,
         n_treated=int(t.sum()), n_clusters=n_clusters,
         settings={"treatment": treatment, "blocks": blocks, "clusters": clusters, "weights": weights,
@@ -421,7 +441,7 @@ def _fit(
         if interact:
             diagnostics["covariate_means"] = {c: float(m) for c, m in zip(covariates, means)}
     return RCTResult(
-        design=where, estimand="ATE", effects=table, headline=terms[0], inference=cov.description,
+        design=where, estimand=assignment_estimand(df, treatment, received), effects=table, headline=terms[0], inference=cov.description,
         n_obs=n, outcome=outcome, level=level, n_treated=int(t_any.sum()), n_clusters=n_clusters,
         settings={"treatment": treatment, "covariates": user_covariates, "blocks": blocks, "clusters": clusters,
                   "se_type": se_type, "control": control, "weights": weights, "assumption": _ASSUMPTION},

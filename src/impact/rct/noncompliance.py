@@ -168,7 +168,7 @@ def late(
                                     analysed=frame.index),
         }
     return RCTResult(
-        design="late", estimand="LATE (complier average causal effect)", effects=table, headline="LATE",
+        design="late", estimand="LATE / CACE (complier average causal effect)", effects=table, headline="LATE",
         inference=(f"2SLS (linearmodels IV2SLS), {'cluster-robust CR1, t with G - 1 df' if clusters else 'HC1 robust, t with n - k df'}"),
         n_obs=n, outcome=outcome, level=level, n_treated=int(d.sum()), n_clusters=G,
         settings={"treatment": treatment, "assignment": assignment, "covariates": as_list(covariates),

@@ -471,7 +471,7 @@ def randomization_test(
             "analytic_std_error": se,
         }
     return RCTResult(
-        design="randomization_test", estimand="ATE (sharp null test)", effects=table, headline=arms.term,
+        design="randomization_test", estimand="effect of assignment (test of the sharp null of no effect)", effects=table, headline=arms.term,
         inference=inference, n_obs=len(y), outcome=outcome, level=level, n_treated=int(t.sum()),
         n_clusters=design.scheme.m if clusters else None,
         settings={"treatment": treatment, "blocks": blocks, "clusters": clusters, "statistic": stat_name,

@@ -243,6 +243,6 @@ def pool_command(indicator: str, method: str, by: str, include_all: bool, knha: 
         ax = result.forest()
         ax.figure.tight_layout()
         plot_path.parent.mkdir(parents=True, exist_ok=True)
-        ax.figure.savefig(plot_path, dpi=150)
+        ax.figure.savefig(plot_path, dpi=150, bbox_inches="tight", pad_inches=0.2)  # never cut the title or axis label
         plt.close(ax.figure)
         click.echo(f"wrote {plot_path}")

@@ -979,6 +979,7 @@ class Registry:
             table["estimate"].to_numpy(dtype=float), table["std_error"].to_numpy(dtype=float), method=method, knha=knha,
             level=level, labels=list(table["study"]), study_df=table["df"].to_numpy(dtype=float),
             study_conf_int=intervals, by=groups, pm_solver=pm_solver,  # type: ignore[arg-type]
+            units=[None if pd.isna(u) else u for u in table["unit"]],
         )
         settings = {
             **result.settings,

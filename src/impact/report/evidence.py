@@ -1,9 +1,11 @@
 """What a design can claim: Maryland Scientific Methods Scale level, identifying assumption, limits.
 
 The level is the highest the design can reach when its assumptions hold (Sherman et al. 1997;
-What Works Centre for Local Economic Growth, 2016). A report states it with a one-line
-justification; the evaluator may downgrade an application (attrition, poor pre-trends, poor
-overlap), which the diagnostics sections are there to judge.
+What Works Centre for Local Economic Growth, 2016). A report states the level the design
+reached *as executed* (:func:`assess`): the profile's level, lowered by one step with the reason
+when the evaluation's own diagnostics or its robustness checks show that the identifying
+assumption is in doubt (differential attrition in a trial, a rejected pre-trend test, a poor
+synthetic-control pre-period fit, matching that leaves covariates unbalanced).
 
 References
 ----------
@@ -14,9 +16,12 @@ Scientific Methods Scale. What Works Centre for Local Economic Growth.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["DesignProfile", "profile"]
+__all__ = ["Assessment", "DesignProfile", "assess", "profile"]
 
 
 @dataclass(frozen=True)
@@ -128,3 +133,178 @@ def profile(design: str) -> DesignProfile:
     if "before_after" in function:
         return _PROFILES["before_after"]
     return _PROFILES.get(module, _UNKNOWN)
+
+
+# ---------------------------------------------------------------------------------------------
+# The level as executed
+# ---------------------------------------------------------------------------------------------
+#: Significance level at which a diagnostic test counts as evidence against the design.
+ALPHA = 0.05
+#: A synthetic control fits poorly when its pre-period RMSPE exceeds half the treated unit's
+#: pre-period standard deviation or 10% of its pre-period mean level (Abadie 2021, sec. 7: the
+#: method should not be used when the fit is poor).
+POOR_FIT_SD, POOR_FIT_MEAN = 0.5, 0.10
+#: Standardised mean differences above 0.25 are the conventional threshold for poor balance
+#: (Stuart 2010; Imbens and Rubin 2015, ch. 14).
+POOR_BALANCE_SMD = 0.25
+_LOWER = {"5": "4", "4": "3", "3": "2", "2": "1"}
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The evidence level an evaluation reached as executed, and why.
+
+    ``design_level`` is what the design can reach when its assumption holds; ``level`` is lower by
+    one step when ``concerns`` is not empty. ``checks_passed`` lists the diagnostics that were run
+    and did not raise a concern, so the justification names what supports the level too.
+    """
+
+    profile: DesignProfile
+    level: str
+    reason: str
+    concerns: tuple[str, ...] = ()
+    checks_passed: tuple[str, ...] = ()
+
+    @property
+    def design_level(self) -> str:
+        return self.profile.sms_level
+
+    @property
+    def lowered(self) -> bool:
+        return self.level != self.profile.sms_level
+
+
+def _p(value: Any) -> float | None:
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        return None
+    return p if math.isfinite(p) else None
+
+
+def _show_p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+_PRETREND_TESTS = {
+    "pretrend_test": "joint test of the pre-period coefficients",
+    "pretrend_wald_event_time": "joint test of the pre-period event-time effects",
+    "pretrend_wald": "joint test of the pre-period ATT(g, t)",
+    "pretrend_wald_group_time": "joint test of the pre-period ATT(g, t)",
+}
+
+
+def _pretrend_tests(name: str, diagnostics: Mapping[str, Any]) -> Iterable[tuple[str, float]]:
+    for key, words in _PRETREND_TESTS.items():
+        test = diagnostics.get(key)
+        if isinstance(test, Mapping) and _p(test.get("p_value")) is not None:
+            yield f"'{name}' ({words})", _p(test["p_value"])
+
+
+def _synth_fit(name: str, result: Any) -> tuple[str, bool] | None:
+    paths, start = getattr(result, "paths", None), getattr(result, "treatment_time", None)
+    rmspe = _p(result.diagnostics.get("pre_rmspe"))
+    if paths is None or start is None or rmspe is None or "treated" not in paths:
+        return None
+    pre = paths.loc[paths["time"] < start, "treated"].astype(float)
+    if len(pre) < 2:
+        return None
+    sd, level = float(pre.std()), float(pre.abs().mean())
+    poor = (sd > 0 and rmspe > POOR_FIT_SD * sd) or (level > 0 and rmspe > POOR_FIT_MEAN * level)
+    text = (f"{name}: pre-period RMSPE {rmspe:.3g} is {rmspe / sd:.2f} standard deviations"
+            f" ({rmspe / level:.1%} of the mean level) of the treated unit's pre-period outcome")
+    return text, poor
+
+
+def _consort_attrition(consort: Any) -> tuple[float, float] | None:
+    """Difference in follow-up loss between the last and first arm of a CONSORT flow, and the
+    two-proportion z-test p-value (None if the flow does not record losses)."""
+    if not isinstance(consort, list) or len(consort) < 2:
+        return None
+    first, last = consort[0], consort[-1]
+    try:
+        n0, n1 = float(first["assigned"]), float(last["assigned"])
+        l0, l1 = float(first["lost_to_follow_up"]), float(last["lost_to_follow_up"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if min(n0, n1) <= 0:
+        return None
+    r0, r1 = l0 / n0, l1 / n1
+    pooled = (l0 + l1) / (n0 + n1)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1))
+    if se == 0:
+        return r0 - r1, 1.0
+    return r0 - r1, math.erfc(abs(r0 - r1) / se / math.sqrt(2))
+
+
+def _balance(name: str, diagnostics: Mapping[str, Any], design: str = "") -> tuple[str, bool] | None:
+    before, after = _p(diagnostics.get("max_abs_smd_before")), _p(diagnostics.get("max_abs_smd_after"))
+    if after is None:
+        return None
+    worse = before is not None and after > before
+    how = "matching" if "match" in design else "weighting"
+    text = f"{name}: largest absolute standardised mean difference " + (
+        f"{before:.2f} before and {after:.2f} after {how}" if before is not None else f"{after:.2f} after {how}")
+    return text, worse or after > POOR_BALANCE_SMD
+
+
+def assess(outcome: Any) -> Assessment:
+    """The SMS level of one evaluation as executed: its design's level, lowered when diagnostics fail.
+
+    ``outcome`` is a runner Outcome (``design``, ``result``, ``robustness``): the evaluation's own
+    diagnostics and those of its robustness checks are read (an event study run as a check is the
+    pre-trend test of a two-way fixed-effects estimate). Reads recorded diagnostics only.
+    """
+    prof = profile(outcome.design)
+    family = outcome.design.removeprefix("impact.").partition(".")[0]
+    items = [(outcome.name, outcome)] + [(c.name, c) for c in getattr(outcome, "robustness", ())]
+    concerns: list[str] = []
+    passed: list[str] = []
+    for name, item in items:
+        res = getattr(item, "result", None)
+        if res is None:
+            continue
+        diag = res.diagnostics
+        check_family = item.design.removeprefix("impact.").partition(".")[0]
+        if family in ("did", "matching") and check_family in ("did", "matching"):
+            for label, p in _pretrend_tests(name, diag):
+                (concerns if p < ALPHA else passed).append(
+                    f"pre-trend test {'rejects' if p < ALPHA else 'does not reject'} parallel pre-trends in {label}, {_show_p(p)}")
+        attrition = None
+        if family == "rct" and res.design == "attrition_test":
+            attrition = _p(res.p_value), _p(res.estimate)
+        elif family == "rct" and item is outcome and not any(
+                c.result is not None and c.result.design == "attrition_test" for _, c in items):
+            attrition = _consort_attrition(diag.get("consort"))
+            attrition = attrition and (attrition[1], attrition[0])
+        if attrition:
+            p, diff = attrition
+            if p is not None and diff is not None:
+                text = f"response rates differ by {abs(diff) * 100:.1f} percentage points between arms ({_show_p(p)})"
+                if p < ALPHA:
+                    bounds = next((c.result for _, c in items if c.result is not None and c.result.design == "lee_bounds"), None)
+                    if bounds is not None:
+                        low, high = bounds.conf_int()
+                        text += (f"; Lee bounds ({low:.3g} to {high:.3g}) "
+                                 + ("exclude zero, so the sign of the effect survives the attrition" if low > 0 or high < 0
+                                    else "include zero"))
+                    concerns.append("differential attrition: " + text)
+                else:
+                    passed.append("no significant differential attrition: " + text)
+        if family == "synth" and check_family == "synth" and item is outcome:
+            fit = _synth_fit(name, res)
+            if fit:
+                (concerns if fit[1] else passed).append(("poor pre-period fit: " if fit[1] else "good pre-period fit: ") + fit[0])
+        if family == "matching" and item is outcome:
+            bal = _balance(name, diag, item.design)
+            if bal:
+                (concerns if bal[1] else passed).append(("balance not achieved: " if bal[1] else "balance achieved: ") + bal[0])
+    level = prof.sms_level
+    if concerns and level in _LOWER:
+        level = _LOWER[level]
+    if concerns:
+        reason = (f"Lowered from level {prof.sms_level} (what a {prof.family.lower()} can reach) because the "
+                  f"diagnostics put its identifying assumption in doubt: " + "; ".join(concerns) + ".")
+    else:
+        reason = prof.sms_reason + (" Diagnostics run: " + "; ".join(passed) + "." if passed else "")
+    return Assessment(prof, level, reason, tuple(concerns), tuple(passed))

@@ -18,15 +18,17 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup
 
+from impact.errors import warning_title
 from impact.report.chain import LEVEL_TITLES, Measured, effect_chain_svg
-from impact.report.evidence import profile
+from impact.report.claims import estimand_short, estimand_words, headline_claim, placebo_summary
+from impact.report.evidence import assess, profile
 from impact.report.figures import Figure, render_figure
-from impact.results import jsonable
+from impact.report.format import decimals_for, fmt_estimate, fmt_number, fmt_p, fmt_value
 
 if TYPE_CHECKING:
     from impact.programme.runner import Outcome, ProgrammeRun
 
-__all__ = ["render_programme", "render_portfolio", "fmt_number", "fmt_p", "SECTIONS"]
+__all__ = ["render_programme", "render_portfolio", "fmt_number", "fmt_p", "SECTIONS", "LONG_TABLE_ROWS"]
 
 #: Section ids of a programme report, in order (tests check every one is present).
 SECTIONS = (
@@ -43,16 +45,9 @@ SECTIONS = (
     "appendix",
 )
 
-_WARNING_WORDS = {
-    "FewClustersWarning": "Few clusters",
-    "FewTreatedClustersWarning": "Very few treated clusters",
-    "SmallComparisonWarning": "Small comparison group",
-    "SampleWarning": "Sample changed",
-    "MissingDataWarning": "Missing data",
-    "OverlapWarning": "Poor overlap",
-    "ConvergenceWarning": "No convergence",
-    "FragileInferenceWarning": "Fragile inference",
-}
+#: Tables longer than this are folded behind <details> (printed open in the PDF).
+LONG_TABLE_ROWS = 10
+_ROUNDED_BY_SE = ("estimate", "conf_low", "conf_high", "std_error")
 
 
 def _environment() -> jinja2.Environment:
@@ -67,107 +62,124 @@ def _environment() -> jinja2.Environment:
     env.filters["num"] = fmt_number
     env.filters["pval"] = fmt_p
     env.filters["peq"] = lambda p: (lambda t: t if t.startswith("<") else f"= {t}")(fmt_p(p))
+    env.filters["plain"] = lambda v: fmt_value(v, "id")
     return env
-
-
-def fmt_number(value: Any, digits: int = 3) -> str:
-    """A number as an evaluator reads it: thousands separators, about ``digits`` significant digits."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(x):
-        return "–"
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    ax = abs(x)
-    if x.is_integer() and ax < 1e15:
-        return f"{int(x):,}".replace("-", "−")
-    if ax >= 1000:
-        text = f"{x:,.0f}"
-    elif ax >= 100:
-        text = f"{x:.1f}"
-    elif ax >= 1:
-        text = f"{x:.{max(digits - 1, 1)}f}"
-    elif ax == 0:
-        text = "0"
-    else:
-        text = f"{x:.{digits}g}"
-        if "e" in text:
-            text = f"{x:.2e}"
-    return text.replace("-", "−")
-
-
-def fmt_p(value: Any) -> str:
-    """A p-value: three decimals, or ``< 0.001``."""
-    if value is None:
-        return "–"
-    try:
-        p = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(p):
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _warning_in_words(text: str) -> tuple[str, str]:
     category, _, message = text.partition(": ")
-    if category in _WARNING_WORDS:
-        return _WARNING_WORDS[category], message
+    title = warning_title(category)
+    if title is not None and message:
+        return title, message
     if category.endswith("Warning") and message:
         return category.removesuffix("Warning") or category, message
     return "Note", text
 
 
 # ---------------------------------------------------------------------------------------------
-# Diagnostics: scalars and dicts as key-value tables, lists of dicts as tables
+# Diagnostics: scalars and dicts as key-value tables, lists of dicts and frames as tables
 # ---------------------------------------------------------------------------------------------
-def _cell(value: Any) -> str:
-    if isinstance(value, float | int) and not isinstance(value, bool):
-        return fmt_number(value, 4)
-    if isinstance(value, Mapping | list | tuple):
-        return json.dumps(jsonable(value), ensure_ascii=False)
-    return "–" if value is None else str(value)
+def _cell(value: Any, key: Any = "") -> str:
+    return fmt_value(value, key)
 
 
-def _diagnostic_blocks(diagnostics: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Render-ready blocks: {"kind": "kv"|"table", "title", "rows" / "columns"+"rows"}."""
+def _title(key: Any) -> str:
+    return str(key).replace("_", " ").strip()
+
+
+def _table_block(title: str, records: list[Mapping[str, Any]], columns: list[str],
+                 names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A table with numbers rounded to what their uncertainty supports, labels printed plainly and
+    unit codes replaced by unit names."""
+    names = names or {}
+    se_column = "std_error" if "std_error" in columns else None
+    rows = []
+    for rec in records:
+        places = decimals_for(rec.get(se_column)) if se_column else None
+        row = []
+        for c in columns:
+            v = rec.get(c)
+            if places is not None and c in _ROUNDED_BY_SE and isinstance(v, int | float) and not isinstance(v, bool):
+                text = fmt_estimate(v, rec.get(se_column)) if c != "std_error" else fmt_number(v, 2)
+            elif c in ("p_value", "p") and isinstance(v, int | float):
+                text = fmt_p(v)
+            else:
+                text = _cell(v, c)
+            if names and c in ("unit", "donor", "region", "state") and str(v) in names:
+                text = f"{names[str(v)]} ({text})"
+            row.append(text)
+        rows.append(row)
+    return {"kind": "table", "title": title, "columns": [_title(c) for c in columns], "rows": rows,
+            "long": len(rows) > LONG_TABLE_ROWS}
+
+
+def _diagnostic_blocks(diagnostics: Mapping[str, Any], names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Render-ready blocks: {"kind": "kv"|"table", "title", "rows" / "columns"+"rows", "long"}."""
+    import numpy as np
+    import pandas as pd
+
     blocks: list[dict[str, Any]] = []
     scalars = []
     for key, value in diagnostics.items():
-        title = str(key).replace("_", " ")
+        title = _title(key)
+        if isinstance(value, pd.Series):
+            index_name = value.index.name or "unit"
+            frame = value.rename_axis(index_name).reset_index(name=value.name or "value")
+            value = frame
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
         if isinstance(value, Mapping):
-            flat = {k: v for k, v in value.items() if not (isinstance(v, Mapping) and v)}
+            flat = {k: v for k, v in value.items() if not isinstance(v, Mapping | pd.DataFrame | pd.Series)
+                    and not (isinstance(v, list) and v and isinstance(v[0], Mapping))}
             if flat:
-                rows = [(str(k).replace("_", " "), _cell(v)) for k, v in flat.items()]
-                blocks.append({"kind": "kv", "title": title, "rows": rows})
-            # A nested table (e.g. donor weights by unit) gets its own block instead of a JSON string.
-            for k, v in value.items():
-                if isinstance(v, Mapping) and v:
-                    blocks.extend(
-                        {**b, "title": f"{title}: {str(k).replace('_', ' ')}" + (f" – {b['title']}" if b["title"] else "")}
-                        for b in _diagnostic_blocks({"": v})
-                    )
+                rows = [(_title(k), _cell(v, k)) for k, v in flat.items()]
+                blocks.append({"kind": "kv", "title": title, "rows": rows, "long": False})
+            nested = {k: v for k, v in value.items() if k not in flat}
+            for b in _diagnostic_blocks(nested, names):
+                blocks.append({**b, "title": f"{title}: {b['title']}" if b["title"] else title})
         elif isinstance(value, list | tuple) and value and all(isinstance(v, Mapping) for v in value):
-            columns = list(dict.fromkeys(k for v in value for k in v))
-            rows = [[_cell(v.get(c)) for c in columns] for v in value]
-            blocks.append({"kind": "table", "title": title, "columns": columns, "rows": rows})
-        elif hasattr(value, "to_dict") and hasattr(value, "columns"):
-            records = value.to_dict(orient="records")
-            columns = [str(c) for c in value.columns]
-            blocks.append({"kind": "table", "title": title, "columns": columns, "rows": [[_cell(r.get(c)) for c in value.columns] for r in records]})
+            columns = list(dict.fromkeys(str(k) for v in value for k in v))
+            blocks.append(_table_block(title, [{str(k): x for k, x in v.items()} for v in value], columns, names))
+        elif isinstance(value, pd.DataFrame):
+            frame = value.reset_index() if value.index.name else value
+            records = [{str(k): v for k, v in r.items()} for r in frame.to_dict(orient="records")]
+            blocks.append(_table_block(title, records, [str(c) for c in frame.columns], names))
         else:
-            scalars.append((title, _cell(value)))
+            scalars.append((title, _cell(value, key)))
     if scalars:
-        blocks.insert(0, {"kind": "kv", "title": "", "rows": scalars})
+        blocks.insert(0, {"kind": "kv", "title": "", "rows": scalars, "long": False})
     return blocks
+
+
+def _block_key(block: Mapping[str, Any]) -> str:
+    return json.dumps([block["kind"], block.get("columns"), block["rows"]], ensure_ascii=False, default=str)
+
+
+class _Shown:
+    """Remembers the diagnostics and figures already shown, so that shared ones appear once."""
+
+    def __init__(self) -> None:
+        self.where: dict[str, str] = {}
+
+    def once(self, blocks: list[dict[str, Any]], owner: str) -> list[dict[str, Any]]:
+        out = []
+        for b in blocks:
+            if b["kind"] == "table" or len(b["rows"]) > 2:
+                key = _block_key(b)
+                if key in self.where:
+                    out.append({"kind": "same", "title": b["title"], "rows": [], "long": False, "where": self.where[key]})
+                    continue
+                self.where[key] = owner
+            out.append(b)
+        return out
+
+    def figure_once(self, figure: Figure, owner: str) -> Figure | str:
+        key = "figure:" + figure.png_base64 if figure.png_base64 else ""
+        if key and key in self.where:
+            return self.where[key]
+        if key:
+            self.where[key] = owner
+        return figure
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,78 +195,132 @@ def _flow_rows(flow: Sequence[Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _effects_rows(result: Any) -> tuple[list[str], list[list[str]]]:
+def _effects_rows(result: Any) -> tuple[list[str], list[list[str]], str | None]:
+    """Columns and rows of the effects table; the inference method once if every row shares it."""
     table = result.tidy()
-    extra = [c for c in table.columns if c not in ("term", "estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high")]
-    columns = ["term", "estimate", "std. error", "statistic", "p-value", f"{result.level:.0%} CI", *extra]
+    methods = table["inference"].astype(str).unique() if "inference" in table else []
+    shared = methods[0] if len(methods) == 1 else None
+    drop = {"term", "estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high"}
+    if shared is not None:
+        drop.add("inference")
+    extra = [c for c in table.columns if c not in drop and not table[c].isna().all()]
+    columns = ["term", "estimate", "std. error", "statistic", "p-value", f"{result.level:.0%} CI", *[_title(c) for c in extra]]
     rows = []
     for rec in table.to_dict(orient="records"):
+        se = rec["std_error"]
+        if decimals_for(se) is None:  # no SE (permutation, placebo): round to the interval's precision
+            width = rec["conf_high"] - rec["conf_low"]
+            se = width / 3.92 if math.isfinite(width) and width > 0 else None
+        has_ci = math.isfinite(rec["conf_low"]) and math.isfinite(rec["conf_high"])
         rows.append(
             [
                 str(rec["term"]),
-                fmt_number(rec["estimate"], 4),
-                fmt_number(rec["std_error"], 4),
+                fmt_estimate(rec["estimate"], se),
+                fmt_number(rec["std_error"], 2),
                 fmt_number(rec["statistic"], 3),
                 fmt_p(rec["p_value"]),
-                f"[{fmt_number(rec['conf_low'], 4)}, {fmt_number(rec['conf_high'], 4)}]",
-                *[_cell(rec[c]) for c in extra],
+                f"[{fmt_estimate(rec['conf_low'], se)}, {fmt_estimate(rec['conf_high'], se)}]" if has_ci else "none (see p-value)",
+                *[_cell(rec[c], c) for c in extra],
             ]
         )
-    return columns, rows
+    return columns, rows, shared
 
 
-def _headline(outcome: Outcome, library: Any) -> dict[str, Any]:
+def _indicator_name(outcome: Outcome, library: Any, spec: Any) -> tuple[str, str]:
+    """The outcome's name and unit: the indicator's, else an effect-chain item naming the column, else
+    the evaluation's outcome column described as such."""
     ind = library.get(outcome.indicator) if outcome.indicator else None
-    prof = profile(outcome.design)
+    if ind is not None:
+        return ind.name, ind.unit
+    for _, items in spec.effect_chain.levels():
+        for item in items:
+            text = str(item.text)
+            if text.endswith(f"({outcome.outcome})"):
+                return text[: -len(outcome.outcome) - 2].strip().rstrip(",") or outcome.outcome, ""
+    # a chain that names one outcome without indicators describes the evaluated column
+    for wanted in ("outcomes", "impacts"):
+        plain = [item for level, items in spec.effect_chain.levels() if level == wanted for item in items
+                 if not item.indicators]
+        if len(plain) == 1 and ";" not in str(plain[0].text):
+            return str(plain[0].text), ""
+    return f"the outcome ({outcome.outcome})", ""
+
+
+def _sample_line(res: Any) -> str:
+    """Sample sizes in words; a trial with non-compliance says assigned vs received."""
+    parts = [f"observations {fmt_number(res.n_obs)}"]
+    consort = res.diagnostics.get("consort") if hasattr(res, "diagnostics") else None
+    short = estimand_short(res.estimand)
+    if isinstance(consort, list) and consort and short == "ITT":
+        treated = consort[-1]
+        parts.append(f"assigned to treatment {fmt_number(treated.get('assigned'))}")
+        if treated.get("received") is not None:
+            parts.append(f"of whom used it {fmt_number(treated.get('received'))}")
+        parts.append(f"analysed in the treatment arm {fmt_number(treated.get('analysed', res.n_treated))}")
+    else:
+        if res.n_units is not None:
+            parts.append(f"units {fmt_number(res.n_units)}")
+        if res.n_treated is not None:
+            parts.append(f"treated {fmt_number(res.n_treated)}")
+    if res.n_clusters is not None:
+        parts.append(f"clusters {fmt_number(res.n_clusters)}")
+    return " · ".join(parts)
+
+
+def _headline(outcome: Outcome, library: Any, spec: Any) -> dict[str, Any]:
+    ind = library.get(outcome.indicator) if outcome.indicator else None
+    what, unit = _indicator_name(outcome, library, spec)
+    assessment = assess(outcome)
     row: dict[str, Any] = {
         "name": outcome.name,
         "indicator": outcome.indicator,
-        "indicator_name": ind.name if ind else outcome.outcome,
-        "unit": ind.unit if ind else "",
+        "indicator_name": ind.name if ind else what,
+        "unit": unit,
         "outcome": outcome.outcome,
         "design": outcome.design,
-        "family": prof.family,
-        "sms_level": prof.sms_level,
-        "sms_reason": prof.sms_reason,
+        "family": assessment.profile.family,
+        "sms_level": assessment.level,
+        "sms_design_level": assessment.design_level,
+        "sms_lowered": assessment.lowered,
+        "sms_reason": assessment.reason,
         "ok": outcome.ok,
         "error": outcome.error,
     }
     if outcome.result is not None:
         res = outcome.result
         low, high = res.conf_int()
+        claim = headline_claim(estimand=res.estimand, estimate=res.estimate, std_error=res.std_error, conf_low=low,
+                               conf_high=high, level=res.level, what=what, unit=unit, diagnostics=res.diagnostics)
+        se = res.std_error if decimals_for(res.std_error) is not None else (
+            (high - low) / 3.92 if math.isfinite(high - low) and high > low else None)
+        placebo = placebo_summary(res.diagnostics)
+        rank = f" · rank {placebo.rank} of {placebo.units + 1}" if placebo and placebo.rank and placebo.units else ""
+        if math.isfinite(low) and math.isfinite(high):
+            interval = f"{res.level:.0%} CI [{fmt_estimate(low, se)}, {fmt_estimate(high, se)}] · p {_peq(res.p_value)}"
+            if placebo is not None and not math.isclose(placebo.p_value, res.p_value):
+                interval += f" · placebo p {_peq(placebo.p_value)}"
+            interval += rank
+        elif placebo is not None:
+            interval = f"no confidence interval · placebo p {_peq(placebo.p_value)}{rank}"
+        else:
+            interval = "no confidence interval"
         row.update(
             estimand=res.estimand,
+            estimand_short=estimand_short(res.estimand),
+            estimand_words=estimand_words(res.estimand),
             term=res.headline,
-            estimate=res.estimate,
-            std_error=res.std_error,
-            conf_low=low,
-            conf_high=high,
-            p_value=res.p_value,
-            level=res.level,
-            n_obs=res.n_obs,
-            sentence=_sentence(res, row),
+            estimate_text=fmt_estimate(res.estimate, se),
+            interval=interval,
+            sample=_sample_line(res),
+            finding=claim.finding,
+            sentence=claim.sentence,
         )
     return row
 
 
-def _sentence(result: Any, row: Mapping[str, Any]) -> str:
-    low, high = result.conf_int()
-    unit_text = str(row["unit"] or "")
-    if unit_text.startswith("%"):  # an effect on a share is a change in percentage points
-        unit_text = "percentage points" + unit_text[1:]
-    unit = f" {unit_text}" if unit_text else ""
-    what = row["indicator_name"]
-    direction = "raised" if result.estimate > 0 else "lowered"
-    covers_zero = low <= 0 <= high
-    verdict = (
-        "the interval includes zero, so the data are also consistent with no effect"
-        if covers_zero
-        else "the interval excludes zero"
-    )
-    return (
-        f"Estimated {result.estimand}: the programme {direction} {what} by {fmt_number(abs(result.estimate), 3)}{unit} "
-        f"({result.level:.0%} CI {fmt_number(low, 3)} to {fmt_number(high, 3)}); {verdict}."
-    )
+def _peq(p: Any) -> str:
+    text = fmt_p(p)
+    return text if text.startswith("<") or text == "–" else f"= {text}"
 
 
 def _locator(run: ProgrammeRun):
@@ -278,8 +344,23 @@ def _locator(run: ProgrammeRun):
     return locate
 
 
-def _figures(outcome: Outcome) -> list[Figure]:
-    from impact.report.plots import trends_plot
+def unit_names(frame: Any, unit: Any) -> dict[str, str]:
+    """Unit code -> name when the data hold a name column (``region_name``, ``*_name``, ``name``)
+    with exactly one name per unit; empty otherwise."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame) or not isinstance(unit, str) or unit not in frame.columns:
+        return {}
+    candidates = [c for c in frame.columns if c != unit and (str(c).endswith("_name") or str(c) == "name")]
+    for column in candidates:
+        pairs = frame[[unit, column]].dropna().drop_duplicates()
+        if len(pairs) and pairs[unit].is_unique and pairs[column].astype(str).str.len().max() <= 40:
+            return {str(k): str(v) for k, v in zip(pairs[unit], pairs[column], strict=True)}
+    return {}
+
+
+def _figures(outcome: Outcome, names: Mapping[str, str]) -> list[Figure]:
+    from impact.report import plots
 
     figures = []
     trends = outcome.trends
@@ -288,42 +369,126 @@ def _figures(outcome: Outcome) -> list[Figure]:
         figures.append(
             render_figure(
                 f"Raw data: mean {outcome.outcome} by {time_label} and treatment cohort (evaluation sample)",
-                lambda ax: trends_plot(trends, ax=ax, outcome=outcome.outcome, time_label=time_label),
+                lambda ax: plots.trends_plot(trends, ax=ax, outcome=outcome.outcome, time_label=time_label),
             )
         )
+    res = outcome.result
     try:
-        drawers = outcome.result.figures()
+        drawers = res.figures()
     except Exception as exc:  # noqa: BLE001
         return [*figures, Figure("figures", error=f"{type(exc).__name__}: {exc}")]
-    return figures + [render_figure(title, draw) for title, draw in drawers.items()]
+    for title, draw in drawers.items():
+        size = None
+        if "RMSPE" in title:
+            ratios = res.diagnostics.get("placebo_ratios")
+            if ratios is not None and len(ratios):
+                figures.append(render_figure(
+                    "Post/pre RMSPE ratios, ranked (log scale)",
+                    lambda ax, r=ratios: plots.rank_plot(r, ax=ax, names=names), size=(7.2, max(3.2, 0.16 * len(ratios) + 1.2))))
+                continue
+        if "weights" in title.lower() and names:
+            weights = _unit_weights(res)
+            if weights is not None:
+                figures.append(render_figure(title, lambda ax, w=weights: plots.weights_plot(w, ax=ax, names=names),
+                                             size=(7.2, min(0.28 * min(len(weights), 15) + 1.2, 5.5))))
+                continue
+        if title == "Estimates with confidence intervals":
+            table = res.tidy()
+            if "event_time" not in table.columns or table["event_time"].isna().all():
+                if len(table) == 1:
+                    continue  # one coefficient: its table row says everything a plot would
+                size = (7.2, 0.42 * len(table) + 1.2)
+        figures.append(render_figure(title, draw, size=size) if size else render_figure(title, draw))
+    return figures
+
+
+def _unit_weights(res: Any) -> Any:
+    import pandas as pd
+
+    weights = getattr(res, "weights", None)
+    if isinstance(weights, pd.Series):
+        return weights
+    table = getattr(res, "unit_weights", None)
+    if isinstance(table, pd.DataFrame) and {"unit", "weight"} <= set(table.columns):
+        return table.groupby("unit")["weight"].mean()
+    return None
+
+
+def _sensitivity(item: Outcome) -> dict[str, Any] | None:
+    """A Rambachan-Roth (honest) result: breakdown value, the robust interval for each bound, the plot."""
+    res = item.result
+    if res is None or "breakdown" not in res.diagnostics:
+        return None
+    name = str(res.settings.get("bound_name", "M"))
+    symbol = {"Mbar": "M̄", "M": "M"}.get(name, name)
+    breakdown = res.diagnostics["breakdown"]
+    table = res.tidy()
+    original = table.loc[table["term"] == res.headline]
+    rows = []
+    for rec in table.loc[table["term"] != res.headline].to_dict(orient="records"):
+        low, high = rec["conf_low"], rec["conf_high"]
+        se = (high - low) / 3.92 if math.isfinite(high - low) and high > low else None
+        rows.append([f"{float(rec.get('bound')):.3g}", f"[{fmt_estimate(low, se)}, {fmt_estimate(high, se)}]",
+                     "no" if low <= 0 <= high else "yes"])
+    if isinstance(breakdown, int | float) and math.isfinite(breakdown):
+        breakdown_text = f"{symbol} = {fmt_number(breakdown, 2)}"
+    else:
+        breakdown_text = str(breakdown)
+    o = original.iloc[0] if len(original) else None
+    return {
+        "name": item.name,
+        "symbol": symbol,
+        "method": str(res.settings.get("method", "")).replace("_", " "),
+        "assumption": str(res.settings.get("assumption", "")),
+        "breakdown": breakdown_text,
+        "breakdown_zero": isinstance(breakdown, int | float) and breakdown == 0,
+        "original": None if o is None else f"{fmt_estimate(o['estimate'], o['std_error'])} "
+        f"[{fmt_estimate(o['conf_low'], o['std_error'])}, {fmt_estimate(o['conf_high'], o['std_error'])}]",
+        "rows": rows,
+        "inference": res.inference,
+        "figures": [render_figure(f"{item.name}: robust intervals by {symbol}", draw) for _, draw in res.figures().items()],
+    }
 
 
 def _robustness_figure(outcome: Outcome) -> Figure | None:
-    from impact.report.plots import coefficient_plot
+    from impact.report.plots import forest_plot
 
     rows = []
     for item in (outcome, *outcome.robustness):
-        if item.result is not None:
+        if item.result is not None and "breakdown" not in item.result.diagnostics:
             low, high = item.result.conf_int()
+            if not (math.isfinite(low) and math.isfinite(high)):
+                continue
             label = item.name if item is not outcome else f"{item.name} (main)"
             rows.append({"term": "\n".join(textwrap.wrap(label, 34, max_lines=2, placeholder="…")), "estimate": item.result.estimate,
-                         "conf_low": low, "conf_high": high})
+                         "conf_low": low, "conf_high": high, "main": item is outcome})
     if len(rows) < 2:
         return None
     import pandas as pd
 
     table = pd.DataFrame(rows)
-    def draw(ax):
-        coefficient_plot(table, ax=ax)
-        ax.tick_params(axis="y", labelsize=9)
-        ax.tick_params(axis="x", labelsize=9)
-        ax.xaxis.label.set_size(10)
-        return ax
-
-    return render_figure(f"Robustness: {outcome.name}", draw, size=(7.2, 0.6 * len(rows) + 1.3))
+    return render_figure(f"Robustness: {outcome.name}", lambda ax: forest_plot(table, ax=ax), size=(7.2, 0.5 * len(rows) + 1.3))
 
 
-def _evaluation_context(outcome: Outcome, library: Any) -> dict[str, Any]:
+def _all_warnings(outcome: Outcome) -> list[dict[str, str]]:
+    """Every warning of an evaluation and of its robustness checks, each once, with where it arose."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for item in (outcome, *outcome.robustness):
+        texts = list(item.result.warnings if item.result else ()) + list(item.captured_warnings)
+        for text in texts:
+            title, message = _warning_in_words(text)
+            # "twfe: only 13 clusters ..." and "event_study: only 13 clusters ..." say the same thing
+            head, sep, rest = message.partition(": ")
+            if sep and head.replace("_", "").isalnum() and head == head.lower():
+                message = rest[:1].upper() + rest[1:]
+            where = "main estimate" if item is outcome else f"check: {item.name}"
+            places = seen.setdefault((title, message), [])
+            if where not in places:
+                places.append(where)
+    return [{"title": t, "message": m, "where": "; ".join(w)} for (t, m), w in seen.items()]
+
+
+def _evaluation_context(outcome: Outcome, library: Any, names: Mapping[str, str], shown: _Shown) -> dict[str, Any]:
     prof = profile(outcome.design)
     ctx: dict[str, Any] = {
         "name": outcome.name,
@@ -331,7 +496,7 @@ def _evaluation_context(outcome: Outcome, library: Any) -> dict[str, Any]:
         "question": outcome.question,
         "design": outcome.design,
         "family": prof.family,
-        "options": [(k, _cell(v)) for k, v in outcome.options.items()],
+        "options": [(k, _cell(v, k)) for k, v in outcome.options.items()],
         "then": [f"{s.method}({', '.join(f'{k}={v!r}' for k, v in s.kwargs.items())})" for s in outcome.then],
         "outcome": outcome.outcome,
         "indicator": outcome.indicator,
@@ -340,62 +505,90 @@ def _evaluation_context(outcome: Outcome, library: Any) -> dict[str, Any]:
         "query": outcome.query,
         "ok": outcome.ok,
         "error": outcome.error,
-        "warnings": [_warning_in_words(w) for w in (outcome.result.warnings if outcome.result else ())]
-        + [_warning_in_words(w) for w in outcome.captured_warnings],
+        "warnings": _all_warnings(outcome),
     }
     variables = outcome.variables
     ctx["variables"] = [] if variables is None else [
-        {k: (fmt_number(v, 4) if k in ("mean", "sd", "min", "max") else v) for k, v in row.items()}
+        {k: (_cell(v, row.get("role") if row.get("role") in ("time", "cohort") else k) if k in ("mean", "sd", "min", "max") else v)
+         for k, v in row.items()}
         for row in variables.to_dict(orient="records")
     ]
     res = outcome.result
     if res is not None:
         settings = dict(res.settings)
-        columns, rows = _effects_rows(res)
+        columns, rows, shared = _effects_rows(res)
+        figures = [f for f in _figures(outcome, names) if isinstance(shown.figure_once(f, outcome.name), Figure)]
         ctx.update(
             assumption=str(settings.get("assumption") or prof.assumption),
             estimand=res.estimand,
+            estimand_words=estimand_words(res.estimand),
             inference=res.inference,
-            n_obs=res.n_obs,
-            n_units=res.n_units,
-            n_treated=res.n_treated,
-            n_clusters=res.n_clusters,
+            sample=_sample_line(res),
             flow=_flow_rows(res.sample_flow),
             effect_columns=columns,
             effect_rows=rows,
-            diagnostics=_diagnostic_blocks(res.diagnostics),
-            figures=_figures(outcome),
-            settings=[(k, _cell(v)) for k, v in settings.items() if k != "assumption"],
+            effect_inference=shared,
+            effects_long=len(rows) > LONG_TABLE_ROWS,
+            diagnostics=shown.once(_diagnostic_blocks(res.diagnostics, names), outcome.name),
+            figures=figures,
+            settings=[(k, _cell(v, k)) for k, v in settings.items() if k != "assumption"],
         )
     else:
         ctx.update(assumption=prof.assumption, flow=[], figures=[], diagnostics=[])
     checks = []
+    sensitivity = []
     if outcome.robustness:
         for item in (outcome, *outcome.robustness):
-            row = {"name": item.name if item is not outcome else f"{item.name} (main)", "design": item.design, "ok": item.ok, "error": item.error}
+            row = {"name": item.name if item is not outcome else f"{item.name} (main)", "design": item.design, "ok": item.ok,
+                   "error": item.error, "sensitivity": None}
             changed = {k: v for k, v in item.options.items() if outcome.options.get(k) != v} if item is not outcome else {}
-            row["changes"] = ", ".join(f"{k} = {_cell(v)}" for k, v in changed.items()) or ("–" if item is outcome else "same options")
+            row["changes"] = ", ".join(f"{k} = {_cell(v, k)}" for k, v in changed.items()) or ("–" if item is outcome else "same options")
             if item.query != outcome.query:
                 row["changes"] += f"; sample: {item.query or 'all rows'}"
-            if item.result is not None:
-                low, high = item.result.conf_int()
-                row.update(estimate=item.result.estimate, std_error=item.result.std_error, conf_low=low, conf_high=high,
-                           p_value=item.result.p_value, n_obs=item.result.n_obs, inference=item.result.inference)
+            if item.then and item.then != outcome.then:
+                row["changes"] += "; then " + ", ".join(s.method for s in item.then)
+            sens = _sensitivity(item) if item is not outcome else None
+            if sens is not None:
+                row["sensitivity"] = sens
+                sensitivity.append(sens)
+            elif item.result is not None:
+                r = item.result
+                low, high = r.conf_int()
+                se = r.std_error if decimals_for(r.std_error) is not None else (
+                    (high - low) / 3.92 if math.isfinite(high - low) and high > low else None)
+                row.update(estimate=fmt_estimate(r.estimate, se), std_error=fmt_number(r.std_error, 2),
+                           interval=(f"[{fmt_estimate(low, se)}, {fmt_estimate(high, se)}]"
+                                     if math.isfinite(low) and math.isfinite(high) else "none"),
+                           p_value=r.p_value, n_obs=r.n_obs, inference=r.inference)
             checks.append(row)
     ctx["checks"] = checks
+    ctx["sensitivity"] = sensitivity
     ctx["robustness_figure"] = _robustness_figure(outcome) if checks else None
     # Checks with another design bring their own diagnostics (event study, pre-trend test, balance, ...).
-    ctx["check_diagnostics"] = [
-        {
+    check_diagnostics = []
+    for item in outcome.robustness:
+        if item.result is None or item.design == outcome.design or "breakdown" in item.result.diagnostics:
+            continue
+        figures = []
+        for f in _figures(dataclasses.replace(item, trends=None), names):
+            seen = shown.figure_once(f, item.name)
+            if isinstance(seen, Figure):
+                figures.append(f)
+        check_diagnostics.append({
             "name": item.name,
             "design": item.design,
-            "diagnostics": _diagnostic_blocks(item.result.diagnostics),
-            "figures": _figures(dataclasses.replace(item, trends=None)),
-        }
-        for item in outcome.robustness
-        if item.result is not None and item.design != outcome.design
-    ]
+            "diagnostics": shown.once(_diagnostic_blocks(item.result.diagnostics, names), item.name),
+            "figures": figures,
+        })
+    ctx["check_diagnostics"] = check_diagnostics
     return ctx
+
+
+def _names_for(run: ProgrammeRun, outcome: Outcome) -> dict[str, str]:
+    for d in run.data:
+        if d.source.name == outcome.data:
+            return unit_names(d.frame, outcome.options.get("unit"))
+    return {}
 
 
 def render_programme(run: ProgrammeRun, *, command: str | None = None, portfolio_link: str | None = None) -> str:
@@ -403,7 +596,13 @@ def render_programme(run: ProgrammeRun, *, command: str | None = None, portfolio
     spec = run.spec
     library = spec.indicators
     outcomes = list(run.outcomes)
-    evaluations = [_evaluation_context(o, library) for o in outcomes]
+    shown = _Shown()
+    evaluations = [_evaluation_context(o, library, _names_for(run, o), shown) for o in outcomes]
+    described: dict[str, str] = {}  # the variables table is shown once when evaluations share it
+    for e in evaluations:
+        key = json.dumps(e["variables"], default=str, ensure_ascii=False)
+        e["variables_same_as"] = described.get(key) if e["variables"] else None
+        described.setdefault(key, e["name"])
     families = {}
     for o in outcomes:
         prof = profile(o.design)
@@ -436,7 +635,7 @@ def render_programme(run: ProgrammeRun, *, command: str | None = None, portfolio
         "seed": run.seed,
         "command": command or f"impact run {spec.path.name} --seed {run.seed}",
         "versions": sorted(run.versions.items()),
-        "headlines": [_headline(o, library) for o in outcomes],
+        "headlines": [_headline(o, library, spec) for o in outcomes],
         "evaluations": evaluations,
         "chain_svg": Markup(chain),
         "levels": LEVEL_TITLES,
@@ -464,6 +663,7 @@ def render_portfolio(
     versions: Mapping[str, str] | None = None,
     pooled: Sequence[Mapping[str, Any]] = (),
     pooling: str = "",
+    evidence_map: Mapping[str, Any] | None = None,
 ) -> str:
     """``reports/index.html``: the programmes, and every headline effect with adjusted p-values.
 
@@ -485,12 +685,15 @@ def render_portfolio(
         Result with ``figures()``) or ``error``.
     pooling : str
         How estimates were pooled, in words.
+    evidence_map : dict, optional
+        :func:`impact.report.evidence_map.evidence_map_context` of the registry's evidence map.
     """
     pooled_context = []
     for entry in pooled:
         res = entry.get("result")
         item: dict[str, Any] = {"code": entry["code"], "name": entry["name"], "unit": entry["unit"], "k": entry["k"],
-                                "error": entry.get("error"), "figures": []}
+                                "error": entry.get("error"), "figures": [], "by": entry.get("by", "programme"),
+                                "left_out": entry.get("left_out") or [], "pi_note": entry.get("pi_note")}
         if res is not None:
             low, high = res.conf_int()
             diag = res.diagnostics
@@ -516,6 +719,7 @@ def render_portfolio(
         "has_rw": any(r.get("p_romano_wolf") is not None for r in rows),
         "pooled": pooled_context,
         "pooling": pooling,
+        "evidence_map": evidence_map,
         "indicators": indicators,
         "matrix": matrix,
         "adjustment": adjustment,

@@ -10,7 +10,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["coefficient_plot", "new_axes", "rd_plot", "trends_plot"]
+__all__ = ["coefficient_plot", "forest_plot", "integer_ticks", "new_axes", "rank_plot", "rd_plot", "trends_plot", "weights_plot"]
 
 PALETTE = {"estimate": "#1f4e79", "pre": "#7f7f7f", "post": "#1f4e79", "zero": "#b22222"}
 
@@ -49,6 +49,7 @@ def coefficient_plot(table: pd.DataFrame, *, ax: Axes | None = None, title: str 
         ax.axvline(-0.5, color="black", linestyle=":", linewidth=1)
         ax.set_xlabel("Periods relative to treatment start")
         ax.set_ylabel("Effect")
+        integer_ticks(ax.xaxis)
     else:
         rows = table.iloc[::-1]
         y = np.arange(len(rows))
@@ -56,6 +57,7 @@ def coefficient_plot(table: pd.DataFrame, *, ax: Axes | None = None, title: str 
         ax.scatter(rows["estimate"], y, color=PALETTE["estimate"], zorder=3)
         ax.axvline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
         ax.set_yticks(y, rows["term"].astype(str))
+        ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.set_xlabel("Effect (with confidence interval)")
     if title:
         ax.set_title(title)
@@ -90,6 +92,91 @@ def trends_plot(table: pd.DataFrame, *, ax: Axes | None = None, outcome: str = "
         ax.tick_params(axis="x", labelrotation=45 if table["time"].nunique() > 8 else 0)
     ax.legend(frameon=False, fontsize=9, ncol=2 if len(groups) > 3 else 1)
     return ax
+
+
+def integer_ticks(axis) -> None:
+    """Ticks at whole numbers only (event times, periods): no tick at -7.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def forest_plot(table: pd.DataFrame, *, ax: Axes | None = None, clip: float = 4.0) -> Axes:
+    """Estimates with intervals, one row per specification; the main row highlighted.
+
+    An interval more than ``clip`` times as wide as the median interval would squash the others: the
+    axis is limited to ``clip`` median widths around the estimates and such an interval is drawn up
+    to the edge with an arrow and its bound written beside it.
+    """
+    ax = new_axes(ax)
+    rows = table.iloc[::-1].reset_index(drop=True)
+    y = np.arange(len(rows))
+    est = rows["estimate"].to_numpy(dtype=float)
+    low = rows["conf_low"].to_numpy(dtype=float)
+    high = rows["conf_high"].to_numpy(dtype=float)
+    width = np.median(high - low)
+    lo_lim = min(np.min(est), 0.0, np.min(np.where(high - low <= clip * width, low, np.inf)))
+    hi_lim = max(np.max(est), 0.0, np.max(np.where(high - low <= clip * width, high, -np.inf)))
+    pad = 0.08 * (hi_lim - lo_lim or 1.0)
+    lo_lim, hi_lim = lo_lim - pad, hi_lim + pad
+    main = rows["main"].to_numpy(dtype=bool) if "main" in rows else np.zeros(len(rows), dtype=bool)
+    colours = np.where(main, PALETTE["estimate"], "#4a6a8a")
+    clipped = bool(np.any(low < lo_lim) or np.any(high > hi_lim))
+    for i in range(len(rows)):
+        a, b = max(low[i], lo_lim), min(high[i], hi_lim)
+        ax.hlines(y[i], a, b, color=colours[i], linewidth=3 if main[i] else 2)
+        for bound, edge, side in ((low[i], lo_lim, -1), (high[i], hi_lim, 1)):
+            if (bound < edge) if side < 0 else (bound > edge):
+                ax.annotate("", xy=(edge, y[i]), xytext=(edge - side * 0.06 * (hi_lim - lo_lim), y[i]),
+                            arrowprops={"arrowstyle": "-|>", "color": colours[i], "lw": 2})
+                ax.text(edge - side * 0.07 * (hi_lim - lo_lim), y[i] + 0.22, f"to {bound:.3g}", ha="right" if side > 0 else "left",
+                        va="bottom", fontsize=8, color=colours[i])
+    ax.scatter(est, y, color=colours, zorder=3, s=np.where(main, 48, 30))
+    ax.axvline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
+    ax.set_xlim(lo_lim, hi_lim)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_yticks(y, rows["term"].astype(str))
+    ax.tick_params(axis="both", labelsize=9)
+    ax.set_xlabel("Effect with 95% confidence interval" + (" (arrow: interval goes on)" if clipped else ""), fontsize=9)
+    return ax
+
+
+def rank_plot(ratios: pd.DataFrame, *, ax: Axes | None = None, names: dict[str, str] | None = None) -> Axes:
+    """Post/pre RMSPE ratios of the treated unit and its placebos, ranked, on a log axis.
+
+    A histogram is empty when one ratio is hundreds of times the others; a ranked dot plot on a log
+    scale shows every unit and where the treated one stands.
+    """
+    ax = new_axes(ax)
+    names = names or {}
+    table = pd.DataFrame(ratios)
+    if "kept" in table:
+        table = table.loc[table["kept"].astype(bool)]
+    table = table.sort_values("ratio", ascending=True).reset_index(drop=True)
+    y = np.arange(len(table))
+    treated = table["treated"].astype(bool).to_numpy() if "treated" in table else np.zeros(len(table), dtype=bool)
+    ax.scatter(table["ratio"], y, c=np.where(treated, PALETTE["zero"], PALETTE["pre"]), s=np.where(treated, 60, 22), zorder=3)
+    ax.set_xscale("log")
+    labels = [names.get(str(u), str(u)) for u in table["unit"]] if "unit" in table else [""] * len(table)
+    ax.set_yticks(y, labels, fontsize=7 if len(table) > 25 else 8)
+    for i in np.flatnonzero(treated):
+        ax.get_yticklabels()[i].set_color(PALETTE["zero"])
+        ax.get_yticklabels()[i].set_fontweight("bold")
+    ax.set_ylim(-0.8, len(table) - 0.2)
+    ax.set_xlabel("Post/pre-period RMSPE ratio (log scale); treated unit in red")
+    return ax
+
+
+def weights_plot(weights: pd.Series, *, ax: Axes | None = None, names: dict[str, str] | None = None, top: int = 15) -> Axes:
+    """The largest unit weights as horizontal bars, labelled with unit names where known."""
+    ax = new_axes(ax)
+    names = names or {}
+    w = pd.Series(weights, dtype=float)
+    w = w.loc[w > 1e-6].sort_values(ascending=False).head(top).iloc[::-1]
+    labels = [names.get(str(u), str(u)) for u in w.index]
+    ax.barh(np.arange(len(w)), w.to_numpy(), color=PALETTE["estimate"])
+    ax.set_yticks(np.arange(len(w)), labels, fontsize=9)
+    ax.set_xlabel("Weight" + (f" (largest {top})" if len(weights) > top else ""))
 
 
 def rd_plot(bins: pd.DataFrame, fit: pd.DataFrame | None, *, cutoff: float, ax: Axes | None = None,
