@@ -198,7 +198,7 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
         status = "ok" if not failed else f"{failed} FAILED"
         click.echo(f"{programme_run.spec.programme.id}: {n} evaluation(s), {status} -> {report}")
         for o in programme_run.outcomes:
-            for item in (o, *o.robustness):
+            for item in (o, *o.robustness, *o.region_estimates):
                 if not item.ok:
                     click.echo(f"  failed: {item.name}: {_one_line(item.error or '')}", err=True)
     for f in failures:

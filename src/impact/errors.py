@@ -31,6 +31,7 @@ __all__ = [
     "MissingDataWarning",
     "OverlapWarning",
     "ConvergenceWarning",
+    "ImpactDeprecationWarning",
     "warn",
     "warning_title",
     "recording_warnings",
@@ -137,6 +138,10 @@ def warning_title(category: str) -> str | None:
     if isinstance(cls, type) and issubclass(cls, ImpactWarning):
         return cls.title
     return None
+
+
+class ImpactDeprecationWarning(ImpactWarning, DeprecationWarning):
+    """An argument was renamed or will be removed; the message names its replacement."""
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

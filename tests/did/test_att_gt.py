@@ -293,7 +293,7 @@ def test_cells_without_comparison_units() -> None:
         att_gt(data, **KW)
     # ... and dropped, leaving none
     with pytest.warns(SampleWarning, match="3 unit"), pytest.raises(DataError, match="no never-treated units"):
-        att_gt(data, **KW, allow_unbalanced=True)
+        att_gt(data, **KW, unbalanced="drop_units")
     # not-yet-treated comparison with one cohort left and no never treated: no comparison at all
     only = _panel(cohorts=(3,))
     with pytest.warns(SampleWarning), pytest.raises(DataError):
@@ -373,8 +373,23 @@ def test_unbalanced_panel_dropped_with_count() -> None:
     with pytest.raises(DataError, match="7 of 400"):
         att_gt(short, **KW)
     with pytest.warns(SampleWarning, match="dropped 7 unit"):
-        res = att_gt(short, **KW, allow_unbalanced=True)
+        res = att_gt(short, **KW, unbalanced="drop_units")
     assert res.n_units == 393
+    assert res.settings["unbalanced"] == "drop_units"
+
+
+def test_allow_unbalanced_still_works_but_says_it_drops() -> None:
+    # issue 17 item 4: the old flag name hid that incomplete units are dropped
+    from impact.errors import ImpactDeprecationWarning
+
+    data = _panel()
+    short = data.drop(index=data.index[(data["id"] < 7) & (data["t"] == 2)])
+    with pytest.warns(ImpactDeprecationWarning, match="DROPS incomplete units.*unbalanced='drop_units'"):
+        res = att_gt(short, **KW, allow_unbalanced=True)
+    new = att_gt(short, **KW, unbalanced="drop_units")
+    pd.testing.assert_frame_equal(res.tidy(), new.tidy())
+    with pytest.raises(SpecError, match="unbalanced='keep'"):
+        att_gt(short, **KW, unbalanced="keep")
 
 
 def test_cluster_at_unit_equals_unclustered(mpdta: pd.DataFrame, mp_result) -> None:

@@ -141,3 +141,14 @@ def test_bundled_programmes_carry_intervention_types():
         spec = load_spec(ANALYSES / f"{name}.toml")
         assert spec.programme.intervention == kind
     assert all(e.by_region is not None for e in load_spec(ANALYSES / "se_skills.toml").evaluations)
+
+
+def test_a_failed_region_estimate_counts_as_a_failure(tmp_path):
+    # by_region needs the treated units: a design without unit/treatment options cannot be split
+    path = write(tmp_path, '{ column = "region_name", design = "synth.sdid", options = { unit = "unit", time = "year", treatment = "NB_EMPRATE" } }')
+    run = evaluate(load_spec(path))
+    (main,) = run.outcomes
+    assert main.ok and main.region_estimates
+    failed = [r for r in main.region_estimates if not r.ok]
+    assert failed and run.n_failed == len(failed)
+    assert all(r.error for r in failed)

@@ -54,7 +54,7 @@ def test_density_validation():
     df = pd.DataFrame({"x": np.linspace(-1, 1, 200)})
     with pytest.raises(DataError, match="at least 23 observations"):
         im.rd.density_test(df.loc[df.x < 0.05], running="x")
-    with pytest.raises(SpecError, match="p=0"):
+    with pytest.raises(SpecError, match="p must be at least 1"):
         im.rd.density_test(df, running="x", p=0)
     with pytest.raises(DataError, match="strictly inside"):
         im.rd.density_test(df, running="x", cutoff=2)

@@ -138,3 +138,18 @@ def test_cli_import_and_pool_by_intervention(tmp_path):
     assert "difference between types" in out.output and "Left out:" in out.output and "estimand LATE" in out.output
     out = runner.invoke(main, ["registry", "--registry", target, "import", str(tmp_path / "nothing.json")])
     assert out.exit_code != 0
+
+
+def test_portfolio_pooling_and_evidence_map_read_the_shared_registry(registry_url):
+    # several agencies record into one registry (PostgreSQL in CI): the portfolio covers all of them
+    from impact.programme.portfolio import portfolio_evidence
+
+    with Registry(registry_url) as reg:
+        fill(reg)
+    pooled, emap = portfolio_evidence([], registry_url=registry_url)
+    (rcr01,) = [p for p in pooled if p["code"] == "RCR01"]
+    assert rcr01["k"] == 4 and {e["programme"] for e in rcr01["left_out"]} == {"late", "logged"}
+    assert {i["code"] for i in emap["interventions"]} == {"business_support", "skills", "business_advice"}
+    (row,) = emap["rows"]
+    by_type = dict(zip([i["code"] for i in emap["interventions"]], row["cells"], strict=True))
+    assert by_type["skills"]["n"] == 3 and by_type["business_support"]["n"] == 2

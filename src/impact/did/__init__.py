@@ -3,6 +3,7 @@
 from impact.did.twfe import twfe
 from impact.did.att_gt import ATTGTResult, att_gt
 from impact.did.drdid import drdid
+from impact.did.ddd import ddd
 from impact.did.event_study import event_study
 from impact.did.pretrends import pretrend_test
 from impact.did.bacon import bacon
@@ -16,6 +17,7 @@ __all__ = [
     "att_gt",
     "ATTGTResult",
     "drdid",
+    "ddd",
     "event_study",
     "pretrend_test",
     "bacon",

@@ -34,6 +34,7 @@ from impact.data import (
 from impact.did.drdid import PanelComparison
 from impact.errors import (
     DataError,
+    ImpactDeprecationWarning,
     SampleWarning,
     SmallComparisonWarning,
     SmallTreatedGroupWarning,
@@ -171,6 +172,18 @@ def _fail_on_varying(frame: pd.DataFrame, codes: np.ndarray, n_units: int, colum
     return per_unit
 
 
+def _unbalanced_option(unbalanced: str, allow_unbalanced: bool | None, where: str) -> str:
+    """The ``unbalanced`` choice, honouring the deprecated ``allow_unbalanced`` flag."""
+    check_option("unbalanced", unbalanced, ("error", "drop_units"))
+    if allow_unbalanced is None:
+        return unbalanced
+    replacement = "drop_units" if allow_unbalanced else "error"
+    warn(ImpactDeprecationWarning,
+         f"{where}: allow_unbalanced={allow_unbalanced!r} is deprecated because it DROPS incomplete units; "
+         f"write unbalanced={replacement!r} instead.")
+    return replacement
+
+
 def att_gt(
     df: pd.DataFrame,
     *,
@@ -187,7 +200,8 @@ def att_gt(
     weights: str | None = None,
     cluster: str | None = None,
     panel: bool = True,
-    allow_unbalanced: bool = False,
+    allow_unbalanced: bool | None = None,
+    unbalanced: Literal["error", "drop_units"] = "error",
     bootstrap: int | None = None,
     bootstrap_weights: Literal["rademacher", "mammen", "webb"] = "rademacher",
     seed: int | None = None,
@@ -235,10 +249,15 @@ def att_gt(
         the sampling level; clustering sums influence functions within clusters.
     panel : bool
         Only panels are supported (repeated cross-sections are not implemented in this version).
-    allow_unbalanced : bool
-        Unbalanced panels raise a DataError unless True, in which case units not observed in every
-        period are DROPPED (counted in the sample flow, with a SampleWarning). (R ``did``'s
-        ``allow_unbalanced_panel`` instead treats the data as repeated cross-sections; not done here.)
+    unbalanced : {"error", "drop_units"}
+        What to do with units not observed in every period: raise a DataError ("error"), or drop
+        those units ("drop_units", counted in the sample flow with a SampleWarning; R ``did``'s
+        ``allow_unbalanced_panel = FALSE`` after its own balancing). R ``did``'s
+        ``allow_unbalanced_panel = TRUE``, which keeps every unit through the repeated-cross-section
+        estimator, is not available in att_gt yet (``drdid(panel=False)`` has the estimators).
+    allow_unbalanced : bool, optional
+        Deprecated name of ``unbalanced="drop_units"`` (True) / ``"error"`` (False): the old name hid
+        that units are dropped. Still accepted, with an ImpactDeprecationWarning.
     bootstrap : int, optional
         Number of multiplier-bootstrap draws for standard errors and uniform bands; None for analytic
         standard errors.
@@ -318,6 +337,7 @@ def att_gt(
     if panel is not True:
         raise SpecError(f"{where}: only panel data (panel=True) are supported in this version; repeated "
                         "cross-sections are not implemented.")
+    unbalanced = _unbalanced_option(unbalanced, allow_unbalanced, where)
     covs = as_list(covariates)
     check_column_arguments(where, outcome=outcome, unit=unit, time=time, cohort=cohort, treatment=treatment,
                            weights=weights, cluster=cluster)
@@ -393,16 +413,16 @@ def att_gt(
         if incomplete.any():
             k = int(incomplete.sum())
             examples = ", ".join(map(str, unit_labels[incomplete][:5]))
-            if not allow_unbalanced:
+            if unbalanced == "error":
                 # name the actual cause when the gaps come from rows dropped for missing/infinite values
                 dropped = [s.note for s in prepared.flow if s.step == "complete cases"]
                 cause = f" after the missing-value step {dropped[0]}" if dropped else ""
                 raise DataError(
                     f"{where}: the panel is unbalanced{cause}: {k} of {n_units} unit(s) are not observed in all "
                     f"{n_periods} periods (first: {examples}). Balance it (fix or impute those values), or pass "
-                    "allow_unbalanced=True to drop those units (the count is reported in the sample flow).")
+                    "unbalanced='drop_units' to drop those units (the count is reported in the sample flow).")
             keep &= ~incomplete
-            note = f"dropped {k} unit(s) not observed in all {n_periods} periods (allow_unbalanced=True)"
+            note = f"dropped {k} unit(s) not observed in all {n_periods} periods (unbalanced='drop_units')"
             warn(SampleWarning, f"{where}: {note}.")
             flow.append(FlowStep("balanced panel", int(per_unit_rows[keep].sum()), int(keep.sum()), note))
 
@@ -640,7 +660,7 @@ def att_gt(
         "control_group": control_group, "method": method, "method_description": _METHOD_TEXT[method],
         "anticipation": anticipation, "base_period": base_period, "covariates": covs, "weights": weights,
         "cluster": cluster, "bootstrap": bootstrap, "seed": seed, "multiplier": bootstrap_weights if bootstrap else None,
-        "allow_unbalanced": allow_unbalanced, "assumption": ASSUMPTION,
+        "unbalanced": unbalanced, "assumption": ASSUMPTION,
         "inference": "randomization" if randomization is not None else ("bootstrap" if bootstrap else "analytic"),
         "n_permutations": n_permutations,
     }

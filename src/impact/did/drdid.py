@@ -37,7 +37,7 @@ from impact.results import Result, effects_table
 
 __all__ = ["DRDIDMethod", "PanelComparison", "TwoByTwo", "drdid"]
 
-DRDIDMethod = Literal["imp", "trad", "reg", "ipw", "std_ipw"]
+DRDIDMethod = Literal["imp", "trad", "reg", "ipw", "std_ipw", "imp_local"]
 DRDID_METHODS: tuple[str, ...] = ("imp", "trad", "reg", "ipw", "std_ipw")
 METHOD_NAMES = {
     "imp": "improved doubly robust (Sant'Anna & Zhao 2020, inverse probability tilting + weighted OLS)",
@@ -371,7 +371,7 @@ def drdid(
     df: pd.DataFrame,
     *,
     outcome: str,
-    unit: str,
+    unit: str | None = None,
     time: str,
     treatment: str,
     covariates: str | list[str] | None = None,
@@ -400,7 +400,12 @@ def drdid(
         effects in the influence function); "reg" outcome regression; "ipw" Abadie's IPW with
         unnormalised weights; "std_ipw" IPW with normalised (Hajek) weights.
     panel : bool
-        Only panel data (the same units in both periods) are supported.
+        True: a panel (the same units in both periods; ``unit`` required). False: two repeated
+        cross-sections, one row per observation, with ``treatment`` the treated-group indicator in
+        both periods; ``method`` then is "imp" (improved DR: inverse probability tilting and
+        weighted least squares, R DRDID/did's default ``drdid_imp_rc``), "trad" (``drdid_rc``,
+        locally efficient with logit and OLS), "imp_local" (improved and locally efficient),
+        "reg" (``reg_did_rc``) or "std_ipw" (``std_ipw_did_rc``); equal to moderndid 0.2.
     weights : str, optional
         Sampling weights (constant within unit).
     level : float
@@ -443,11 +448,18 @@ def drdid(
     """
     where = "drdid"
     level = check_level(level, where)
-    check_option("method", method, DRDID_METHODS)
-    if panel is not True:
-        raise SpecError(f"{where}: only panel data (panel=True) are supported; for repeated cross-sections "
-                        "there is no estimator in this version.")
     covs = as_list(covariates)
+    if panel is False:
+        from impact.did._rcs import drdid_cross_sections
+
+        return drdid_cross_sections(df, outcome=outcome, time=time, treatment=treatment, covariates=covs,
+                                    method=method, weights=weights, level=level, missing=missing, unit=unit)
+    if panel is not True:
+        raise SpecError(f"{where}: panel={panel!r} must be True (panel data) or False (repeated cross-sections).")
+    check_option("method", method, DRDID_METHODS)
+    if unit is None:
+        raise SpecError(f"{where}: panel data need unit= (the column identifying units); for repeated "
+                        "cross-sections pass panel=False.")
     with recording_warnings() as log:
         prepared = prepare(
             df, where=where,

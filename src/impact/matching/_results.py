@@ -32,9 +32,9 @@ def love_plot(balance: pd.DataFrame, *, ax: Axes | None = None, threshold: float
     ax.axvline(threshold, color="#b22222", linestyle="--", linewidth=1)
     ax.set_yticks(y, rows["covariate"].astype(str))
     ax.set_xlabel("Absolute standardised mean difference")
-    ax.set_title("Covariate balance", pad=22)
-    # above the plot area, so that it never covers a point
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.06), ncol=2, frameon=False, fontsize="small")
+    ax.set_title("Covariate balance")
+    # right of the plot area, so that it never covers a point
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
     return ax
 
 

@@ -132,7 +132,9 @@ class ProgrammeRun:
 
     @property
     def n_failed(self) -> int:
-        return sum(not o.ok for o in self.outcomes) + sum(not r.ok for o in self.outcomes for r in o.robustness)
+        return sum(not o.ok for o in self.outcomes) + sum(
+            not r.ok for o in self.outcomes for r in (*o.robustness, *o.region_estimates)
+        )
 
     def to_dict(self, command: str | None = None) -> dict[str, Any]:
         """The content of results.json."""

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from impact.data import check_option, prepare, show
+from impact.data import check_integer, check_number, check_option, prepare, show
 from impact.errors import DataError, SpecError
 
 __all__ = ["DensityTest", "density_test"]
@@ -244,8 +244,10 @@ def density_test(
     """
     where = "density_test"
     check_option("kernel", kernel, _KERNELS)
-    if not isinstance(p, int) or isinstance(p, bool) or not 1 <= p <= 7:
+    p = check_integer("p", p, where, minimum=1)
+    if p > 7:
         raise SpecError(f"{where}: p={p!r} must be an integer from 1 to 7.")
+    cutoff = check_number("cutoff", cutoff, where)
     manual = None
     if isinstance(bandwidth, str):
         check_option("bandwidth", bandwidth, ("comb", "each", "diff", "sum"))

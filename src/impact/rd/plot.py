@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, stats
 
-from impact.data import check_option, prepare, show
+from impact.data import check_integer, check_level, check_number, check_option, prepare, show
 from impact.errors import DataError, SpecError
 
 if TYPE_CHECKING:
@@ -134,8 +134,9 @@ def rdplot(
     where = "rdplot"
     check_option("bins", bins, _METHODS)
     check_option("masspoints", masspoints, ("adjust", "off"))
-    if not isinstance(p, int) or p < 0:
-        raise SpecError(f"{where}: p={p!r} must be a non-negative integer.")
+    p = check_integer("p", p, where, minimum=0)
+    level = check_level(level, where)
+    cutoff = check_number("cutoff", cutoff, where)
     prepared = prepare(df, where=where, roles={"outcome": outcome, "running": running}, numeric=[outcome, running])
     frame = prepared.frame
     x = frame[running].to_numpy(dtype=float)

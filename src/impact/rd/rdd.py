@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from impact.data import as_list, check_option, prepare, show
+from impact.data import as_list, check_integer, check_level, check_number, check_option, prepare, show
 from impact.errors import DataError, FragileInferenceWarning, ImpactWarning, SpecError, recording_warnings, warn
 from impact.rd import bandwidth as bw
 from impact.rd.plot import RDPlot, rdplot
@@ -420,30 +420,26 @@ def rdd(
             raise SpecError(f"{where}: vce={vce!r} is not available with cluster=; clustered standard errors are "
                             "CR1 (rdrobust's vce='cr1'): leave vce at its default or pass vce='hc1'.")
         vce = "hc1"  # rdrobust: clustering replaces nearest-neighbour residuals by CR1 on regression residuals
-    if isinstance(deriv, int | np.integer) and p is None:
-        p = 1 if deriv == 0 else int(deriv) + 1
+    if p is None:
+        p = 1 if deriv == 0 else check_integer("deriv", deriv, where, minimum=0) + 1
     masspoints = check_option("masspoints", masspoints, ("adjust", "check", "off"))
     manual = None if isinstance(bandwidth, str) else _bandwidth_option(bandwidth, "bandwidth")
     if manual is None:
         check_option("bandwidth", bandwidth, bw.BANDWIDTHS)
     manual_b = _bandwidth_option(bias_bandwidth, "bias_bandwidth")
-    for name, value, low in (("p", p, 0), ("deriv", deriv, 0), ("nnmatch", nnmatch, 1)):
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-            raise SpecError(f"{where}: {name}={value!r} must be an integer >= {low}.")
+    level = check_level(level, where)
+    deriv = check_integer("deriv", deriv, where, minimum=0)
+    p = check_integer("p", p, where, minimum=0)
+    nnmatch = check_integer("nnmatch", nnmatch, where, minimum=1)
     q = p + 1 if q is None else q
-    if not isinstance(q, int | np.integer) or q <= p:
+    if not isinstance(q, int | np.integer) or isinstance(q, bool) or q <= p:
         raise SpecError(f"{where}: q={q!r} (order of the bias-correction polynomial) must be an integer above p={p}.")
     if deriv > p:
         raise SpecError(f"{where}: deriv={deriv} cannot exceed the polynomial order p={p}.")
-    if rho is not None and not (isinstance(rho, int | float) and math.isfinite(rho) and rho > 0):
-        raise SpecError(f"{where}: rho={rho!r} must be a positive number.")
-    if not isinstance(cutoff, int | float | np.number) or not math.isfinite(float(cutoff)):
-        raise SpecError(f"{where}: cutoff={cutoff!r} must be a finite number.")
-    if not 0 < level < 1:
-        raise SpecError(f"{where}: level={level!r} must be between 0 and 1, e.g. 0.95.")
-    if min_distinct is not None and (not isinstance(min_distinct, int) or min_distinct < 1):
-        raise SpecError(f"{where}: min_distinct={min_distinct!r} must be a positive integer.")
-    cutoff = float(cutoff)
+    rho = check_number("rho", rho, where, low=0, low_open=True, allow_none=True)
+    cutoff = check_number("cutoff", cutoff, where)
+    min_distinct = check_integer("min_distinct", min_distinct, where, minimum=1, allow_none=True)
+    regularisation = check_number("regularisation", regularisation, where, low=0)
     covs = as_list(covariates)
 
     with recording_warnings() as log:

@@ -135,6 +135,8 @@ def fmt_value(value: Any, key: Any = "", *, digits: int = 4) -> str:
         return value
     if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
+    if isinstance(value, int | float | np.integer | np.floating) and str(key).replace(" ", "_").lower().endswith("p_value"):
+        return fmt_p(value)
     if isinstance(value, int | float | np.integer | np.floating):
         return _plain(value) if is_identifier(key) else fmt_number(value.item() if hasattr(value, "item") else value, digits)
     if isinstance(value, pd.Series):
@@ -151,6 +153,12 @@ def fmt_value(value: Any, key: Any = "", *, digits: int = 4) -> str:
             # pairs such as [variable, year]: "bmprison 1990; alcohol 1990"
             return "; ".join(" ".join(fmt_value(x, key if isinstance(x, str) or len(v) == 1 else "id", digits=digits)
                                       for x in v) for v in items)
+        numbers = [float(v) for v in items if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(items) > 12 and len(numbers) == len(items) and not is_identifier(key):
+            # a long vector (permutation draws, ...) is described, not dumped; results.json has every value
+            middle = float(np.median(numbers))
+            return (f"{len(items)} values: minimum {fmt_number(min(numbers), digits)}, median "
+                    f"{fmt_number(middle, digits)}, maximum {fmt_number(max(numbers), digits)} (all in results.json)")
         return ", ".join(fmt_value(v, key, digits=digits) for v in items)
     if isinstance(value, pd.DataFrame):
         return f"table of {len(value)} rows"

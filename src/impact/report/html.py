@@ -93,6 +93,8 @@ def _table_block(title: str, records: list[Mapping[str, Any]], columns: list[str
     unit codes replaced by unit names."""
     names = names or {}
     se_column = "std_error" if "std_error" in columns else None
+    # the column that holds unit codes (named unit/donor/region or after the unit column itself)
+    coded = {c for c in columns if names and records and all(str(r.get(c)) in names for r in records)}
     rows = []
     for rec in records:
         places = decimals_for(rec.get(se_column)) if se_column else None
@@ -105,7 +107,7 @@ def _table_block(title: str, records: list[Mapping[str, Any]], columns: list[str
                 text = fmt_p(v)
             else:
                 text = _cell(v, c)
-            if names and c in ("unit", "donor", "region", "state") and str(v) in names:
+            if c in coded:
                 text = f"{names[str(v)]} ({text})"
             row.append(text)
         rows.append(row)
@@ -386,7 +388,7 @@ def _figures(outcome: Outcome, names: Mapping[str, str]) -> list[Figure]:
                     "Post/pre RMSPE ratios, ranked (log scale)",
                     lambda ax, r=ratios: plots.rank_plot(r, ax=ax, names=names), size=(7.2, max(3.2, 0.16 * len(ratios) + 1.2))))
                 continue
-        if "weights" in title.lower() and names:
+        if "weights" in title.lower() and "time" not in title.lower():
             weights = _unit_weights(res)
             if weights is not None:
                 figures.append(render_figure(title, lambda ax, w=weights: plots.weights_plot(w, ax=ax, names=names),
