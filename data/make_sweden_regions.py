@@ -5,6 +5,8 @@ Run ``python data/make_sweden_regions.py`` to (re)write, deterministically,
 * ``data/sweden_regions.csv``        region x year panel (21 x 15 = 315 rows)
 * ``data/sweden_firms.csv``          randomised business-advice voucher trial (~3,000 firms)
 * ``data/sweden_regions_truth.json`` the true effects built into both files
+* ``data/sweden_monitoring.csv``     follow-up records (baselines, targets, actuals) of the four
+                                     demonstration programmes, per project (one per län) and year
 
 Everything is simulated. Region codes and names are the real ones and the population and
 structural figures are of a realistic order of magnitude, but none of the numbers are official
@@ -116,10 +118,36 @@ non-responders are missing.
 Finite-sample truths (computed from the simulated potential outcomes) are stored next to the
 design values: ITT, complier effect (LATE), and the ITT among always-responders (the target of
 Lee bounds).
+
+Follow-up records (``sweden_monitoring.csv``)
+---------------------------------------------
+Long records ``programme, project, region, indicator, period, kind, value, unit, note`` (the format of
+``impact.monitoring``), drawn after everything above from a second generator seeded with
+``[SEED, 13]`` so that the other files do not change. Programmes are named by their spec ids; each
+runs one project per län (``BSP-06``, ``INNO-24``, ``SKILLS-09``, ``TVV-01``, ...).
+
+* Actual values are the simulated ones: NB_BUDGET, RCO01, RCO02, RCO04 and RCR01 from the region
+  panel for every year from the programme's start; NB_ADVICEHRS = RCO04 x U(14, 18) hours;
+  RCO10 (innovation) ~ Binomial(RCO01, 0.4). The regional context indicators the effect chains
+  name (NB_EMPRATE, NB_NEWFIRMS for bsp; NB_EMPRATE for skills; NB_GRPPC for inno) are monitored
+  as observed, with NB_POP (the population column) as their weight, and a baseline = the value in the
+  year before the start.
+* Targets were "set at the start": for programme counts, the project's mean actual over its full
+  years times U(0.95, 1.25) per project and indicator (half of it in the start year); for the context
+  indicators, baseline + the programme's planned contribution (bsp: 0.25 pp x min(e+1, 4) employment
+  and 0.2 x min(e+1, 4) new firms per 1,000; skills: 0.8 pp; inno: 5 x min(e+1, 4) thousand SEK).
+  These are gross regional figures: they move with the common trend, which is why monitoring against
+  a target says nothing about what the programme caused.
+* The voucher trial (se_vouchers, offer in 2022, follow-up in 2024): SE-TVV_OFFERS = firms offered a
+  voucher, SE-TVV_VOUCHERS = RCO04 = firms that used one (2022, target 75 % of offers), NB_BUDGET =
+  0.05 MSEK per voucher used, and SE-TVV_JOBS (2024) = the gross change in employees of responding
+  firms that used a voucher, sum of employees_2 - employees_0, target 1 per voucher used. The
+  evaluation's ITT on employees times the number of offers is the net figure in the same unit.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -563,12 +591,95 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
             fh.write(",".join(str(x) for x in row) + "\n")
 
 
+def _monitoring_rows(header, rows, fheader, frows) -> list[list]:
+    rng = np.random.default_rng([SEED, 13])
+    panel = {name: [r[k] for r in rows] for k, name in enumerate(header)}
+    codes = np.asarray(panel["region_code"])
+    years = np.asarray(panel["year"], dtype=int)
+    out: list[list] = []
+    units = {"NB_BUDGET": "MSEK", "RCO01": "enterprises", "RCO02": "enterprises", "RCO04": "enterprises",
+             "RCO10": "enterprises", "RCR01": "annual FTEs", "NB_ADVICEHRS": "hours", "NB_POP": "inhabitants",
+             "NB_EMPRATE": "%", "NB_NEWFIRMS": "new firms per 1,000 inhabitants",
+             "NB_GRPPC": "thousand SEK per inhabitant, constant prices", "SE-TVV_OFFERS": "enterprises",
+             "SE-TVV_VOUCHERS": "enterprises", "SE-TVV_JOBS": "employees"}
+
+    def add(programme, project, region, indicator, period, kind, value, note=""):
+        out.append([programme, project, region, indicator, int(period), kind, value, units[indicator], note])
+
+    spec_id = {"bsp": "se_business_support", "inno": "se_innovation", "skills": "se_skills"}
+    context = {"bsp": {"NB_EMPRATE": lambda e, g: BSP_B[g] * min(e + 1, 4), "NB_NEWFIRMS": lambda e, g: BSP_A[g] * min(e + 1, 4)},
+               "skills": {"NB_EMPRATE": lambda e, g: SKILLS_EMP},
+               "inno": {"NB_GRPPC": lambda e, g: INNO_C * min(e + 1, 4)}}
+    digits = {"NB_EMPRATE": 2, "NB_NEWFIRMS": 2, "NB_GRPPC": 1}
+    for p in ["bsp", "inno", "skills"]:
+        start_col = np.asarray(panel[f"{p}_start"], dtype=int)
+        for code in sorted(set(codes[start_col > 0])):
+            here = codes == code
+            g = int(start_col[here][0])
+            project = f"{p.upper()}-{code}"
+            post = here & (years >= g)
+            counts = {c: np.asarray(panel[c], dtype=float)[post] for c in ("NB_BUDGET", "RCO01", "RCO02", "RCO04", "RCR01")}
+            if p in ("bsp", "skills"):
+                counts["NB_ADVICEHRS"] = np.round(counts["RCO04"] * rng.uniform(14, 18, post.sum()))
+            if p == "inno":
+                counts["RCO10"] = rng.binomial(counts["RCO01"].astype(int), 0.4).astype(float)
+            yrs = years[post]
+            for indicator, values in counts.items():
+                full = values[yrs > g] if (yrs > g).any() else values
+                planned = float(full.mean()) * rng.uniform(0.95, 1.25)
+                for y, v in zip(yrs, values):
+                    target = planned * (0.5 if y == g else 1.0)
+                    target = round(target, 1) if indicator == "NB_BUDGET" else float(round(target))
+                    add(spec_id[p], project, code, indicator, y, "target", target)
+                    add(spec_id[p], project, code, indicator, y, "actual", round(float(v), 1) if indicator == "NB_BUDGET" else int(v))
+            pop = np.asarray(panel["population"], dtype=float)
+            for indicator, planned in context[p].items():
+                observed = np.asarray(panel[indicator], dtype=float)
+                base = float(observed[here & (years == g - 1)][0])
+                add(spec_id[p], project, code, indicator, g - 1, "baseline", base, "value in the year before the start")
+                for y in years[post]:
+                    k = np.flatnonzero(here & (years == y))[0]
+                    add(spec_id[p], project, code, indicator, y, "target", round(base + planned(int(y - g), g), digits[indicator]))
+                    add(spec_id[p], project, code, indicator, y, "actual", float(observed[k]))
+            for y in years[here & (years >= g - 1)]:
+                k = np.flatnonzero(here & (years == y))[0]
+                add(spec_id[p], project, code, "NB_POP", y, "actual", int(pop[k]))
+
+    firms = {name: np.asarray([r[k] for r in frows]) for k, name in enumerate(fheader)}
+    assigned = firms["assigned"].astype(int)
+    takeup = firms["takeup"].astype(int)
+    responded = firms["responded"].astype(int)
+    emp0 = firms["employees_0"].astype(int)
+    emp2 = np.asarray([int(x) if x != "" else 0 for x in firms["employees_2"]])
+    for code in sorted(set(firms["region_code"])):
+        here = firms["region_code"] == code
+        project = f"TVV-{code}"
+        offers, used = int(assigned[here].sum()), int(takeup[here].sum())
+        gross = int(((emp2 - emp0) * (here & (takeup == 1) & (responded == 1))).sum())
+        add("se_vouchers", project, code, "SE-TVV_OFFERS", 2022, "actual", offers)
+        add("se_vouchers", project, code, "SE-TVV_VOUCHERS", 2022, "target", float(round(0.75 * offers)))
+        add("se_vouchers", project, code, "SE-TVV_VOUCHERS", 2022, "actual", used)
+        add("se_vouchers", project, code, "RCO04", 2022, "target", float(round(0.75 * offers)))
+        add("se_vouchers", project, code, "RCO04", 2022, "actual", used)
+        add("se_vouchers", project, code, "NB_BUDGET", 2022, "target", round(0.05 * round(0.75 * offers), 2))
+        add("se_vouchers", project, code, "NB_BUDGET", 2022, "actual", round(0.05 * used, 2))
+        add("se_vouchers", project, code, "SE-TVV_JOBS", 2024, "target", float(used))
+        add("se_vouchers", project, code, "SE-TVV_JOBS", 2024, "actual", gross,
+            "employees_2 - employees_0 of responding firms that used a voucher")
+    return out
+
+
 def main() -> None:
     rng = np.random.default_rng(SEED)
     header, rows, truth_prog, aux = simulate_regions(rng)
     fheader, frows, ftruth = simulate_firms(rng, aux["pop"], aux["codes"])
     write_csv(OUT_DIR / "sweden_regions.csv", header, rows)
     write_csv(OUT_DIR / "sweden_firms.csv", fheader, frows)
+    monitoring_header = ["programme", "project", "region", "indicator", "period", "kind", "value", "unit", "note"]
+    with open(OUT_DIR / "sweden_monitoring.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")  # units hold commas ("per 1,000 inhabitants")
+        writer.writerow(monitoring_header)
+        writer.writerows(_monitoring_rows(header, rows, fheader, frows))
     truth = {
         "generator": "data/make_sweden_regions.py",
         "generator_version": GENERATOR_VERSION,

@@ -188,8 +188,16 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
     registry_failures = [] if no_registry or not runs else _record_in_registry(runs, registry_url, out_dir, command)
     index = None
     if many:  # after the registry (the page pools what it holds), but never lost to a registry failure
+        from impact.monitoring.pages import combine_runs, write_pages
+
+        follow_up_links: list[dict[str, str]] = []
+        combined = combine_runs(runs)
+        if combined is not None:
+            follow_up_links = write_pages(combined, out_dir, runs=runs)
+            click.echo(f"follow-up -> {out_dir / 'national.html'} and {len(follow_up_links) - 1} regional page(s) in {out_dir / 'regions'}")
         index = _write_portfolio(runs, failures, out_dir, command, None if no_registry or registry_failures
-                                 else (registry_url or str(out_dir / "registry.sqlite")), registry_failures)
+                                 else (registry_url or str(out_dir / "registry.sqlite")), registry_failures,
+                                 follow_up_links)
 
     for programme_run in runs:
         report = out_dir / programme_run.spec.programme.id / "report.html"
@@ -222,19 +230,19 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
 
 
 def _write_portfolio(runs: list[Any], failures: list[Any], out_dir: Path, command: str, registry_url: str | None,
-                     registry_failures: list[str]) -> Path:
+                     registry_failures: list[str], follow_up: list[dict[str, str]]) -> Path:
     """The portfolio page, from the registry when it could be written; without the registry (this run's
     programmes only) when it could not, so that a registry failure never costs the page."""
     from impact.programme.portfolio import write_portfolio
 
     try:
-        return write_portfolio(runs, failures, out_dir, command=command, registry_url=registry_url)
+        return write_portfolio(runs, failures, out_dir, command=command, registry_url=registry_url, follow_up=follow_up)
     except ImpactError as exc:
         if registry_url is None:
             raise
         registry_failures.append(f"portfolio: the registry could not be read, so the page shows this run's "
                                  f"programmes only: {_one_line(str(exc))}")
-        return write_portfolio(runs, failures, out_dir, command=command, registry_url=None)
+        return write_portfolio(runs, failures, out_dir, command=command, registry_url=None, follow_up=follow_up)
 
 
 def _record_in_registry(runs: list[Any], registry_url: str | None, out_dir: Path, command: str) -> list[str]:
@@ -258,6 +266,11 @@ def _record_in_registry(runs: list[Any], registry_url: str | None, out_dir: Path
                      "effect_chain": content["effect_chain"], "indicators": content["indicators"]},
                     content["evaluations"],
                 )
+                follow_up = getattr(programme_run, "follow_up", None)
+                if follow_up is not None and follow_up.monitoring is not None:
+                    from impact.monitoring.store import import_records
+
+                    import_records(registry, follow_up.monitoring, source=", ".join(follow_up.sources))
             except ImpactError as exc:
                 failures.append(f"{programme_run.spec.programme.id}: not recorded in the registry (its report is "
                                 f"written): {_one_line(str(exc))}")
@@ -322,6 +335,9 @@ from impact.registry.commands import pool_command, registry_group  # noqa: E402
 
 main.add_command(registry_group)
 main.add_command(pool_command)
+from impact.monitoring.commands import monitor_group  # noqa: E402
+
+main.add_command(monitor_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,8 +6,10 @@ y* = fitted_r + u_r * v_g, full OLS refit, CR1 t statistic) in a plain loop and 
 """
 
 import itertools
+import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from impact.errors import SpecError
@@ -103,3 +105,30 @@ def test_null_rejection_rate_is_near_nominal_with_12_clusters():
         X, y, clusters, G = _data(seed=100 + rep, G=12, per=20, beta=0.0)
         rejections.append(wild_cluster_bootstrap(X, y, clusters, coef=0, n_bootstrap=399, seed=rep).p_value < 0.05)
     assert 0.02 <= np.mean(rejections) <= 0.09
+
+
+def test_enumeration_threshold_is_an_option_and_is_reported():
+    # issue 17 item 6: above 20 clusters the Rademacher sign vectors were drawn silently
+    import impact as im
+    from impact.inference.wild import bootstrap_weights
+
+    grid, enumerated = bootstrap_weights(4096, 12, weight_type="rademacher", seed=1)
+    assert enumerated and grid.shape == (4096, 12) and len(np.unique(grid, axis=0)) == 4096
+    drawn, enumerated = bootstrap_weights(4096, 12, weight_type="rademacher", seed=1, enumerate_up_to=10)
+    assert not enumerated and drawn.shape == (4096, 12)
+    rng = np.random.default_rng(0)
+    n_units, n_periods = 12, 6
+    unit = np.repeat(np.arange(n_units), n_periods)
+    year = np.tile(np.arange(n_periods), n_units)
+    treat = ((unit < 4) & (year >= 3)).astype(int)
+    df = pd.DataFrame({"unit": unit, "year": year, "d": treat, "y": rng.normal(size=len(unit)) + treat})
+    kw = dict(outcome="y", treatment="d", unit="unit", time="year", vcov="wild", bootstrap_weights="rademacher",
+              n_bootstrap=4096, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = im.did.twfe(df, **kw)
+        drawn_fit = im.did.twfe(df, bootstrap_enumerate_up_to=10, **kw)
+    assert "all 4,096 Rademacher sign vectors of the 12 clusters enumerated" in full.inference
+    assert "4,096 random draws (full enumeration needs at most 10 clusters" in drawn_fit.inference
+    with pytest.raises(SpecError, match="enumerate_up_to"):
+        bootstrap_weights(99, 5, weight_type="rademacher", seed=1, enumerate_up_to=40)

@@ -82,3 +82,18 @@ def test_bad_input(kwargs, message):
     base = dict(gross=10, net=4, net_std_error=1, gross_indicator="RCR01", net_evaluation="e", unit="u")
     with pytest.raises(DataError, match=message):
         additionality(**{**base, **kwargs})
+
+
+def test_delta_method_matches_car():
+    """car 3.1.1 deltaMethod(c(a=, b=), "a / b", vcov. = V), R 4.2.2 (tests/monitoring/reference/delta_ratio.R); 1e-10."""
+    import json
+    from pathlib import Path
+
+    from impact.monitoring.additionality import delta_ratio
+
+    ref = json.loads((Path(__file__).parent / "reference" / "delta_ratio.json").read_text())
+    for case in ref["cases"]:
+        r = fieller(case["a"], case["b"], case["va"], case["vb"], case["cov"])
+        assert r.estimate == pytest.approx(case["estimate"], rel=1e-12)
+        assert delta_ratio(case["a"], case["b"], case["va"], case["vb"], case["cov"]) == pytest.approx(case["se"], rel=1e-10)
+        assert r.delta_std_error == pytest.approx(case["se"], rel=1e-10)

@@ -168,3 +168,10 @@ def test_bad_semantics(tmp_path, extra, message):
     )
     with pytest.raises(SpecError, match=message):
         load_library([path])
+
+
+def test_parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "m.parquet"
+    good().to_parquet(path, index=False)
+    pd.testing.assert_frame_equal(im.monitoring.read(path).rollup([]), im.monitoring.read(good()).rollup([]))

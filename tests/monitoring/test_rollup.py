@@ -83,7 +83,7 @@ def test_last_carries_the_latest_running_total(m):
 def test_none_gives_no_total_and_says_why(m):
     r = row(m.rollup(by=[]), indicator="SE-T_FIRMS", period=2021)
     assert np.isnan(r["actual"])
-    assert "not added up (aggregation 'none')" in r["note"]
+    assert "no total: SE-T_FIRMS counts distinct enterprises (aggregation 'none')" in r["note"]
     assert r["target"] == 10  # one target record: passed through
     one = row(m.rollup(by=["project"]), project="A", indicator="SE-T_FIRMS", period=2021)
     assert one["actual"] == 7 and one["achievement"] == pytest.approx(0.7)

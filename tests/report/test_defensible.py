@@ -109,14 +109,24 @@ def test_4_attrition_and_failed_pretrends_lower_the_level(job):
     offer = card(vouchers, "Turnover growth (offer, ITT)")
     assert "Maryland SMS level 4 (design can reach 5)" in offer
     assert "differ by 3.6 percentage points" in offer and "p < 0.001" in offer
-    # business support: the Callaway-Sant'Anna pre-period event-time effects are jointly rejected
+    # the demo regions' trends are parallel by construction (data/make_sweden_regions.py): the default
+    # (randomisation) pre-trend tests of business support and skills no longer reject them, as the analytic
+    # ones falsely did (issue 10); a pre-trend test that does not reject is named as support for the level
     support = card(parse(job / "se_business_support" / "report.html"), "New firm formation")
-    assert "Maryland SMS level 2 (design can reach 3)" in support and "rejects parallel pre-trends" in support
-    # a pre-trend test that does not reject is named as support for the level
+    assert "does not reject parallel pre-trends" in support
+    # skills:
+    # the default (randomisation) pre-trend test no longer rejects them, as the analytic one falsely did
+    # (issue 10), so the level is not lowered there; a rejecting pre-trend test still lowers it
     skills = card(parse(job / "se_skills" / "report.html"), "Employment rate, 20-64")
-    level_2 = "Maryland SMS level 2 (design can reach 3)" in skills
-    assert level_2 == ("rejects parallel pre-trends" in skills)
-    assert "pre-trend test" in skills
+    assert "does not reject parallel pre-trends" in skills
+    rejecting = SimpleNamespace(name="Event study", design="did.event_study",
+                                result=SimpleNamespace(design="event_study", diagnostics={"pretrend_test": {"p_value": 0.001}}))
+    passing = SimpleNamespace(name="Event study", design="did.event_study",
+                              result=SimpleNamespace(design="event_study", diagnostics={"pretrend_test": {"p_value": 0.4}}))
+    main = SimpleNamespace(design="twfe", diagnostics={})
+    low = assess(_outcome("did.twfe", main, [rejecting]))
+    assert "rejects parallel pre-trends" in low.reason
+    assert int(low.level) < int(assess(_outcome("did.twfe", main, [passing])).level)
 
 
 def _outcome(design, result, checks=()):

@@ -82,6 +82,7 @@ def twfe(
     seed: int | None = None,
     inference: Literal["auto", "randomization", "analytic"] = "auto",
     n_permutations: int = 9_999,
+    bootstrap_enumerate_up_to: int = 20,
 ) -> Result:
     """Two-way fixed effects difference-in-differences.
 
@@ -118,6 +119,9 @@ def twfe(
         about and recorded in the sample flow).
     n_bootstrap, bootstrap_weights, seed
         Wild bootstrap draws, weight distribution ("webb" or "rademacher") and seed.
+    bootstrap_enumerate_up_to : int
+        Wild bootstrap with Rademacher weights: enumerate all 2^G sign vectors when G is at most this
+        (and 2^G <= n_bootstrap), else draw at random; the inference text says which was done.
     inference : {"auto", "randomization", "analytic"}
         With ``vcov=None``: "randomization" permutes the start dates across units (across clusters
         with ``cluster``) and reports the studentised randomisation p-value and the interval by test
@@ -231,6 +235,7 @@ def twfe(
             wild_result = wild_cluster_bootstrap(
                 fit.X, fit.y, clusters, coef=0, weights=w, n_clusters=n_clusters, weight_type=bootstrap_weights,
                 n_bootstrap=n_bootstrap, seed=seed, level=level, absorbed=fit.absorbed,
+                enumerate_up_to=bootstrap_enumerate_up_to,
             )
 
     beta = fit.coef
@@ -246,7 +251,7 @@ def twfe(
         conf_high = np.r_[wild_result.conf_high, np.full(k_report - 1, np.nan)]
         inference = (
             f"wild cluster bootstrap (restricted, {wild_result.weight_type} weights, "
-            f"{wild_result.n_bootstrap:,} {'enumerated ' if wild_result.enumerated else ''}draws, "
+            f"{wild_result.draws_text(n_clusters, bootstrap_enumerate_up_to)}, "
             f"{n_clusters} clusters) for ATT; standard errors CR1"
         )
     if permutation is not None:

@@ -46,12 +46,24 @@ class WildBootstrap:
     weight_type: str
     enumerated: bool
 
+    def draws_text(self, n_clusters: int, enumerate_up_to: int = 20) -> str:
+        """How the weights were obtained, in words (full enumeration or random draws, and why)."""
+        if self.enumerated:
+            return f"all {self.n_bootstrap:,} Rademacher sign vectors of the {n_clusters} clusters enumerated"
+        why = ("Webb weights are always drawn" if self.weight_type == "webb" else
+               f"full enumeration needs at most {enumerate_up_to} clusters and 2^G <= n_bootstrap")
+        return f"{self.n_bootstrap:,} random draws ({why})"
 
-def bootstrap_weights(n_draws: int, n_clusters: int, *, weight_type: str, seed: int | None) -> tuple[np.ndarray, bool]:
-    """Cluster weights (n_draws x G): Rademacher or Webb; all 2^G sign vectors when 2^G <= n_draws."""
+
+def bootstrap_weights(n_draws: int, n_clusters: int, *, weight_type: str, seed: int | None,
+                      enumerate_up_to: int = 20) -> tuple[np.ndarray, bool]:
+    """Cluster weights (n_draws x G): Rademacher or Webb; all 2^G sign vectors when 2^G <= n_draws and
+    G <= ``enumerate_up_to`` (the result's ``enumerated`` flag records which was done)."""
     if weight_type not in WEIGHT_TYPES:
         raise SpecError(f"weight_type={weight_type!r} is not valid; choose one of {WEIGHT_TYPES}.")
-    if weight_type == "rademacher" and n_clusters <= 20 and 2**n_clusters <= n_draws:
+    if not isinstance(enumerate_up_to, int | np.integer) or isinstance(enumerate_up_to, bool) or not 0 <= enumerate_up_to <= 25:
+        raise SpecError(f"enumerate_up_to must be an integer between 0 and 25 (2^25 sign vectors); got {enumerate_up_to!r}.")
+    if weight_type == "rademacher" and n_clusters <= enumerate_up_to and 2**n_clusters <= n_draws:
         grid = np.array(list(itertools.product((-1.0, 1.0), repeat=n_clusters)))
         return grid, True
     rng = np.random.default_rng(seed)
@@ -91,6 +103,7 @@ def wild_cluster_bootstrap(
     seed: int | None = None,
     level: float = 0.95,
     absorbed: int = 0,
+    enumerate_up_to: int = 20,
 ) -> WildBootstrap:
     """Restricted wild cluster bootstrap test and confidence interval for coefficient ``coef``.
 
@@ -108,7 +121,10 @@ def wild_cluster_bootstrap(
     weight_type : {"webb", "rademacher"}
         Webb's six-point distribution is recommended with fewer than about 12 clusters.
     n_bootstrap : int
-        Draws (Rademacher draws are enumerated exactly when 2^G <= n_bootstrap).
+        Draws (Rademacher draws are enumerated exactly when 2^G <= n_bootstrap and G <= ``enumerate_up_to``).
+    enumerate_up_to : int
+        Largest number of clusters whose 2^G Rademacher sign vectors are enumerated (default 20);
+        above it random draws are used. ``WildBootstrap.draws_text`` says which.
     absorbed : int
         Absorbed fixed-effect parameters, for the CR1 small-sample factor of the t statistic.
 
@@ -154,7 +170,7 @@ def wild_cluster_bootstrap(
     score = np.bincount(clusters, weights=x_t * resid, minlength=G)
     se = math.sqrt(factor * float(score @ score)) / xtx
 
-    V, enumerated = bootstrap_weights(n_bootstrap, G, weight_type=weight_type, seed=seed)
+    V, enumerated = bootstrap_weights(n_bootstrap, G, weight_type=weight_type, seed=seed, enumerate_up_to=enumerate_up_to)
     # restricted residuals are linear in the null value b: u(b) = y~ - b x~
     VT_y = V @ _cluster_terms(x_t, y_t, Z, ZtZ_inv, clusters, G)
     VT_x = V @ _cluster_terms(x_t, x_t, Z, ZtZ_inv, clusters, G)

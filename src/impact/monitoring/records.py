@@ -29,12 +29,13 @@ _KEY = ("programme", "project", "region", "indicator", "period", "kind")
 _SHOW = 5  # offending rows listed in an error message
 
 
-def _rows(labels: Sequence[object], source: str) -> str:
-    shown = ", ".join(str(x) for x in labels[:_SHOW])
-    more = f" and {len(labels) - _SHOW} more" if len(labels) > _SHOW else ""
+def _rows(picked: tuple[list[object], int], source: str) -> str:
+    labels, total = picked
+    shown = ", ".join(str(x) for x in labels)
+    more = f" and {total - len(labels)} more" if total > len(labels) else ""
     if isinstance(labels[0], str):
         return f"{source}, {shown}{more}"
-    return f"{source}, row{'s' if len(labels) > 1 else ''} {shown}{more}"
+    return f"{source}, row{'s' if total > 1 else ''} {shown}{more}"
 
 
 def _is_count(unit: str) -> bool:
@@ -43,16 +44,60 @@ def _is_count(unit: str) -> bool:
     return not any(word in text for word in ("%", " per ", "sek", "eur", "growth", "change", "rate"))
 
 
-def _text_column(frame: pd.DataFrame, column: str, labels: np.ndarray, source: str) -> pd.Series:
-    raw = frame[column]
-    values = raw.astype("string").str.strip()
-    bad = values.isna() | (values == "")
+def _categorical(raw: pd.Series) -> pd.Categorical:
+    """``raw`` as a categorical of stripped text, empty text as missing: work on the few distinct values only."""
+    cat = pd.Categorical(raw).remove_unused_categories()
+    text = [None if pd.isna(c) else str(c).strip() for c in cat.categories]
+    text = [t if t else None for t in text]
+    uniques = sorted({t for t in text if t is not None})
+    position = {t: i for i, t in enumerate(uniques)}
+    remap = np.asarray([position.get(t, -1) if t is not None else -1 for t in text] + [-1], dtype=np.int64)
+    codes = remap[np.asarray(cat.codes, dtype=np.int64)]  # code -1 (missing) indexes the trailing -1
+    return pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object))
+
+
+def _text_column(raw: pd.Series, column: str, labels: Labels, source: str) -> pd.Categorical:
+    values = _categorical(raw)
+    bad = np.asarray(values.codes) < 0
     if bad.any():
         raise DataError(
-            f"{_rows(labels[bad.to_numpy()], source)}: column {column!r} is empty; every record needs a {column} "
+            f"{_rows(labels.pick(bad), source)}: column {column!r} is empty; every record needs a {column} "
             "(fill it in or remove the record)."
         )
-    return values.astype(object)
+    return values
+
+
+def _replace_categories(values: pd.Categorical, mapping: Mapping[str, str]) -> pd.Categorical:
+    """``values`` with every category replaced by ``mapping[category]`` (several may map to one)."""
+    new = [mapping[c] for c in values.categories]
+    uniques = sorted(set(new))
+    position = {t: i for i, t in enumerate(uniques)}
+    remap = np.asarray([position[t] for t in new], dtype=np.int64)
+    return pd.Categorical.from_codes(remap[np.asarray(values.codes, dtype=np.int64)], categories=pd.Index(uniques, dtype=object))
+
+
+@dataclass(frozen=True)
+class Labels:
+    """How rows are named in messages: ``word`` + number (``line 12``), or one text per row."""
+
+    numbers: np.ndarray | None = None
+    word: str = "row"
+    texts: np.ndarray | None = None
+
+    def pick(self, mask: np.ndarray) -> tuple[list[object], int]:
+        """The labels of the first few rows in ``mask`` and how many rows it holds."""
+        idx = np.flatnonzero(mask)[:_SHOW]
+        if self.texts is not None:
+            out: list[object] = [self.texts[i] for i in idx]
+        else:
+            out = [f"{self.word} {self.numbers[i]}" if self.word != "row" else self.numbers[i] for i in idx]  # type: ignore[index]
+        return out, int(mask.sum())
+
+    def text(self, prefix: str) -> np.ndarray:
+        """One text label per row, each starting with ``prefix`` (for combining several sources)."""
+        if self.texts is not None:
+            return np.asarray([f"{prefix} {t}" for t in self.texts], dtype=object)
+        return np.asarray([f"{prefix} {self.word} {n}" for n in self.numbers], dtype=object)  # type: ignore[union-attr]
 
 
 def validate_records(
@@ -61,11 +106,11 @@ def validate_records(
     library: IndicatorLibrary,
     hierarchy: RegionHierarchy,
     source: str = "records",
-    row_labels: np.ndarray | None = None,
+    labels: Labels | None = None,
 ) -> pd.DataFrame:
     """A validated copy of ``data`` in the record format (the input is not modified).
 
-    ``row_labels`` name each row in error messages (line numbers for a file; the index otherwise).
+    ``labels`` name each row in error messages (line numbers for a file; the index otherwise).
 
     Raises
     ------
@@ -84,53 +129,61 @@ def validate_records(
         )
     if data.empty:
         raise DataError(f"{source}: there are no monitoring records.")
-    labels = np.asarray(data.index if row_labels is None else row_labels, dtype=object)
-    out = pd.DataFrame(index=pd.RangeIndex(len(data)))
+    if labels is None:
+        labels = Labels(numbers=np.asarray(data.index, dtype=object))
+    out: dict[str, object] = {}
     for column in ("programme", "project", "indicator"):
-        out[column] = _text_column(data, column, labels, source).to_numpy()
+        out[column] = _text_column(data[column], column, labels, source)
 
-    kind = _text_column(data, "kind", labels, source).str.lower()
-    bad = ~kind.isin(KINDS).to_numpy()
-    if bad.any():
+    kind = _text_column(data["kind"], "kind", labels, source)
+    kind = _replace_categories(kind, {c: c.lower() for c in kind.categories})
+    wrong = [c for c in kind.categories if c not in KINDS]
+    if wrong:
+        bad = np.isin(np.asarray(kind.codes), [kind.categories.get_loc(c) for c in wrong])
         raise DataError(
-            f"{_rows(labels[bad], source)}: kind {kind[bad].iloc[0]!r} is not one of {', '.join(KINDS)}; "
+            f"{_rows(labels.pick(bad), source)}: kind {wrong[0]!r} is not one of {', '.join(KINDS)}; "
             "say whether each value is the baseline, the target or the actual value."
         )
-    out["kind"] = kind.to_numpy()
+    out["kind"] = kind
 
-    codes = pd.Categorical(out["indicator"])
+    codes: pd.Categorical = out["indicator"]  # type: ignore[assignment]
     unknown = [c for c in codes.categories if c not in library]
     if unknown:
-        bad = np.isin(out["indicator"].to_numpy(), unknown)
-        raise DataError(f"{_rows(labels[bad], source)}: {library.unknown_message(unknown[0])}")
+        bad = np.isin(np.asarray(codes.codes), [codes.categories.get_loc(c) for c in unknown])
+        raise DataError(f"{_rows(labels.pick(bad), source)}: {library.unknown_message(unknown[0])}")
 
     region_raw = data["region"]
     if pd.api.types.is_integer_dtype(region_raw.dtype):
         # län codes read as numbers lose their leading zero ("6" for "06")
         region_raw = region_raw.astype("string").str.zfill(2)
-    region_text = _text_column(pd.DataFrame({"region": region_raw.to_numpy()}), "region", labels, source)
-    region_cat = pd.Categorical(region_text)
-    lookup = {r: hierarchy.aliases.get(str(r).casefold()) for r in region_cat.categories}
+    region = _text_column(region_raw, "region", labels, source)
+    lookup = {r: hierarchy.aliases.get(str(r).casefold()) for r in region.categories}
     lookup.update({r: hierarchy.aliases.get(str(r).zfill(2)) for r, v in lookup.items() if v is None and str(r).isdigit()})
     unknown = [r for r, v in lookup.items() if v is None]
     if unknown:
-        bad = np.isin(region_text.to_numpy(), unknown)
+        bad = np.isin(np.asarray(region.codes), [region.categories.get_loc(r) for r in unknown])
         raise DataError(
-            f"{_rows(labels[bad], source)}: region {unknown[0]!r} is not in the region hierarchy; give a län by code "
+            f"{_rows(labels.pick(bad), source)}: region {unknown[0]!r} is not in the region hierarchy; give a län by code "
             "('06'), ISO code ('SE-F') or name ('Jönköping'), a riksområde by NUTS 2 code ('SE21'), or pass "
             "municipalities= to read() to add a municipal level."
         )
-    mapped = np.asarray([lookup[r] for r in region_cat.categories], dtype=object)
-    out["region"] = mapped[region_cat.codes]
+    out["region"] = _replace_categories(region, lookup)  # type: ignore[arg-type]
 
-    period = pd.to_numeric(data["period"].astype("string").str.strip(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    period_raw = data["period"]
+    if pd.api.types.is_integer_dtype(period_raw.dtype):
+        period = period_raw.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        period_cat = pd.Categorical(period_raw)
+        parsed = pd.to_numeric(pd.Series(period_cat.categories.astype(str)).str.strip(), errors="coerce").to_numpy(dtype=float)
+        codes_p = np.asarray(period_cat.codes, dtype=np.int64)
+        period = np.append(parsed, np.nan)[codes_p]
     bad = ~np.isfinite(period) | (period != np.round(period))
     if bad.any():
         raise DataError(
-            f"{_rows(labels[bad], source)}: period {data['period'].iloc[np.flatnonzero(bad)[0]]!r} is not a year; "
+            f"{_rows(labels.pick(bad), source)}: period {period_raw.iloc[np.flatnonzero(bad)[0]]!r} is not a year; "
             "give the year the value refers to as an integer (e.g. 2021)."
         )
-    out["period"] = period.astype(np.int64)
+    period_int = period.astype(np.int64)
 
     raw_value = data["value"]
     if pd.api.types.is_numeric_dtype(raw_value.dtype) and not pd.api.types.is_bool_dtype(raw_value.dtype):
@@ -141,49 +194,72 @@ def validate_records(
     if bad.any():
         first = raw_value.iloc[np.flatnonzero(bad)[0]]
         raise DataError(
-            f"{_rows(labels[bad], source)}: value {first!r} is not a finite number; give a number "
+            f"{_rows(labels.pick(bad), source)}: value {first!r} is not a finite number; give a number "
             "(no thousands separators, NaN or infinity), or remove the record if there is no value yet."
         )
-    out["value"] = value
 
     meta = {c: library[c] for c in codes.categories}
-    count_codes = [c for c, ind in meta.items() if _is_count(ind.unit)]
-    bad = (value < 0) & np.isin(out["indicator"].to_numpy(), count_codes)
+    indicator_codes = np.asarray(codes.codes)
+    count_positions = [i for i, c in enumerate(codes.categories) if _is_count(meta[c].unit)]
+    bad = (value < 0) & np.isin(indicator_codes, count_positions)
     if bad.any():
-        code = out["indicator"].to_numpy()[bad][0]
+        code = codes.categories[indicator_codes[bad][0]]
         raise DataError(
-            f"{_rows(labels[bad], source)}: {code} counts {meta[code].unit} and cannot be negative (value "
+            f"{_rows(labels.pick(bad), source)}: {code} counts {meta[code].unit} and cannot be negative (value "
             f"{value[bad][0]:g}); correct the record."
         )
 
     if "unit" in data.columns:
-        unit = data["unit"].astype("string").str.strip()
-        given = unit.notna() & (unit != "")
-        expected = out["indicator"].map({c: ind.unit for c, ind in meta.items()})
-        bad = (given & (unit.str.casefold().to_numpy() != expected.str.casefold().to_numpy())).to_numpy(dtype=bool)
-        if bad.any():
-            i = np.flatnonzero(bad)[0]
+        unit = _categorical(data["unit"])
+        unit_codes = np.asarray(unit.codes)
+        given_units = [str(u).casefold() for u in unit.categories]
+        expected_units = [meta[c].unit.casefold() for c in codes.categories]
+        # a (given unit, indicator) pair disagrees: check each distinct pair once
+        pairs = pd.DataFrame({"u": unit_codes, "i": indicator_codes}).drop_duplicates()
+        wrong_pairs = [(u, i) for u, i in zip(pairs["u"], pairs["i"]) if u >= 0 and given_units[u] != expected_units[i]]
+        if wrong_pairs:
+            u, i = wrong_pairs[0]
+            bad = (unit_codes == u) & (indicator_codes == i)
             raise DataError(
-                f"{_rows(labels[bad], source)}: unit {unit.iloc[i]!r} of {out['indicator'].iloc[i]} disagrees with the "
-                f"library, which measures it in {expected.iloc[i]!r}; convert the value or use an indicator in that unit."
+                f"{_rows(labels.pick(bad), source)}: unit {unit.categories[u]!r} of {codes.categories[i]} disagrees with the "
+                f"library, which measures it in {meta[codes.categories[i]].unit!r}; convert the value or use an indicator in that unit."
             )
     if "note" in data.columns:
-        out["note"] = data["note"].astype("string").fillna("").astype(object).to_numpy()
+        note = data["note"].astype(object).where(data["note"].notna(), "").to_numpy(dtype=object)
     else:
-        out["note"] = ""
+        note = np.full(len(data), "", dtype=object)
 
-    dup = out.duplicated(list(_KEY), keep=False).to_numpy()
+    from impact.monitoring.rollup import _ids
+
+    names = ("programme", "project", "region", "indicator", "kind")
+    keys = [np.asarray(out[c].codes, dtype=np.int64) for c in names]  # type: ignore[union-attr]
+    sizes = [len(out[c].categories) for c in names]  # type: ignore[union-attr]
+    ids = _ids([*keys, period_int - period_int.min()], [*sizes, int(period_int.max() - period_int.min()) + 1])
+    order = np.argsort(ids, kind="stable")
+    same = ids[order][1:] == ids[order][:-1]
+    dup = np.zeros(len(ids), dtype=bool)
+    dup[order[1:][same]] = True
+    dup[order[:-1][same]] = True
     if dup.any():
         i = np.flatnonzero(dup)[0]
-        first = out.iloc[i]
+        cat = {c: out[c] for c in ("programme", "project", "region", "indicator", "kind")}
         raise DataError(
-            f"{_rows(labels[dup], source)}: duplicate records: more than one {first['kind']} of {first['indicator']} for "
-            f"programme {first['programme']!r}, project {first['project']!r}, region {first['region']!r}, "
-            f"period {first['period']}; keep one record per programme, project, region, indicator, period and kind."
+            f"{_rows(labels.pick(dup), source)}: duplicate records: more than one {cat['kind'][i]} of {cat['indicator'][i]} for "
+            f"programme {cat['programme'][i]!r}, project {cat['project'][i]!r}, region {cat['region'][i]!r}, "
+            f"period {period_int[i]}; keep one record per programme, project, region, indicator, period and kind."
         )
-    for column in ("programme", "project", "region", "indicator", "kind"):
-        out[column] = out[column].astype("category")
-    return out
+    return pd.DataFrame(
+        {
+            "programme": out["programme"],
+            "project": out["project"],
+            "region": out["region"],
+            "indicator": out["indicator"],
+            "period": period_int,
+            "kind": out["kind"],
+            "value": value,
+            "note": note,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -257,10 +333,8 @@ class Monitoring:
         )
 
 
-def from_frame(
-    frame: pd.DataFrame, *, library: IndicatorLibrary, hierarchy: RegionHierarchy, source: str, row_labels: np.ndarray | None = None
-) -> Monitoring:
-    records = validate_records(frame, library=library, hierarchy=hierarchy, source=source, row_labels=row_labels)
+def from_frame(frame: pd.DataFrame, *, library: IndicatorLibrary, hierarchy: RegionHierarchy, source: str) -> Monitoring:
+    records = validate_records(frame, library=library, hierarchy=hierarchy, source=source)
     return Monitoring(records, library, hierarchy, (source,))
 
 
@@ -278,7 +352,18 @@ def _format(path: Path) -> Reader:
     raise DataError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; use .csv, .parquet or IATI .xml.")
 
 
-def _read_file(path: Path, *, library: IndicatorLibrary) -> tuple[pd.DataFrame, np.ndarray]:
+def _read_csv(path: Path) -> pd.DataFrame:
+    # text columns stay text (region codes keep their leading zeros); values are read as numbers when
+    # they all are, else as text so that validation can name the rows that are not
+    options: dict[str, object] = {"keep_default_na": False, "na_values": [""], "encoding": "utf-8-sig", "low_memory": False}
+    text = {c: "category" for c in ("programme", "project", "region", "indicator", "kind", "period", "unit", "note")}
+    try:
+        return pd.read_csv(path, dtype={**text, "value": float}, **options)
+    except (ValueError, TypeError):
+        return pd.read_csv(path, dtype=str, **options)
+
+
+def _read_file(path: Path, *, library: IndicatorLibrary) -> tuple[pd.DataFrame, Labels]:
     if not path.is_file():
         raise DataError(f"{path}: monitoring file not found; check the path.")
     fmt = _format(path)
@@ -286,16 +371,17 @@ def _read_file(path: Path, *, library: IndicatorLibrary) -> tuple[pd.DataFrame, 
         from impact.monitoring.iati import read_iati
 
         frame = read_iati(path, library=library)
-        return frame, np.asarray([f"activity {a}, {w}" for a, w in zip(frame["project"], frame.pop("where"))], dtype=object)
+        where = frame.pop("where")
+        return frame, Labels(texts=np.asarray([f"activity {a}, {w}" for a, w in zip(frame["project"], where)], dtype=object))
     if fmt == "parquet":
         try:
             frame = pd.read_parquet(path)
         except ImportError as exc:
             raise DataError(f"{path}: reading Parquet needs pyarrow ({exc}); `pip install pyarrow` or save the records as CSV.") from None
-        return frame, np.arange(len(frame)) + 1
-    # every column as text: region codes keep their leading zeros, values are checked as numbers later
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
-    return frame, np.asarray([f"line {i}" for i in range(2, len(frame) + 2)], dtype=object)
+        return frame, Labels(numbers=np.arange(1, len(frame) + 1))
+    frame = _read_csv(path)
+    # line numbers assume one line per record (no line breaks inside quoted fields)
+    return frame, Labels(numbers=np.arange(2, len(frame) + 2), word="line")
 
 
 def read(
@@ -303,6 +389,7 @@ def read(
     *,
     indicators: Iterable[RegionLibrary | str | Path] = (),
     municipalities: pd.DataFrame | Mapping[str, str] | None = None,
+    programmes: Iterable[str] | None = None,
 ) -> Monitoring:
     """Read and validate monitoring records.
 
@@ -317,6 +404,9 @@ def read(
         Region or programme indicator libraries beyond the shipped ones.
     municipalities : DataFrame or mapping, optional
         A municipal level: municipality code -> län (columns ``code``, ``county``, optional ``name``).
+    programmes : iterable of str, optional
+        Read only the records of these programmes (a shared file may hold programmes whose region
+        libraries this reader does not load); the others are neither validated nor kept.
 
     Returns
     -------
@@ -343,28 +433,39 @@ def read(
     items = [data] if isinstance(data, (pd.DataFrame, str, Path)) else list(data)
     if not items:
         raise DataError("read() got no monitoring data; pass a DataFrame, a file path or a list of them.")
-    frames, labels, names = [], [], []
+    frames: list[pd.DataFrame] = []
+    labels: list[Labels] = []
+    names: list[str] = []
     for k, item in enumerate(items):
         if isinstance(item, pd.DataFrame):
-            name = "records" if len(items) == 1 else f"records[{k}]"
             frames.append(item)
-            labels.append(np.asarray([f"{name} row {i}" for i in item.index], dtype=object) if len(items) > 1 else np.asarray(item.index, dtype=object))
+            labels.append(Labels(numbers=np.asarray(item.index, dtype=object)))
+            names.append("records" if len(items) == 1 else f"records[{k}]")
         elif isinstance(item, (str, Path)):
-            path = Path(item)
-            frame, lab = _read_file(path, library=library)
-            name = str(path)
+            frame, lab = _read_file(Path(item), library=library)
             frames.append(frame)
-            labels.append(np.asarray([f"{path.name} {x}" if len(items) > 1 else x for x in lab], dtype=object))
+            labels.append(lab)
+            names.append(str(item))
         else:
             raise DataError(f"read() cannot use a {type(item).__name__}; pass a DataFrame or a path to CSV, Parquet or IATI XML.")
-        names.append(name)
+    if programmes is not None:
+        wanted = {str(p) for p in programmes}
+        for k, frame in enumerate(frames):
+            if "programme" in frame.columns:
+                keep = frame["programme"].astype("string").str.strip().isin(wanted).fillna(False).to_numpy(dtype=bool)
+                frames[k] = frame.loc[keep]
+                lab = labels[k]
+                labels[k] = Labels(numbers=None if lab.numbers is None else np.asarray(lab.numbers)[keep], word=lab.word,
+                                   texts=None if lab.texts is None else lab.texts[keep])
+        if all(f.empty for f in frames):
+            raise DataError(f"the monitoring records hold no programme named {', '.join(sorted(wanted))}.")
     if len(frames) == 1:
-        frame, row_labels, source = frames[0], labels[0], names[0]
-        if not isinstance(data, pd.DataFrame):
-            row_labels = np.asarray([str(x) for x in row_labels], dtype=object)
+        frame, label, source = frames[0], labels[0], names[0]
     else:
         columns = [c for c in (*RECORD_COLUMNS, *OPTIONAL_COLUMNS) if any(c in f.columns for f in frames)]
         frame = pd.concat([f.reindex(columns=columns) for f in frames], ignore_index=True)
-        row_labels, source = np.concatenate(labels), "monitoring records"
-    records = validate_records(frame, library=library, hierarchy=hierarchy, source=source, row_labels=row_labels)
+        prefixes = [Path(n).name if not n.startswith("records") else n for n in names]
+        label = Labels(texts=np.concatenate([lab.text(p) for lab, p in zip(labels, prefixes)]))
+        source = "monitoring records"
+    records = validate_records(frame, library=library, hierarchy=hierarchy, source=source, labels=label)
     return Monitoring(records, library, hierarchy, tuple(names))

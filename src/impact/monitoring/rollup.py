@@ -53,32 +53,27 @@ def _check_by(by: Sequence[str]) -> list[str]:
     return by
 
 
-def _weights(rec: pd.DataFrame, rows: pd.DataFrame, weight_of: dict[str, str]) -> np.ndarray:
-    """Each row's weight: the actual (else target) of its indicator's weight indicator, same cell."""
-    w = np.full(len(rows), np.nan)
-    if not weight_of:
-        return w
-    key = ["programme", "project", "region", "period"]
-    source = rec.loc[rec["indicator"].isin(set(weight_of.values())) & (rec["kind"] != "baseline"), [*key, "indicator", "kind", "value"]]
-    source = source.astype({c: object for c in ("programme", "project", "region", "indicator", "kind")})
-    # prefer the actual: sort so that it comes last and keep the last per cell
-    source = source.sort_values("kind", key=lambda k: k.map({"target": 0, "actual": 1})).drop_duplicates([*key, "indicator"], keep="last")
-    lookup = source.rename(columns={"indicator": "weight_code", "value": "weight"})[[*key, "weight_code", "weight"]]
-    wanted = rows["indicator"].astype(object).map(weight_of)
-    mask = wanted.notna().to_numpy()
-    if not mask.any():
-        return w
-    left = rows.loc[mask, key].astype({c: object for c in ("programme", "project", "region")})
-    left["weight_code"] = wanted[mask].to_numpy()
-    merged = left.merge(lookup, on=[*key, "weight_code"], how="left")
-    w[mask] = merged["weight"].to_numpy(dtype=float)
-    return w
+def _ids(arrays: Sequence[np.ndarray], sizes: Sequence[int]) -> np.ndarray:
+    """One int64 id per row for the combination of non-negative integer ``arrays`` (same ids for same rows)."""
+    if float(np.prod([max(n, 1) for n in sizes], dtype=float)) < 2.0**62:
+        return np.ravel_multi_index(list(arrays), [max(n, 1) for n in sizes]).astype(np.int64)
+    return pd.DataFrame(dict(enumerate(arrays))).groupby(list(range(len(arrays))), sort=True).ngroup().to_numpy(np.int64)
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """values[keys == wanted] for each wanted key (keys sorted and unique), NaN where absent."""
+    out = np.full(len(wanted), np.nan)
+    if len(keys) == 0:
+        return out
+    pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    hit = keys[pos] == wanted
+    out[hit] = values[pos[hit]]
+    return out
 
 
 def _expand_last(rows: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
     """Rows of ``last`` indicators carried forward: each series' latest report at every later period of its group."""
     series = [*_SERIES, "kind"]
-    rows = rows.astype({c: object for c in set(series) | set(groups) if c in rows.columns and c != "period"})
     periods = rows[[*groups, "indicator", "period"]].drop_duplicates()
     members = rows[[*dict.fromkeys([*series, *groups])]].drop_duplicates()
     grid = members.merge(periods, on=[*groups, "indicator"], how="inner").sort_values("period", kind="stable")
@@ -98,41 +93,102 @@ def rollup(m: Monitoring, *, by: Sequence[str] = (), cumulative: bool = False) -
     rule = {c: library[c].aggregation for c in codes}
     weight_of = {c: library[c].weight for c in codes if rule[c] == "weighted_mean" and library[c].weight}
 
-    # target and actual records as they are; baselines broadcast to every period their series is active in
-    is_base = (rec["kind"] == "baseline").to_numpy()
-    rows = rec.loc[~is_base, [*_SERIES, "period", "kind", "value"]]
-    if is_base.any():
-        base = rec.loc[is_base, [*_SERIES, "period", "value"]].sort_values("period", kind="stable")
-        base = base.drop_duplicates(_SERIES, keep="last")
-        active = rows[[*_SERIES, "period"]].drop_duplicates()
-        spread = active.merge(base.drop(columns="period"), on=_SERIES, how="inner")
-        alone = base.merge(active[_SERIES].drop_duplicates(), on=_SERIES, how="left", indicator=True)
-        alone = alone.loc[alone["_merge"] == "left_only", [*_SERIES, "period", "value"]]
-        extra = pd.concat([spread, alone], ignore_index=True)
-        extra["kind"] = "baseline"
-        rows = pd.concat([rows.astype({c: object for c in [*_SERIES, "kind"]}), extra.astype({c: object for c in _SERIES})], ignore_index=True)
-    rows = rows.reset_index(drop=True)
-    rows["w"] = _weights(rec, rows, weight_of)
+    # integer codes of every record (the records are categoricals): all grouping below is on integers
+    code = {c: rec[c].cat.codes.to_numpy(np.int64) for c in ("programme", "project", "region", "indicator")}
+    kind_names = [str(k) for k in rec["kind"].cat.categories]
+    kind = np.asarray([_KINDS.index(k) for k in kind_names], dtype=np.int64)[rec["kind"].cat.codes.to_numpy(np.int64)]
+    period = rec["period"].to_numpy(np.int64)
+    value = rec["value"].to_numpy(float)
+    t0 = int(period.min())
+    sizes = [len(rec[c].cat.categories) for c in ("programme", "project", "region", "indicator")]
+    n_periods = int(period.max()) - t0 + 1
+    series = _ids([code[c] for c in ("programme", "project", "region", "indicator")], sizes)
 
-    region = rows["region"].astype(object)
+    # target and actual records as they are; each series' latest baseline copied to every period in which
+    # the series has a target or an actual (or kept at its own period when it has neither)
+    take = [np.flatnonzero(kind != 0)]
+    base_values = [value[take[0]]]
+    base_idx = np.flatnonzero(kind == 0)
+    if len(base_idx):
+        base_idx = base_idx[np.lexsort((period[base_idx], series[base_idx]))]
+        latest = np.r_[series[base_idx][1:] != series[base_idx][:-1], True]
+        base_idx = base_idx[latest]
+        base_series = series[base_idx]
+        active = take[0]
+        _, first = np.unique(series[active] * n_periods + (period[active] - t0), return_index=True)
+        cells = active[first]
+        base_of_cell = _lookup(base_series, value[base_idx], series[cells])
+        spread = ~np.isnan(base_of_cell)
+        alone = base_idx[~np.isin(base_series, series[active])]
+        take += [cells[spread], alone]
+        base_values += [base_of_cell[spread], value[alone]]
+    index = np.concatenate(take)
+    rows = pd.DataFrame({c: code[c][index] for c in ("programme", "project", "region", "indicator")})
+    rows["period"] = period[index]
+    rows["kind"] = np.concatenate([kind[take[0]], *[np.zeros(len(t), np.int64) for t in take[1:]]])
+    rows["value"] = np.concatenate(base_values)
+
+    # weights: the weight indicator's actual (else target) in the same programme, project, region and period
+    w = np.full(len(rows), np.nan)
+    weight_code = np.full(len(codes), -1, dtype=np.int64)
+    for i, c in enumerate(codes):
+        if c in weight_of and weight_of[c] in codes:
+            weight_code[i] = codes.index(weight_of[c])
+    need = weight_code[rows["indicator"].to_numpy()] >= 0
+    if need.any():
+        cell_sizes = [*sizes[:3], n_periods, sizes[3]]
+        source = np.flatnonzero((kind != 0) & np.isin(code["indicator"], weight_code[weight_code >= 0]))
+        source_key = _ids([code["programme"][source], code["project"][source], code["region"][source],
+                           period[source] - t0, code["indicator"][source]], cell_sizes)
+        order = np.lexsort((kind[source], source_key))  # actual (2) after target (1): keep the last
+        source_key, source = source_key[order], source[order]
+        keep = np.r_[source_key[1:] != source_key[:-1], True]
+        r = rows.loc[need]
+        wanted = _ids([r["programme"].to_numpy(), r["project"].to_numpy(), r["region"].to_numpy(),
+                       r["period"].to_numpy() - t0, weight_code[r["indicator"].to_numpy()]], cell_sizes)
+        w[need] = _lookup(source_key[keep], value[source[keep]], wanted)
+    rows["w"] = w
+
+    labels: dict[str, np.ndarray] = {
+        c: np.asarray(rec[c].cat.categories, dtype=object) for c in ("programme", "project", "region", "indicator")
+    }
+    region_names = pd.Series(labels["region"], dtype=object)
     for level in ("municipality", "county", "nuts2"):
         if level in by:
-            rows[level] = m.hierarchy.up(region, level).to_numpy()
+            mapped = m.hierarchy.up(region_names, level)
+            level_codes, level_labels = pd.factorize(mapped, use_na_sentinel=True)
+            labels[level] = np.append(np.asarray(level_labels, dtype=object), pd.NA)  # code -1 -> NA
+            rows[level] = level_codes[rows["region"].to_numpy()]
     keys = [*by, "indicator"]
     last_codes = [c for c in codes if rule[c] == "last"]
     if cumulative and last_codes:
-        is_last = rows["indicator"].isin(last_codes).to_numpy()
+        is_last = np.isin(rows["indicator"].to_numpy(), [codes.index(c) for c in last_codes])
         rows = pd.concat([rows.loc[~is_last], _expand_last(rows.loc[is_last], by)], ignore_index=True)
 
-    rows["wv"] = rows["value"] * rows["w"]
-    rows["has_w"] = np.isfinite(rows["w"]).astype(np.int64)
-    rows["w0"] = rows["w"].fillna(0.0)
-    rows["wv"] = rows["wv"].fillna(0.0)
-    grouped = rows.groupby([*keys, "period", "kind"], observed=True, dropna=False, sort=True).agg(
-        n=("value", "size"), s=("value", "sum"), ws=("wv", "sum"), wt=("w0", "sum"), nw=("has_w", "sum")
-    )
+    # one pass of bincounts over group ids (by-columns, indicator, period, kind)
+    parts = [rows[c].to_numpy(np.int64) + 1 for c in keys]  # +1: an unmapped level (-1) is a group of its own
+    part_sizes = [len(labels[c]) + 1 for c in keys]
+    t_min = int(rows["period"].min())
+    group = _ids([*parts, rows["period"].to_numpy(np.int64) - t_min, rows["kind"].to_numpy(np.int64)],
+                 [*part_sizes, int(rows["period"].max()) - t_min + 1, len(_KINDS)])
+    _, first, inverse = np.unique(group, return_index=True, return_inverse=True)
+    v = rows["value"].to_numpy(float)
+    wt_ = rows["w"].to_numpy(float)
+    has_w = np.isfinite(wt_)
+    grouped = rows.iloc[first][[*keys, "period", "kind"]].reset_index(drop=True)
+    grouped["n"] = np.bincount(inverse).astype(float)
+    grouped["s"] = np.bincount(inverse, weights=v)
+    grouped["ws"] = np.bincount(inverse, weights=np.where(has_w, v * np.nan_to_num(wt_), 0.0))
+    grouped["wt"] = np.bincount(inverse, weights=np.where(has_w, wt_, 0.0))
+    grouped["nw"] = np.bincount(inverse, weights=has_w.astype(float))
+    grouped = grouped.set_index([*keys, "period", "kind"])
     stats = grouped.unstack("kind")
-    stats = stats.reindex(columns=pd.MultiIndex.from_product([["n", "s", "ws", "wt", "nw"], list(_KINDS)]))
+    stats = stats.reindex(columns=pd.MultiIndex.from_product([["n", "s", "ws", "wt", "nw"], range(len(_KINDS))]))
+    stats.columns = pd.MultiIndex.from_product([["n", "s", "ws", "wt", "nw"], list(_KINDS)])
+    decoded = stats.index.to_frame(index=False)
+    for column in keys:
+        decoded[column] = labels[column][decoded[column].to_numpy()]
+    stats.index = pd.MultiIndex.from_frame(decoded)
     stats = stats.sort_index()
     if cumulative:
         filled = stats.fillna(0.0)
@@ -146,6 +202,7 @@ def rollup(m: Monitoring, *, by: Sequence[str] = (), cumulative: bool = False) -
     rules = np.array([rule[c] for c in indicator], dtype=object)
     out = index.copy()
     notes: list[list[str]] = [[] for _ in range(len(out))]
+    withheld = [0] * len(out)  # records of a `none` indicator that were not added up
     for kind in _KINDS:
         n = stats[("n", kind)].to_numpy(dtype=float)
         s = stats[("s", kind)].to_numpy(dtype=float)
@@ -170,14 +227,14 @@ def rollup(m: Monitoring, *, by: Sequence[str] = (), cumulative: bool = False) -
                 "for the same project, region and period, so the weighted mean is not computed"
             )
         for i in np.flatnonzero((rules == "none") & has & (n > 1)):
-            code = indicator[i]
-            ind = library[code]
-            notes[i].append(
-                f"{kind}: {code} ({ind.unit}) is not added up (aggregation 'none'): its {int(n[i])} records may count "
-                f"the same {ind.unit} more than once (supported by several projects, programmes or years); "
-                "use the programme's own de-duplicated count"
-            )
+            withheld[i] = max(withheld[i], int(n[i]))
         out[kind] = value
+    for i in np.flatnonzero(withheld):
+        ind = library[indicator[i]]
+        notes[i].append(
+            f"no total: {ind.code} counts distinct {ind.unit} (aggregation 'none'), and adding its {withheld[i]} records "
+            "would count one supported more than once (by several projects, programmes or years); use one programme's own count"
+        )
     n_target = np.nan_to_num(stats[("n", "target")].to_numpy(dtype=float))
     n_actual = np.nan_to_num(stats[("n", "actual")].to_numpy(dtype=float))
     for i in np.flatnonzero((n_target > 0) & (n_actual > 0) & (n_target != n_actual)):
@@ -194,6 +251,8 @@ def rollup(m: Monitoring, *, by: Sequence[str] = (), cumulative: bool = False) -
     achievement = np.where(has_base, with_base, ratio)
     achievement[~np.isfinite(achievement)] = np.nan
     for i in np.flatnonzero(np.isnan(achievement)):
+        if withheld[i]:
+            continue
         if np.isnan(target[i]):
             reason = "no target for this period"
         elif np.isnan(actual[i]):

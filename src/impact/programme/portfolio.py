@@ -173,9 +173,11 @@ def write_portfolio(
     *,
     command: str | None = None,
     registry_url: str | None = None,
+    follow_up: Sequence[Mapping[str, str]] = (),
 ) -> Path:
     """Write ``out/index.html`` for a run over several programmes; pooling and the evidence map read the
-    registry at ``registry_url`` (every programme recorded there), else only these runs."""
+    registry at ``registry_url`` (every programme recorded there), else only these runs. ``follow_up``:
+    links to the follow-up pages (``national.html``, ``regions/<code>.html``)."""
     from impact.report.html import render_portfolio
 
     rows = portfolio_rows(runs)
@@ -212,7 +214,7 @@ def write_portfolio(
     versions = runs[0].versions if runs else package_versions()
     pooled, emap = portfolio_evidence(runs, registry_url=registry_url, command=command)
     html = render_portfolio(programmes, rows, indicators=indicators, adjustment=ADJUSTMENT_TEXT, command=command,
-                            versions=versions, pooled=pooled, pooling=POOLING_TEXT, evidence_map=emap)
+                            versions=versions, pooled=pooled, pooling=POOLING_TEXT, evidence_map=emap, follow_up=follow_up)
     out.mkdir(parents=True, exist_ok=True)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")

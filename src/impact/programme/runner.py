@@ -129,6 +129,7 @@ class ProgrammeRun:
     data: tuple[LoadedData, ...]
     outcomes: tuple[Outcome, ...]
     versions: Mapping[str, str] = field(default_factory=dict)
+    follow_up: Any = None  # impact.monitoring.followup.FollowUp when the spec has [[monitoring]] records
 
     @property
     def n_failed(self) -> int:
@@ -162,6 +163,7 @@ class ProgrammeRun:
             },
             "indicators": self.indicator_records(),
             "evaluations": [o.to_dict() for o in self.outcomes],
+            **({"monitoring": self.follow_up.to_dict()} if self.follow_up is not None else {}),
         }
 
     def indicator_records(self) -> list[dict[str, Any]]:
@@ -435,7 +437,10 @@ def evaluate(spec: Spec, *, seed: int = DEFAULT_SEED, progress: Callable[[str], 
     outcomes = []
     for evaluation in spec.evaluations:
         outcomes.append(_run_evaluation(evaluation, spec, loaded, seed, progress))
-    return ProgrammeRun(spec, seed, tuple(loaded.values()), tuple(outcomes), package_versions())
+    from impact.monitoring.followup import build_follow_up
+
+    follow_up = build_follow_up(spec, outcomes)
+    return ProgrammeRun(spec, seed, tuple(loaded.values()), tuple(outcomes), package_versions(), follow_up)
 
 
 def _run_evaluation(

@@ -52,7 +52,7 @@ __all__ = [
 DESIGN_MODULES = ("did", "matching", "rct", "rd", "synth")
 _DTYPES = {"str": "string", "string": "string", "int": "Int64", "float": "float64", "category": "category", "bool": "boolean"}
 
-_TOP_KEYS = {"programme", "effect_chain", "data", "evaluations", "indicator_libraries"}
+_TOP_KEYS = {"programme", "effect_chain", "data", "evaluations", "indicator_libraries", "monitoring"}
 _PROGRAMME_KEYS = {
     "id", "name", "regions", "region", "period", "budget", "owner", "questions", "summary", "limitations",
     "intervention",
@@ -222,6 +222,7 @@ class Spec:
     evaluations: tuple[Evaluation, ...]
     indicators: IndicatorLibrary
     indicator_libraries: tuple[RegionLibrary, ...] = ()
+    monitoring: tuple[Any, ...] = ()  # impact.monitoring.spec.MonitoringSource: [[monitoring]] follow-up records
 
     def source(self, name: str) -> DataSource:
         """The data source called ``name``."""
@@ -1065,6 +1066,14 @@ def load_spec(path: str | Path, *, data_roots: Iterable[str | Path] = ()) -> Spe
     evaluations: tuple[Evaluation, ...] = ()
     with ctx.collect():
         evaluations = _parse_evaluations(raw.get("evaluations"), ctx, sources, broken, library)
+    monitoring: tuple[Any, ...] = ()
+    with ctx.collect():
+        from impact.monitoring.spec import parse_monitoring
+
+        monitoring = parse_monitoring(
+            raw.get("monitoring"), error=ctx.error, base=base, library=library, confine=lambda rel: confine_path(rel, base, roots),
+            evaluations={e.name: e.indicator or (e.outcome if e.outcome in library else None) for e in evaluations},
+        )
     ctx.finish()
     assert programme is not None and chain is not None  # noqa: S101 - finish() raised otherwise
     return Spec(
@@ -1076,4 +1085,5 @@ def load_spec(path: str | Path, *, data_roots: Iterable[str | Path] = ()) -> Spe
         evaluations=evaluations,
         indicators=library,
         indicator_libraries=libraries,
+        monitoring=monitoring,
     )

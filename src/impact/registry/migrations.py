@@ -47,9 +47,16 @@ def _v2(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE evaluations ADD COLUMN intervention VARCHAR(200)"))
 
 
+def _v3(conn: sa.Connection) -> None:
+    meta = sa.MetaData()
+    schema.define_monitoring(meta)
+    meta.create_all(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "programmes, indicators, runs, effect chain, evaluations, estimates, warnings", _v1),
     (2, "evaluations.intervention: the intervention type, for pooling and the evidence map by type", _v2),
+    (3, "monitoring_records: follow-up records with baselines, targets and actual values (issue 13)", _v3),
 ]
 
 

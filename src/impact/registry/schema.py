@@ -1,4 +1,4 @@
-"""Tables of the results registry (SQLAlchemy Core), version 2 of the schema.
+"""Tables of the results registry (SQLAlchemy Core), version 3 of the schema.
 
 One programme has many runs; a run is one (spec hash, data hash) of that programme and is recorded
 once however often it is re-run. A run has its effect chain and its evaluations; an evaluation has its
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["SCHEMA_VERSION", "define_tables", "metadata", "tables"]
+__all__ = ["SCHEMA_VERSION", "define_monitoring", "define_tables", "metadata", "tables"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _KEY = 200  # length of identifiers (programme ids, names, codes)
 _HASH = 128
@@ -131,5 +131,26 @@ def define_tables(meta: sa.MetaData, version: int = SCHEMA_VERSION) -> dict[str,
     }
 
 
+def define_monitoring(meta: sa.MetaData) -> dict[str, sa.Table]:
+    """Version 3: follow-up records (impact.monitoring), one row per programme, project, region, indicator,
+    period and kind; re-importing a record replaces its value (``impact monitor import``)."""
+    records = sa.Table(
+        "monitoring_records",
+        meta,
+        sa.Column("programme", sa.String(_KEY), primary_key=True),
+        sa.Column("project", sa.String(_KEY), primary_key=True),
+        sa.Column("region", sa.String(_KEY), primary_key=True),
+        sa.Column("indicator", sa.String(_KEY), primary_key=True),
+        sa.Column("period", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("value", sa.Float(53), nullable=False),
+        sa.Column("note", sa.Text),
+        sa.Column("source", sa.Text),
+        sa.Column("imported_at", sa.String(40), nullable=False),
+    )
+    sa.Index("ix_monitoring_indicator", records.c.indicator, records.c.period)
+    return {"monitoring_records": records}
+
+
 metadata = sa.MetaData()
-tables = define_tables(metadata)
+tables = {**define_tables(metadata), **define_monitoring(metadata)}

@@ -335,10 +335,15 @@ def _locator(run: ProgrammeRun):
         for col in d.source.columns:
             in_data.setdefault(col, []).append(d.source.relative_path.rsplit("/", 1)[-1])
 
+    from impact.report.followup import chain_note
+
     def locate(code: str) -> Measured:
         files = ", ".join(in_data.get(code, []))
+        monitored = chain_note(getattr(run, "follow_up", None), code)
         if code in evaluated:
-            return Measured("evaluated", f"estimated: {'; '.join(evaluated[code])}")
+            return Measured("evaluated", f"estimated: {'; '.join(evaluated[code])}" + (f"; {monitored}" if monitored else ""))
+        if monitored:
+            return Measured("measured", monitored)
         if files:
             return Measured("measured", f"in data: {files}")
         return Measured("none", "not in the data")
@@ -648,8 +653,17 @@ def render_programme(run: ProgrammeRun, *, command: str | None = None, portfolio
         "sections": SECTIONS,
         "css": Markup(_CSS),
         "portfolio_link": portfolio_link,
+        "follow_up": _follow_up(run),
     }
     return _environment().get_template("programme.html.j2").render(**context)
+
+
+def _follow_up(run: ProgrammeRun) -> Markup:
+    from impact.monitoring.hierarchy import sweden
+    from impact.report.followup import follow_up_section
+
+    fu = getattr(run, "follow_up", None)
+    return follow_up_section(fu, library=run.spec.indicators, region_names=sweden().names) if fu is not None else Markup("")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -666,6 +680,7 @@ def render_portfolio(
     pooled: Sequence[Mapping[str, Any]] = (),
     pooling: str = "",
     evidence_map: Mapping[str, Any] | None = None,
+    follow_up: Sequence[Mapping[str, str]] = (),
 ) -> str:
     """``reports/index.html``: the programmes, and every headline effect with adjusted p-values.
 
@@ -728,6 +743,7 @@ def render_portfolio(
         "command": command,
         "versions": sorted((versions or {}).items()),
         "css": Markup(_CSS),
+        "follow_up": list(follow_up),  # links to national.html and regions/<code>.html (impact.monitoring.pages)
     }
     return _environment().get_template("portfolio.html.j2").render(**context)
 
