@@ -60,7 +60,9 @@ import impact as im
 
 N_UNITS, N_YEARS, START, STAGGERED_STARTS = 20, 12, 8, (6, 8, 10)
 ERRORS = ("homoskedastic", "heteroskedastic")
-CONFIGS = [(n, "block") for n in (1, 2, 3, 5, 8)] + [(n, "staggered") for n in (3, 5, 8)]
+# Most informative first (a stopped run keeps the cells already done).
+CONFIGS = [(1, "block"), (3, "staggered"), (8, "block"), (2, "block"), (3, "block"), (5, "block"), (8, "staggered"),
+           (5, "staggered")]
 
 
 def simulate(rng: np.random.Generator, n_treated: int, adoption: str, errors: str) -> tuple[pd.DataFrame, np.ndarray]:
@@ -94,7 +96,7 @@ def _sdid(frame: pd.DataFrame, **options) -> im.synth.SyntheticDiDResult:
     return im.synth.sdid(frame, outcome="y", unit="unit", time="year", treatment="treated", **options)
 
 
-def methods(n_treated: int, adoption: str, permutations: int, with_bootstrap: bool) -> dict:
+def methods(n_treated: int, adoption: str, permutations: int, with_bootstrap: bool, other_estimators: bool = True) -> dict:
     """Method name -> function(frame, D, seed) -> p-value (or a dict of p-values from one fit)."""
     out = {}
     if n_treated == 1:
@@ -111,17 +113,19 @@ def methods(n_treated: int, adoption: str, permutations: int, with_bootstrap: bo
                 "sdid permutation, raw |tau|": float(np.mean(raw >= raw[0] - 1e-12 * raw[0]))}
     out["sdid permutation"] = permutation
     out["sdid placebo SE, normal CI"] = lambda f, D, s: _sdid(f, se_method="placebo", n_replications=100, seed=s).p_value
-    if n_treated >= 2:
+    if n_treated >= 2 and other_estimators:
         out["sdid jackknife SE, normal CI"] = lambda f, D, s: _sdid(f, se_method="jackknife").p_value
         if with_bootstrap:
             out["sdid bootstrap SE (50), normal CI"] = lambda f, D, s: _sdid(f, se_method="bootstrap", n_replications=50, seed=s).p_value
-    out["sdid(estimator='sc') default (permutation)"] = lambda f, D, s: _sdid(f, estimator="sc", n_replications=permutations, seed=s).p_value
-    out["sdid(estimator='did') default (permutation)"] = lambda f, D, s: _sdid(f, estimator="did", n_replications=permutations, seed=s).p_value
+    if other_estimators:
+        out["sdid(estimator='sc') default (permutation)"] = lambda f, D, s: _sdid(f, estimator="sc", n_replications=permutations, seed=s).p_value
+        out["sdid(estimator='did') default (permutation)"] = lambda f, D, s: _sdid(f, estimator="did", n_replications=permutations, seed=s).p_value
     return out
 
 
 def run(reps: int, seed: int, effect: float, permutations: int, bootstrap_reps: int, power_reps: int,
-        errors: tuple[str, ...], configs: list[tuple[int, str]], out: Path | None = None) -> pd.DataFrame:
+        errors: tuple[str, ...], configs: list[tuple[int, str]], out: Path | None = None,
+        other_estimators: bool = True) -> pd.DataFrame:
     rows = []
     for kind in errors:
         for n_treated, adoption in configs:
@@ -131,7 +135,8 @@ def run(reps: int, seed: int, effect: float, permutations: int, bootstrap_reps: 
             for rep in range(reps):
                 frame, D = simulate(rng, n_treated, adoption, kind)
                 shifted = frame.assign(y=frame["y"] + effect * frame["treated"])
-                table = methods(n_treated, adoption, permutations, with_bootstrap=rep < bootstrap_reps and adoption == "block")
+                table = methods(n_treated, adoption, permutations, with_bootstrap=rep < bootstrap_reps and adoption == "block",
+                                other_estimators=other_estimators)
                 targets = (("size", frame), ("power", shifted)) if rep < power_reps else (("size", frame),)
                 for name, fit in table.items():
                     for target, data in targets:
@@ -165,11 +170,15 @@ def main() -> None:
     parser.add_argument("--errors", choices=[*ERRORS, "treated noisier"], action="append",
                         help="error designs to run (default: homoskedastic and heteroskedastic)")
     parser.add_argument("--stress", action="store_true", help="add the 'treated noisier' error design")
+    parser.add_argument("--no-other-estimators", action="store_true",
+                        help="only the defaults and the placebo SE (skip jackknife, bootstrap, sdid(estimator='sc'/'did'))")
+    parser.add_argument("--treated", type=int, action="append", help="only these numbers of treated units")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("synth_size.csv"))
     args = parser.parse_args()
     errors = tuple(args.errors or ERRORS) + (("treated noisier",) if args.stress else ())
+    configs = [c for c in CONFIGS if args.treated is None or c[0] in args.treated]
     table = run(args.reps, args.seed, args.effect, args.permutations, args.bootstrap_reps, args.power_reps, errors,
-                CONFIGS, args.out)
+                configs, args.out, other_estimators=not args.no_other_estimators)
     for quantity in ("size", "power"):
         wide = table.loc[table["quantity"] == quantity].pivot_table(
             index=["errors", "method"], columns=["adoption", "treated"], values="rejection_rate")

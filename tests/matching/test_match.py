@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import pandas as pd
 import pytest
 
 import impact as im
-from impact.errors import SampleWarning
+from impact.errors import SampleWarning, SpecError
 
 REF_DIR = Path(__file__).parent / "reference"
 REF = json.loads((REF_DIR / "matchit.json").read_text())["results"]
@@ -253,8 +254,11 @@ def test_matching_weights_follow_matchit_rules(lalonde):
 
 
 # -- Abadie-Imbens -------------------------------------------------------------------------------
-def brute_abadie_imbens(ts, cs, yt, yc, M, J=2, bias_X=None):
-    """AI (2006) ATT variance by loops: matches with replacement (ties to the first control)."""
+def brute_abadie_imbens(ts, cs, yt, yc, M, J=2, bias_X=None, convention="sample_variance"):
+    """AI (2006) ATT variance by loops: matches with replacement (ties to the first control).
+
+    Conditional variance of control j from itself and its J nearest controls: their sample variance
+    (statistics.variance, denominator J; R Matching / Stata teffects) or AI (2006) eq. 14."""
     n1 = len(ts)
     matches = brute_greedy(ts, cs, range(n1), ratio=M, replace=True)
     K = np.zeros(len(cs))
@@ -270,24 +274,31 @@ def brute_abadie_imbens(ts, cs, yt, yc, M, J=2, bias_X=None):
         d = np.abs(cs - cs[j])
         d[j] = np.inf
         nb = np.lexsort((np.arange(len(cs)), d))[:J]
-        sigma2[j] = J / (J + 1) * (yc[j] - yc[nb].mean()) ** 2
+        if convention == "sample_variance":
+            sigma2[j] = statistics.variance([float(yc[j]), *map(float, yc[nb])])
+        else:
+            sigma2[j] = J / (J + 1) * (yc[j] - yc[nb].mean()) ** 2
     var = (np.sum((yt - y0 - tau) ** 2) + np.sum(K * (K - 1) / M**2 * sigma2)) / n1**2
     return tau, math.sqrt(var)
 
 
+@pytest.mark.parametrize("convention", ["sample_variance", "abadie_imbens_2006"])
 @pytest.mark.parametrize("ratio", [1, 3])
-def test_abadie_imbens_se_equals_formula(lalonde, ratio):
+def test_abadie_imbens_se_equals_formula(lalonde, ratio, convention):
     # Abadie & Imbens (2006, Econometrica 74(1), Theorem 7), conditional variances from J = 2
-    # same-group matches (Stata teffects nnmatch vce(robust, nn(2)) default); computed by loops.
+    # same-group matches (J = 2 as Stata teffects nnmatch vce(robust, nn(2))); either the sample variance
+    # of the unit and its J neighbours (R Matching / Stata teffects, the default) or AI (2006) eq. 14;
+    # computed by loops. Tolerance 1e-8 relative.
     m = im.matching.match(lalonde, treatment="treat", covariates=COVS, replace=True, ratio=ratio)
-    res = m.effect(outcome="re78")
+    res = m.effect(outcome="re78", **({} if convention == "sample_variance" else {"conditional_variance": convention}))
     t = lalonde["treat"].to_numpy() == 1
     ts, cs = _scores(m, lalonde)
     y = lalonde["re78"].to_numpy(dtype=float)
-    tau, se = brute_abadie_imbens(ts, cs, y[t], y[~t], ratio)
+    tau, se = brute_abadie_imbens(ts, cs, y[t], y[~t], ratio, convention=convention)
     assert res.estimate == pytest.approx(tau, rel=1e-10)
     assert res.std_error == pytest.approx(se, rel=1e-8)
     assert "Abadie-Imbens" in res.inference
+    assert ("R Matching" in res.inference) == (convention == "sample_variance")
 
 
 def test_bias_adjustment_changes_estimate_by_regression_term(lalonde):
@@ -391,3 +402,16 @@ def test_exact_matching_ate_is_stratified_difference(lalonde):
     expected = float((diff * by.size() / len(md)).sum())
     assert res.estimate == pytest.approx(expected, rel=1e-10)
     assert res.estimand == "ATE"
+
+
+def test_conditional_variance_conventions_agree_for_one_neighbour_and_are_validated(lalonde):
+    # For J = 1 the sample variance of two outcomes, (a - b)^2 / 2, equals AI (2006) eq. 14's
+    # J/(J+1) (a - b)^2; for J = 2 they differ.
+    m = im.matching.match(lalonde, treatment="treat", covariates=COVS, replace=True)
+    one = [m.effect(outcome="re78", n_variance_matches=1, conditional_variance=c).std_error
+           for c in ("sample_variance", "abadie_imbens_2006")]
+    assert one[0] == pytest.approx(one[1], rel=1e-12)
+    two = [m.effect(outcome="re78", conditional_variance=c).std_error for c in ("sample_variance", "abadie_imbens_2006")]
+    assert two[0] != pytest.approx(two[1], rel=1e-6)
+    with pytest.raises(SpecError, match="conditional_variance"):
+        m.effect(outcome="re78", conditional_variance="stata")

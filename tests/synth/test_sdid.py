@@ -204,9 +204,10 @@ def test_permutation_p_value_equals_a_brute_force_loop_over_assignments(make_pan
     expected = np.mean([s >= stats[observed_pair] * (1 - 1e-9) for s in stats.values()])
     assert res.p_value == pytest.approx(expected, abs=1e-12)
     np.testing.assert_allclose(np.sort(res.diagnostics["permutation_statistics"]), np.sort(list(stats.values())), rtol=1e-6)
-    # The SE is the sd of the permutation distribution of the estimate; the interval inverts the test.
-    assert res.std_error == pytest.approx(np.sqrt(35 / 36) * np.std(res.replicates, ddof=1), rel=1e-12)
+    # The SE is the one the interval implies; the sd of the permutation distribution is a diagnostic.
+    assert res.diagnostics["permutation_sd"][0] == pytest.approx(np.sqrt(35 / 36) * np.std(res.replicates, ddof=1), rel=1e-12)
     low, high = res.conf_int()
+    assert res.std_error == pytest.approx((high - low) / (2 * 1.959963984540054), rel=1e-12)
     assert low < res.estimate < high and (low <= 0 <= high) == (res.p_value > 0.05)
     assert "randomisation inference over every 36 assignments" in res.tidy()["inference"].iloc[0]
 

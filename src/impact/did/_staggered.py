@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -240,6 +241,7 @@ def fe_regression(
     fe_names: tuple[str, str] = ("unit", "period"),
     level_labels: tuple[Sequence, Sequence] | None = None,
     balanced: bool = False,
+    ssc: Any = None,
 ) -> FERegression:
     """OLS/WLS of ``y`` on ``X`` with unit and time effects absorbed; covariance of X's coefficients.
 
@@ -253,6 +255,8 @@ def fe_regression(
 
     ``clusters`` passes cluster codes the caller has already checked; ``balanced`` (a complete,
     duplicate-free unit x time grid) lets one unweighted sweep absorb both sets exactly.
+    ``ssc`` (a :class:`impact.inference.vcov.SmallSampleCorrection`) sets fixest's small-sample
+    switches for ``vcov="CR1-fixest"``.
     """
     from scipy import linalg
 
@@ -309,6 +313,9 @@ def fe_regression(
                       tuple(fe_names[i] for i in absorbed_sets), balanced=balanced and len(absorbed_sets) == 2)
     absorbed = n_fe_parameters if absorbed_sets == [0, 1] else (fe.n_parameters if fe.codes else 0)
     nested = sum(s for s, flag, i in zip(full.sizes, nested_flags, (0, 1)) if flag and i in absorbed_sets)
+    nested_sets = sum(1 for flag, i in zip(nested_flags, (0, 1)) if flag and i in absorbed_sets)
+    if ssc is not None and vcov != "CR1-fixest":
+        raise SpecError(f"{where}: ssc= sets fixest's small-sample switches and applies to vcov='CR1-fixest' only; got vcov={vcov!r}.")
 
     absorbed_all = absorb(np.column_stack([y, design]), fe, weights=weights)
     yt, Xt = absorbed_all[:, 0], absorbed_all[:, 1:]
@@ -354,6 +361,8 @@ def fe_regression(
         n_clusters=cluster_n,
         absorbed=absorbed,
         absorbed_nested=nested,
+        nested_sets=nested_sets,
+        small_sample=ssc,
         leverage_absorbed=fe.leverage(weights) if vcov in ("HC2", "HC3") else None,
         df_for=k if vcov == "CR2" else None,
         where=where,

@@ -19,6 +19,7 @@ from impact.did._staggered import (
     staggered_panel,
 )
 from impact.did.pretrends import EventTimeMethods, describe_wald, pretrend_plot, pretrend_test
+from impact.inference.vcov import SmallSampleCorrection
 from impact.errors import (
     SampleWarning,
     SpecError,
@@ -95,6 +96,7 @@ def event_study(
     cluster: str | None = None,
     weights: str | None = None,
     vcov: EventVcov | None = None,
+    ssc: SmallSampleCorrection | None = None,
     level: float = 0.95,
     missing: MissingPolicy = "drop",
     n_bootstrap: int = 9_999,
@@ -147,6 +149,8 @@ def event_study(
         coefficient and for the headline average (by reparametrising the design so that it is one
         coefficient): p-values and intervals come from the bootstrap, standard errors and the joint
         pre-trend test from CR1.
+    ssc : SmallSampleCorrection, optional
+        fixest's small-sample switches for ``vcov="CR1-fixest"`` (:func:`impact.inference.ssc`).
     n_bootstrap, bootstrap_weights, seed
         Draws, weight distribution (Webb's six-point or Rademacher) and seed of the wild bootstrap.
     level : float
@@ -267,7 +271,7 @@ def event_study(
             unit_codes=panel.unit_codes[keep], time_codes=panel.time_codes[keep], n_periods=len(panel.periods),
             weights=None if panel.weights is None else panel.weights[keep],
             cluster_values=panel.cluster_values[keep], cluster_name=cluster or unit, vcov=vcov,
-            treated=(panel.cohort[keep] > 0), where=where, rank_hint=hint,
+            treated=(panel.cohort[keep] > 0), where=where, rank_hint=hint, ssc=ssc,
         )
         effects, V = _assemble(
             where=where, event_times=event_times, refs=refs, coef=fit.coef[: len(event_times)],

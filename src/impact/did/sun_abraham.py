@@ -19,6 +19,7 @@ from impact.did._staggered import (
 from impact.did.event_study import EventStudyResult, _assemble
 from impact.did.pretrends import pretrend_test
 from impact.errors import DataError, SampleWarning, SpecError, recording_warnings, warn
+from impact.inference.vcov import SmallSampleCorrection
 
 __all__ = ["sun_abraham"]
 
@@ -41,6 +42,7 @@ def sun_abraham(
     cluster: str | None = None,
     weights: str | None = None,
     vcov: Literal["iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2"] | None = None,
+    ssc: SmallSampleCorrection | None = None,
     level: float = 0.95,
     missing: MissingPolicy = "drop",
     inference: Literal["auto", "randomization", "analytic"] = "auto",
@@ -68,7 +70,7 @@ def sun_abraham(
     inference, n_permutations, seed
         As in :func:`impact.did.event_study`: randomisation inference over start years by default with
         few treated units (never-treated control, balanced panel, no covariates or weights).
-    cluster, weights, vcov, level, missing
+    cluster, weights, vcov, ssc, level, missing
         As in :func:`impact.did.event_study`, except that ``vcov="wild"`` is not offered (the
         interaction-weighted effects are combinations of many cohort coefficients; use CR2 with few
         clusters).
@@ -179,7 +181,7 @@ def sun_abraham(
             unit_codes=panel.unit_codes[sub], time_codes=panel.time_codes[sub], n_periods=len(panel.periods),
             weights=None if panel.weights is None else panel.weights[sub],
             cluster_values=panel.cluster_values[sub], cluster_name=cluster or unit, vcov=vcov,
-            treated=(g[sub] > 0) & ~control_mask[sub], where=where,
+            treated=(g[sub] > 0) & ~control_mask[sub], where=where, ssc=ssc,
         )
         p = X.shape[1]
         mass = D.T @ w_obs  # observations (or weight) per cell

@@ -21,7 +21,7 @@ from impact.data import (
 )
 from impact.errors import DataError, SpecError, recording_warnings
 from impact.did._staggered import fe_regression
-from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS, VcovKind
+from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS, SmallSampleCorrection, VcovKind
 from impact.inference.wild import WEIGHT_TYPES, wild_cluster_bootstrap
 from impact.results import Result, effects_table
 
@@ -83,6 +83,7 @@ def twfe(
     inference: Literal["auto", "randomization", "analytic"] = "auto",
     n_permutations: int = 9_999,
     bootstrap_enumerate_up_to: int = 20,
+    ssc: SmallSampleCorrection | None = None,
 ) -> Result:
     """Two-way fixed effects difference-in-differences.
 
@@ -105,9 +106,13 @@ def twfe(
     vcov : {None, "cluster", "CR1", "CR1-fixest", "CR2", "CR0", "wild", "iid", "HC0", "HC1", "HC2", "HC3"}
         None (default): chosen by ``inference`` (randomisation inference with few treated clusters,
         else ``cluster``); the ``vcov`` matrix on the result is then CR1. ``cluster``/``CR1`` use Stata's small-sample factor (all absorbed effects counted in K);
-        ``CR1-fixest`` excludes effects nested in clusters from K (fixest's default); ``CR2`` is
+        ``CR1-fixest`` equals fixest's ``ssc()`` default (K counts the fixed effects except those
+        nested in the clusters, plus one per nested set; switches via ``ssc=``); ``CR2`` is
         Bell-McCaffrey with Satterthwaite degrees of freedom; ``wild`` is the restricted wild cluster
         bootstrap (p-value and test-inversion interval; the reported standard error is CR1).
+    ssc : SmallSampleCorrection, optional
+        fixest's small-sample switches for ``vcov="CR1-fixest"`` (:func:`impact.inference.ssc`:
+        ``adj``, ``fixef_K``, ``cluster_adj``, ``t_df``); default fixest's defaults.
     panel : bool
         True for panels (unit x time must be unique), False for repeated cross-sections.
     absorbing : bool
@@ -222,7 +227,7 @@ def twfe(
             unit_codes=unit_codes.astype(np.int64), time_codes=time_codes.astype(np.int64), weights=w,
             cluster_name=cluster_col or unit, vcov=vcov, treated=d, where=where,
             clusters=(clusters, n_clusters) if clustered else None, fe_names=(unit, time),
-            level_labels=(unit_levels, time_levels), balanced=balanced,
+            level_labels=(unit_levels, time_levels), balanced=balanced, ssc=ssc,
         )
         permutation = None
         if wants_ri:

@@ -5,10 +5,10 @@ from impact.inference.absorb import FixedEffects, absorb
 from impact.inference.multiplier import MultiplierDraws, multiplier_bootstrap
 from impact.inference.multiple import benjamini_hochberg, holm, romano_wolf, westfall_young
 from impact.inference.permutation import AssignmentScheme, null_distribution, permutation_p_values, permutation_test
-from impact.inference.vcov import VCOV_KINDS, Covariance, linear_vcov, wald_test
+from impact.inference.vcov import VCOV_KINDS, Covariance, SmallSampleCorrection, linear_vcov, ssc, wald_test
 
 __all__ = [
-    "FixedEffects", "absorb", "Covariance", "linear_vcov", "wald_test", "VCOV_KINDS",
+    "FixedEffects", "absorb", "Covariance", "linear_vcov", "wald_test", "VCOV_KINDS", "SmallSampleCorrection", "ssc",
     "AssignmentScheme", "null_distribution", "permutation_p_values", "permutation_test",
     "holm", "benjamini_hochberg", "westfall_young", "romano_wolf",
     "multiplier_bootstrap", "MultiplierDraws",

@@ -9,7 +9,9 @@ of freedom to use for t tests. Conventions:
 ``HC0``        White; ``HC1`` scales by n / (n - K); ``HC2``/``HC3`` divide e_i^2 by (1 - h_ii)^(1|2)
 ``CR0``        cluster sandwich without correction, t with G - 1 df
 ``cluster``    = ``CR1``: Stata's factor G/(G-1) * (n-1)/(n-K), K counting every absorbed effect
-``CR1-fixest`` fixest's default: as CR1 but K excludes fixed effects nested in the clusters
+``CR1-fixest`` fixest's ``ssc()`` default: G/(G-1) * (n-1)/(n-K) with K = coefficients + fixed
+               effects - those nested in the clusters + one per nested set (fixest issue #554);
+               the other ``ssc`` switches via :func:`ssc`
 ``CR2``        Bell & McCaffrey (2002) bias-reduced sandwich with the Satterthwaite degrees of
                freedom of Pustejovsky & Tipton (2018), as R ``clubSandwich`` (working model: the
                inverse of the analytic weights)
@@ -30,11 +32,77 @@ from scipy import linalg, stats
 
 from impact.errors import EstimationError, SpecError
 
-__all__ = ["VcovKind", "VCOV_KINDS", "Covariance", "linear_vcov", "wald_test", "bread", "group_sums"]
+__all__ = [
+    "VcovKind", "VCOV_KINDS", "Covariance", "linear_vcov", "wald_test", "bread", "group_sums",
+    "SmallSampleCorrection", "ssc",
+]
 
 VcovKind = Literal["iid", "HC0", "HC1", "HC2", "HC3", "CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild"]
 VCOV_KINDS: tuple[str, ...] = ("iid", "HC0", "HC1", "HC2", "HC3", "CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild")
 CLUSTER_KINDS = ("CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild")
+
+
+FIXEF_K = ("nested", "none", "full")
+T_DF = ("min", "conventional")
+
+
+@dataclass(frozen=True)
+class SmallSampleCorrection:
+    """fixest's small-sample correction switches (R ``fixest::ssc()``, pyfixest ``ssc()``).
+
+    Used by ``vcov="CR1-fixest"``; the defaults are fixest's, so ``SmallSampleCorrection()`` is what
+    ``feols(..., cluster = ~g)`` reports. Build it with :func:`ssc`.
+
+    Attributes
+    ----------
+    adj : bool
+        Multiply by ``(n - 1) / (n - K)`` (fixest ``adj``, pyfixest ``k_adj``).
+    fixef_K : {"nested", "none", "full"}
+        How K counts the absorbed fixed effects (fixest ``fixef.K``; fixest >= 0.13 and pyfixest
+        call ``"nested"`` ``"nonnested"``): ``"nested"`` counts every fixed effect except those
+        nested in the clusters, adding back one per nested set; ``"none"`` counts none (K = the
+        reported coefficients); ``"full"`` counts all.
+    cluster_adj : bool
+        Multiply by ``G / (G - 1)`` (fixest ``cluster.adj``, pyfixest ``G_adj``).
+    t_df : {"min", "conventional"}
+        Degrees of freedom of the t tests: ``G - 1`` (``"min"``, fixest's default) or ``n - K``.
+    """
+
+    adj: bool = True
+    fixef_K: Literal["nested", "none", "full"] = "nested"
+    cluster_adj: bool = True
+    t_df: Literal["min", "conventional"] = "min"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.adj, bool) or not isinstance(self.cluster_adj, bool):
+            raise SpecError(f"ssc: adj and cluster_adj must be True or False; got adj={self.adj!r}, cluster_adj={self.cluster_adj!r}.")
+        if self.fixef_K not in FIXEF_K:
+            raise SpecError(f"ssc: fixef_K={self.fixef_K!r} is not one of {FIXEF_K} (fixest's fixef.K).")
+        if self.t_df not in T_DF:
+            raise SpecError(f"ssc: t_df={self.t_df!r} is not one of {T_DF} (fixest's t.df).")
+
+    def n_parameters(self, k: int, absorbed: int, absorbed_nested: int, nested_sets: int) -> int:
+        """K of ``(n - 1) / (n - K)``: ``k`` reported coefficients plus the fixed effects counted."""
+        if self.fixef_K == "none":
+            return k
+        if self.fixef_K == "full":
+            return k + absorbed
+        return k + absorbed - absorbed_nested + nested_sets
+
+
+def ssc(
+    *, adj: bool = True, fixef_K: Literal["nested", "none", "full"] = "nested", cluster_adj: bool = True,
+    t_df: Literal["min", "conventional"] = "min",
+) -> SmallSampleCorrection:
+    """fixest's ``ssc()``: small-sample correction switches for ``vcov="CR1-fixest"``.
+
+    Examples
+    --------
+    >>> import impact as im
+    >>> im.inference.ssc(fixef_K="full", t_df="conventional")
+    SmallSampleCorrection(adj=True, fixef_K='full', cluster_adj=True, t_df='conventional')
+    """
+    return SmallSampleCorrection(adj=adj, fixef_K=fixef_K, cluster_adj=cluster_adj, t_df=t_df)
 
 
 @dataclass(frozen=True)
@@ -98,6 +166,8 @@ def linear_vcov(
     leverage_absorbed: np.ndarray | None = None,
     df_for: int | None = None,
     where: str = "estimator",
+    nested_sets: int | None = None,
+    small_sample: SmallSampleCorrection | None = None,
 ) -> Covariance:
     """Covariance of OLS/WLS coefficients.
 
@@ -121,6 +191,11 @@ def linear_vcov(
     df_for : int, optional
         CR2 only: compute Satterthwaite df for the first ``df_for`` coefficients (others get NaN);
         the degrees of freedom cost grows with the number of coefficients.
+    nested_sets : int, optional
+        ``CR1-fixest`` only: how many fixed-effect sets are nested in the clusters (default: one
+        when ``absorbed_nested`` > 0); fixest adds one parameter back per nested set.
+    small_sample : SmallSampleCorrection, optional
+        ``CR1-fixest`` only: fixest's ``ssc()`` switches (default: fixest's defaults).
     """
     if kind not in VCOV_KINDS or kind == "wild":
         raise SpecError(f"vcov={kind!r} is not a covariance matrix kind; choose one of {VCOV_KINDS[:-1]}.")
@@ -169,9 +244,18 @@ def linear_vcov(
             V *= G / (G - 1) * (n - 1) / (n - K)
             label = "CR1 (Stata small-sample factor)"
         elif kind == "CR1-fixest":
-            K_fixest = K - absorbed_nested
-            V *= G / (G - 1) * (n - 1) / (n - K_fixest)
-            label = "CR1 (fixest small-sample factor)"
+            switches = small_sample if small_sample is not None else SmallSampleCorrection()
+            sets = (1 if absorbed_nested > 0 else 0) if nested_sets is None else nested_sets
+            K_fixest = switches.n_parameters(k, absorbed, absorbed_nested, sets)
+            if n - K_fixest <= 0:
+                raise EstimationError(f"{where}: {n} observations cannot identify {K_fixest} parameters.")
+            V *= (G / (G - 1) if switches.cluster_adj else 1.0) * ((n - 1) / (n - K_fixest) if switches.adj else 1.0)
+            dof = float(G - 1) if switches.t_df == "min" else float(n - K_fixest)
+            label = (
+                "CR1 (fixest small-sample factor" + ("" if small_sample is None or small_sample == SmallSampleCorrection()
+                                                     else f": {small_sample}") + ")"
+            )
+            return Covariance(V, np.full(k, dof), kind, G, f"cluster-robust {label}, {G} clusters, t with {dof:.0f} df")
         else:
             label = "CR0"
         return Covariance(V, np.full(k, float(G - 1)), kind, G, f"cluster-robust {label}, {G} clusters, t with {G - 1} df")
@@ -184,6 +268,40 @@ def linear_vcov(
     return _cr2(X_raw, resid_raw, weights, M, clusters, G, df_for if df_for is not None else k)
 
 
+def _low_rank_adjustment(Xg: np.ndarray, wg: np.ndarray, M: np.ndarray, MSM: np.ndarray):
+    """``y -> B_g^(-1/2) y`` for one cluster without forming the n_g x n_g matrix.
+
+    ``B_g = I - X_g M X_g' W_g - W_g X_g M X_g' + X_g MSM X_g'`` differs from the identity only on
+    the span of ``Z = [X_g, W_g X_g]`` (at most 2k columns): ``B_g = I + Z K Z'`` with
+    ``K = [[MSM, -M], [-M, 0]]`` (with equal weights c, ``Z = X_g`` and ``K = MSM - 2c M``). With the
+    thin QR factorisation ``Z = Q R`` (Q orthonormal; R may be singular),
+    ``B_g = (I - QQ') + Q (I + R K R') Q'``, so ``B_g^(-1/2) = (I - QQ') + Q E Q'`` with
+    ``E = (I + R K R')^(-1/2)``: a small eigen-decomposition instead of an n_g x n_g one. Null
+    directions get a zero, with the same tolerance as :func:`_inv_sqrt_psd` on the full matrix
+    (clubSandwich's pseudo-inverse square root), so results equal the dense formula.
+    """
+    n_g, k = Xg.shape
+    if np.all(wg == wg[0]):
+        Z, K = Xg, MSM - 2.0 * wg[0] * M
+    else:
+        Z = np.concatenate([Xg, Xg * wg[:, None]], axis=1)
+        K = np.zeros((2 * k, 2 * k))
+        K[:k, :k] = MSM
+        K[:k, k:] = -M
+        K[k:, :k] = -M
+    Q, R = np.linalg.qr(Z)
+    small = np.eye(Q.shape[1]) + R @ K @ R.T
+    vals, vecs = np.linalg.eigh((small + small.T) / 2)
+    tol = n_g * np.finfo(float).eps * max(1.0, float(np.abs(vals).max(initial=1.0))) * 100
+    E = (vecs * np.where(vals > tol, 1.0 / np.sqrt(np.clip(vals, tol, None)), 0.0)) @ vecs.T
+
+    def apply(y: np.ndarray) -> np.ndarray:
+        projected = Q.T @ y
+        return y - Q @ projected + Q @ (E @ projected)
+
+    return apply
+
+
 def _cr2(X: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, M: np.ndarray, clusters: np.ndarray,
          G: int, df_for: int) -> Covariance:
     """Bell-McCaffrey CR2 with Pustejovsky-Tipton (2018) Satterthwaite df, identity working model.
@@ -193,6 +311,8 @@ def _cr2(X: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, M: np.nda
     meat_g = X_g' W_g A_g e_g. The df of coefficient c uses v_g = A_g W_g X_g M c, p_g = X_g'v_g,
     q_g = X_g'W_g v_g and Omega = diag(|v_g|^2) - Q M P' - P M Q' + P M (X'W^2X) M P'.
     Without weights this reduces to A_g = (I - X_g M X_g')^(-1/2) and Omega = diag(|v|^2) - P M P'.
+    Clusters with more than 4k rows apply A_g through the low-rank structure of B_g
+    (:func:`_low_rank_adjustment`), so the cost is linear in the cluster size, not cubic.
     """
     n, k = X.shape
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
@@ -207,12 +327,15 @@ def _cr2(X: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, M: np.nda
     for g in range(G):
         idx = order[bounds[g] : bounds[g + 1]]
         Xg, wg = X[idx], w[idx]
-        XMX = Xg @ M @ Xg.T
-        B = np.eye(len(idx)) - XMX * wg[None, :] - wg[:, None] * XMX + Xg @ MSM @ Xg.T
-        A = _inv_sqrt_psd(B)
-        meat_scores[g] = (Xg * wg[:, None]).T @ (A @ resid[idx])
+        if len(idx) > 4 * k:  # large cluster: work in the span of [X_g, W_g X_g] (O(n_g k^2))
+            apply_A = _low_rank_adjustment(Xg, wg, M, MSM)
+        else:
+            XMX = Xg @ M @ Xg.T
+            B = np.eye(len(idx)) - XMX * wg[None, :] - wg[:, None] * XMX + Xg @ MSM @ Xg.T
+            apply_A = _inv_sqrt_psd(B).__matmul__
+        meat_scores[g] = (Xg * wg[:, None]).T @ apply_A(resid[idx])
         if df_for:
-            v = A @ ((Xg * wg[:, None]) @ M[:, :df_for])
+            v = apply_A((Xg * wg[:, None]) @ M[:, :df_for])
             col_sq[g] = (v**2).sum(axis=0)
             P[g] = Xg.T @ v
             Qw[g] = (Xg * wg[:, None]).T @ v

@@ -39,6 +39,8 @@ ORDERS = ("largest", "smallest", "random", "data")
 DISCARDS = ("none", "treated", "control", "both")
 ESTIMANDS = ("ATT", "ATC", "ATE")
 SE_KINDS = ("cluster", "robust", "abadie_imbens")
+ConditionalVariance = Literal["sample_variance", "abadie_imbens_2006"]
+CONDITIONAL_VARIANCE = ("sample_variance", "abadie_imbens_2006")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +139,7 @@ class Matching:
         covariates: str | list[str] | None = None,
         bias_adjust: bool = False,
         n_variance_matches: int = 2,
+        conditional_variance: ConditionalVariance = "sample_variance",
         level: float = 0.95,
     ) -> BalanceResult:
         """Effect of treatment on ``outcome`` in the matched sample.
@@ -159,8 +162,15 @@ class Matching:
             Abadie-Imbens (2011) regression bias adjustment (``"abadie_imbens"`` only), with the
             score-model covariates, as Stata ``teffects nnmatch ..., biasadj()``.
         n_variance_matches : int
-            Same-group matches used to estimate the conditional variance in the Abadie-Imbens SE
-            (Stata's ``vce(robust, nn(2))`` default).
+            Same-group matches J used to estimate the conditional variance in the Abadie-Imbens SE
+            (J = 2 as Stata's ``vce(robust, nn(2))`` default).
+        conditional_variance : {"sample_variance", "abadie_imbens_2006"}
+            How each comparison unit's conditional variance is estimated from itself and its J
+            nearest same-group units (the two agree for J = 1). ``"sample_variance"`` (default):
+            the sample variance of those J + 1 outcomes (denominator J), the convention of R
+            ``Matching`` (``Match(..., Var.calc = J)``) and Stata ``teffects nnmatch ...,
+            vce(robust, nn(J))``, the most-used implementations. ``"abadie_imbens_2006"``:
+            ``J/(J+1) (Y_j - mean of its J neighbours)^2``, eq. (14) of Abadie & Imbens (2006).
 
         Notes
         -----
@@ -170,9 +180,11 @@ class Matching:
 
         For ``"abadie_imbens"`` (ATT, M matches per treated unit, K_j = times control j is used):
         V = N_1^-2 [sum_{treated} (Y_i - Yhat_i(0) - tau)^2 + sum_{controls} K_j (K_j - 1) / M^2
-        sigma_j^2], sigma_j^2 = J/(J+1) (Y_j - mean of its J nearest controls)^2 (Abadie & Imbens
-        2006, Theorem 7). The extra variance from estimating the propensity score (Abadie & Imbens
-        2016) is not included.
+        sigma_j^2] (Abadie & Imbens 2006, Theorem 7), with sigma_j^2 the sample variance of Y_j and
+        its J nearest same-group outcomes, (1/J) sum_{m in {j} + N_J(j)} (Y_m - mean)^2 (R Matching,
+        Stata teffects), or J/(J+1) (Y_j - mean of its J nearest controls)^2 (Abadie & Imbens 2006,
+        eq. 14; ``conditional_variance="abadie_imbens_2006"``). The extra variance from estimating
+        the propensity score (Abadie & Imbens 2016) is not included.
 
         References
         ----------
@@ -194,6 +206,7 @@ class Matching:
         if se is None:
             se = "abadie_imbens" if (self.method in ("nearest", "mahalanobis") and replace) else "cluster"
         check_option("se", se, SE_KINDS)
+        check_option("conditional_variance", conditional_variance, CONDITIONAL_VARIANCE)
         extra = as_list(covariates)
         if se == "abadie_imbens":
             if self.method not in ("nearest", "mahalanobis") or not replace:
@@ -231,11 +244,13 @@ class Matching:
                 raise DataError(f"{where}: after dropping rows with a missing outcome, a group is empty.")
             n_clusters = None
             if se == "abadie_imbens":
-                estimate, std_error, info = self._abadie_imbens(outcome, bias_adjust, n_variance_matches)
+                estimate, std_error, info = self._abadie_imbens(outcome, bias_adjust, n_variance_matches, conditional_variance)
                 dof = math.inf
+                convention = ("sample variance of each unit and its neighbours, as R Matching and Stata teffects"
+                              if conditional_variance == "sample_variance" else "Abadie-Imbens 2006 eq. 14")
                 inference = (
                     f"Abadie-Imbens (2006) matching variance, {n_variance_matches} same-group matches for "
-                    "the conditional variance" + (", bias-adjusted (Abadie-Imbens 2011)" if bias_adjust else "")
+                    f"the conditional variance ({convention})" + (", bias-adjusted (Abadie-Imbens 2011)" if bias_adjust else "")
                     + "; normal reference distribution"
                 )
                 n_obs = int(info["n_obs"])
@@ -295,7 +310,7 @@ class Matching:
             scores=scores,
         )
 
-    def _abadie_imbens(self, outcome: str, bias_adjust: bool, J: int) -> tuple[float, float, dict]:
+    def _abadie_imbens(self, outcome: str, bias_adjust: bool, J: int, convention: str = "sample_variance") -> tuple[float, float, dict]:
         """Abadie-Imbens ATT and variance from the stored matches (focal group = treated)."""
         where = "Matching.effect"
         idx = self.weights.index
@@ -345,7 +360,11 @@ class Matching:
             keep = np.where(self_col.any(axis=1)[:, None], ~self_col, np.arange(k)[None, :] < k - 1)
             nb = nb[keep].reshape(len(need), k - 1)
             Jn = nb.shape[1]
-            sigma2[need] = Jn / (Jn + 1) * (yo[need] - yo[nb].mean(axis=1)) ** 2
+            if convention == "sample_variance":
+                group = np.column_stack([yo[need], yo[nb]])  # the unit and its Jn neighbours
+                sigma2[need] = group.var(axis=1, ddof=1)
+            else:
+                sigma2[need] = Jn / (Jn + 1) * (yo[need] - yo[nb].mean(axis=1)) ** 2
         n1 = len(diff)
         var = (np.sum((diff - (tau if self.estimand != "ATC" else tau)) ** 2) + np.sum(K * (K - 1) / M**2 * sigma2)) / n1**2
         return tau, float(np.sqrt(var)), {"n_obs": n1 + int((K > 0).sum())}

@@ -405,8 +405,36 @@ def _figures(outcome: Outcome, names: Mapping[str, str]) -> list[Figure]:
                 if len(table) == 1:
                     continue  # one coefficient: its table row says everything a plot would
                 size = (7.2, 0.42 * len(table) + 1.2)
+        draw = _legend_with_names(draw, names)
         figures.append(render_figure(title, draw, size=size) if size else render_figure(title, draw))
     return figures
+
+
+def _legend_with_names(draw: Any, names: Mapping[str, str]) -> Any:
+    """Wrap a design's drawing function so that legend entries naming a unit by its code
+    ("24", "synthetic 24", "24: 3.10") show the unit's name instead."""
+    if not names:
+        return draw
+
+    def rename(label: str) -> str:
+        if label in names:
+            return names[label]
+        for prefix in ("synthetic ",):
+            if label.startswith(prefix) and label[len(prefix):] in names:
+                return prefix + names[label[len(prefix):]]
+        code, sep, rest = label.partition(": ")
+        return f"{names[code]}: {rest}" if sep and code in names else label
+
+    def drawn(ax: Any) -> Any:
+        out = draw(ax)
+        figure = out.figure if out is not None and hasattr(out, "figure") else ax.figure
+        for axes in figure.get_axes():
+            legend = axes.get_legend()
+            for text in legend.get_texts() if legend is not None else ():
+                text.set_text(rename(text.get_text()))
+        return out
+
+    return drawn
 
 
 def _unit_weights(res: Any) -> Any:

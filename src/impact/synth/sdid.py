@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from impact.data import canonical_order, check_integer, check_level, check_seed  # shared option validation
 from impact.data import check_absorbing, check_binary, check_option, check_treated_and_control, prepare
@@ -283,10 +284,13 @@ def sdid(
     whose statistic is at least the observed one. The interval collects every constant effect
     ``tau0`` that the same test does not reject after subtracting ``tau0`` from the treated cells,
     with each assignment's weights held at their fit (exact at ``tau0 = 0``, so the interval
-    excludes 0 exactly when ``p <= 1 - level``). The placebo variance (Algorithm 4 of Arkhangelsky
-    et al. 2021; Clarke et al. 2023 section 3) assumes homoskedastic units and the jackknife and
-    bootstrap need many treated units; with one to eight treated regions the simulation shows
-    them over-rejecting where the permutation test holds its level.
+    excludes 0 exactly when ``p <= 1 - level``). The standard error is the one the interval
+    implies, ``(high - low) / (2 z)`` (as the DiD designs' randomisation inference); the sd of the
+    permutation distribution is in ``diagnostics["permutation_sd"]`` (and is the SE when the
+    interval is unbounded). The placebo variance
+    (Algorithm 4 of Arkhangelsky et al. 2021; Clarke et al. 2023 section 3) assumes homoskedastic
+    units and the jackknife and bootstrap need many treated units (Arkhangelsky et al. 2021,
+    section 5; Clarke et al. 2023 recommend placebo with one treated unit).
 
     References
     ----------
@@ -375,7 +379,8 @@ def sdid(
             se_note = (
                 f"randomisation inference over {how} {draws.n_assignments:,} assignments of the adoption "
                 f"period{'s' if len(cohorts) > 1 else ''} to the {len(units)} units (|estimate| / pre-period RMSPE); "
-                "interval by test inversion; std. error = sd of the permutation distribution"
+                "interval by test inversion; std. error implied by the interval, (high - low) / (2 z) (the sd of the "
+                "permutation distribution when the interval is unbounded)"
             )
             _warn_few_assignments(draws.n_assignments, alpha, tests[0])
         elif se_method == "placebo":
@@ -431,6 +436,13 @@ def sdid(
         if tests is None:
             effects = effects_table(terms, estimates, ses, level=level, group=groups)
         else:
+            # As the randomisation inference of the DiD designs (impact.inference.randomization): the
+            # SE is the one the interval implies, so SE, statistic, interval and p-value agree.
+            permutation_sd = ses
+            z = float(stats.norm.ppf(0.5 + level / 2))
+            # (an unbounded or empty interval implies none: the sd of the permutation distribution then)
+            ses = [(t.conf_high - t.conf_low) / (2 * z) if np.isfinite([t.conf_low, t.conf_high]).all() and not t.empty
+                   else sd for t, sd in zip(tests, permutation_sd)]
             effects = effects_table(
                 terms, estimates, ses, level=level, group=groups, p_values=[t.p_value for t in tests],
                 conf_low=[t.conf_low for t in tests], conf_high=[t.conf_high for t in tests],
@@ -465,6 +477,7 @@ def sdid(
                 "permutation_exact": draws.exact,
                 "permutation_smallest_p_value": 1.0 / draws.n_draws,
                 "permutation_interval_connected": tests[0].connected,
+                "permutation_sd": permutation_sd,
                 "permutation_statistics": np.abs(draws.estimates) / np.sqrt(draws.scales),
             })
     name = {"sdid": "synthetic DiD", "sc": "synthetic control (sdid framework)", "did": "difference-in-differences"}[estimator]
