@@ -179,3 +179,109 @@ def test_registry_commands_are_plugged_in(folder):
     assert listed.exit_code == 0 and "ok" in listed.output
     assert invoke("run", str(folder / "ok.toml"), "--out", str(folder / "r2"), "--no-registry").exit_code == 0
     assert not (folder / "r2" / "registry.sqlite").exists()
+
+
+# -- issue 12 item 13: validate reports every error, option values are checked -------------------
+def test_validate_reports_every_error_with_its_line(folder):
+    text = (
+        SPEC.format(id="bad", treatment="d")
+        .replace('vcov = "HC1"', 'vcov = "clustr"')
+        .replace('outcome = "y"', 'outcome = "yy"\nquery = "tt > 1"')
+        .replace('path = "d.csv"', 'path = "d.csv"\nderive = [{ name = "z", expr = "10 ** 10 ** 10" }]')
+    )
+    (folder / "bad.toml").write_text(text, encoding="utf-8")
+    result = invoke("validate", str(folder / "bad.toml"))
+    assert result.exit_code == 1
+    assert "error: " in one_line_error(result) and "4 errors in the spec" in one_line_error(result)
+    problems = [line for line in result.output.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 4, result.output
+    joined = "\n".join(problems)
+    for fragment in ("derive[0].expr", "evaluations[0].outcome: outcome 'yy'", "evaluations[0].query",
+                     "options.vcov: did.twfe: vcov = 'clustr' is not allowed; choose one of", "Did you mean 'cluster'?"):
+        assert fragment in joined, fragment
+    assert all(", line " in p for p in problems)
+
+
+def test_option_values_come_from_the_estimators_annotations():
+    """Allowed values are read from the Literal annotations (or the shared vcov table), not copied."""
+    import typing
+
+    import impact
+    from impact.did.att_gt import ControlGroup
+    from impact.inference.vcov import VCOV_KINDS
+    from impact.programme.spec import option_value_problem
+
+    assert "one of 'never', 'notyet'" in option_value_problem(impact.did.att_gt, "control_group", "nottyet")
+    assert list(typing.get_args(ControlGroup)) == ["never", "notyet"]
+    message = option_value_problem(impact.did.twfe, "vcov", "clustr")
+    assert all(repr(kind) in message for kind in VCOV_KINDS)
+    assert option_value_problem(impact.did.twfe, "vcov", "CR2") is None
+    assert "wrong type" in option_value_problem(impact.did.twfe, "level", "0.95")
+    assert "wrong type" in option_value_problem(impact.rct.assign, "n", 2.5)
+    assert option_value_problem(impact.did.att_gt, "bootstrap", 999) is None
+
+
+# -- issue 11 item 13: reports are never lost to the registry, and never overwrite a user's file ---
+def test_registry_failure_keeps_reports_and_portfolio_and_exits_1(folder):
+    import sqlite3
+
+    (folder / "specs").mkdir()
+    (folder / "specs" / "a.toml").write_text(SPEC.format(id="a", treatment="d").replace('"d.csv"', '"../d.csv"'), encoding="utf-8")
+    foreign = folder / "mine.sqlite"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE contacts (name TEXT)")
+    before = foreign.read_bytes()
+    result = invoke("run", str(folder / "specs"), "--out", str(folder / "reports"), "--registry", str(foreign),
+                    "--data-root", str(folder))
+    assert result.exit_code == 1
+    assert "not recorded" in result.output and "not an impact results registry" in result.output
+    assert (folder / "reports" / "a" / "report.html").is_file() and (folder / "reports" / "index.html").is_file()
+    assert foreign.read_bytes() == before
+
+
+def test_a_users_own_report_is_not_overwritten_without_force(folder):
+    (folder / "ok.toml").write_text(SPEC.format(id="ok", treatment="d"), encoding="utf-8")
+    own = folder / "reports" / "ok" / "report.html"
+    own.parent.mkdir(parents=True)
+    own.write_text("<html>my hand-written board report</html>", encoding="utf-8")
+    result = invoke("run", str(folder / "ok.toml"), "--out", str(folder / "reports"), "--no-registry")
+    assert result.exit_code == 1 and "--force" in one_line_error(result) and "not written by impact" in result.output
+    assert own.read_text(encoding="utf-8") == "<html>my hand-written board report</html>"
+    assert not (folder / "reports" / "ok" / "results.json").exists()
+    again = invoke("run", str(folder / "ok.toml"), "--out", str(folder / "reports"), "--no-registry", "--force")
+    assert again.exit_code == 0, again.output
+    assert '<meta name="generator" content="impact' in own.read_text(encoding="utf-8")
+    # our own report is recognised: a plain re-run overwrites it
+    assert invoke("run", str(folder / "ok.toml"), "--out", str(folder / "reports"), "--no-registry").exit_code == 0
+
+
+def test_a_users_own_index_html_is_not_overwritten(folder):
+    (folder / "specs").mkdir()
+    (folder / "specs" / "a.toml").write_text(SPEC.format(id="a", treatment="d").replace('"d.csv"', '"../d.csv"'), encoding="utf-8")
+    index = folder / "reports" / "index.html"
+    index.parent.mkdir()
+    index.write_text("<html>our intranet page</html>", encoding="utf-8")
+    result = invoke("run", str(folder / "specs"), "--out", str(folder / "reports"), "--no-registry",
+                    "--data-root", str(folder))
+    assert result.exit_code == 1 and "index.html exists and was not written by impact" in result.output
+    assert index.read_text(encoding="utf-8") == "<html>our intranet page</html>"
+
+
+# -- issue 12 item 14 ----------------------------------------------------------------------------------
+def test_indicator_search_finds_names_and_definitions_through_everyday_words():
+    result = invoke("indicators", "--search", "jobs")
+    codes = [line.split()[0] for line in result.output.splitlines()]
+    assert "NB_EMPRATE" in codes and "RCR01" in codes
+    assert "NB_EMPRATE" not in invoke("indicators", "--search", "jobs", "--level", "outcomes").output
+
+
+def test_a_portfolio_page_from_an_earlier_impact_is_recognised_as_ours(folder):
+    """The README's first command must keep working over a reports/ folder written by an older impact."""
+    from impact.programme.runner import is_generated
+
+    old = folder / "index.html"
+    old.write_text('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+                   "<title>Programme portfolio – impact evaluation</title>\n", encoding="utf-8")
+    assert is_generated(old)
+    old.write_text("<html><title>Programme portfolio</title></html>", encoding="utf-8")
+    assert not is_generated(old)

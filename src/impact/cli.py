@@ -113,18 +113,20 @@ def _data_root_option(func: Any) -> Any:
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run the programmes on a Dask distributed cluster (e.g. tcp://host:8786); reports and registry "
                    "records are written here. Needs the 'distributed' package.")
+@click.option("--force", is_flag=True, help="Overwrite report.html, results.json or index.html in --out even if "
+              "impact did not write them (by default such files are left alone and the programme fails).")
 @_data_root_option
 def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | None, no_registry: bool,
-        jobs: int, scheduler: str | None, data_roots: tuple[str, ...]) -> None:
+        jobs: int, scheduler: str | None, force: bool, data_roots: tuple[str, ...]) -> None:
     """Evaluate a programme spec (or every spec in a folder) and write its report.
 
     With a folder, every programme is run even if one fails, reports/index.html summarises the
     portfolio, and the exit status is non-zero if anything failed. Every run is recorded in the
     results registry (a re-run of the same spec and data updates its record, never duplicates it).
     """
-    from impact.programme.portfolio import ProgrammeFailure, write_portfolio
+    from impact.programme.portfolio import ProgrammeFailure
     from impact.programme.parallel import run_programmes
-    from impact.programme.runner import DEFAULT_SEED, count_tasks, write_files
+    from impact.programme.runner import DEFAULT_SEED, OUTPUT_FILES, check_overwrite, count_tasks, write_files
     from impact.programme.spec import load_spec
 
     seed = DEFAULT_SEED if seed is None else seed
@@ -147,6 +149,18 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
     clashes = sorted({i for i in ids if ids.count(i) > 1})
     if clashes:
         raise ImpactError(f"programme id(s) {', '.join(clashes)} are used by more than one spec; reports would overwrite each other.")
+    if many:
+        check_overwrite([out_dir / "index.html"], force=force)
+    writable = []
+    for spec in loaded:  # a user's own report.html is never overwritten without --force: checked before estimating
+        try:
+            check_overwrite([out_dir / spec.programme.id / name for name in OUTPUT_FILES], force=force)
+            writable.append(spec)
+        except ImpactError as exc:
+            if not many:
+                raise
+            failures.append(ProgrammeFailure(spec.path.name, _one_line(str(exc))))
+    loaded = writable
 
     runs = []
     total = sum(count_tasks(s) for s in loaded)
@@ -168,31 +182,22 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
 
         for programme_run, files in run_programmes(loaded, seed=seed, command=command, portfolio=many, jobs=jobs,
                                                    scheduler=scheduler, progress=tick):
-            write_files(out_dir / programme_run.spec.programme.id, files)
+            write_files(out_dir / programme_run.spec.programme.id, files, force=force)
             runs.append(programme_run)
 
-    registry_failures = []
-    if not no_registry and runs:
-        from impact.registry.store import Registry
+    registry_failures = [] if no_registry or not runs else _record_in_registry(runs, registry_url, out_dir, command)
+    index = None
+    if many:  # after the registry (the page pools what it holds), but never lost to a registry failure
+        from impact.monitoring.pages import combine_runs, write_pages
 
-        url = registry_url or str(out_dir / "registry.sqlite")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with Registry(url) as registry:
-            for programme_run in runs:
-                content = programme_run.to_dict(command)
-                try:
-                    registry.record_run(
-                        {**content["programme"], "data": content["data"], "versions": content["versions"],
-                         "effect_chain": content["effect_chain"], "indicators": content["indicators"]},
-                        content["evaluations"],
-                    )
-                except ImpactError as exc:
-                    registry_failures.append(f"{programme_run.spec.programme.id}: not recorded in the registry: {_one_line(str(exc))}")
-                follow_up = getattr(programme_run, "follow_up", None)
-                if follow_up is not None and follow_up.monitoring is not None:
-                    from impact.monitoring.store import import_records
-
-                    import_records(registry, follow_up.monitoring, source=", ".join(follow_up.sources))
+        follow_up_links: list[dict[str, str]] = []
+        combined = combine_runs(runs)
+        if combined is not None:
+            follow_up_links = write_pages(combined, out_dir, runs=runs)
+            click.echo(f"follow-up -> {out_dir / 'national.html'} and {len(follow_up_links) - 1} regional page(s) in {out_dir / 'regions'}")
+        index = _write_portfolio(runs, failures, out_dir, command, None if no_registry or registry_failures
+                                 else (registry_url or str(out_dir / "registry.sqlite")), registry_failures,
+                                 follow_up_links)
 
     for programme_run in runs:
         report = out_dir / programme_run.spec.programme.id / "report.html"
@@ -208,16 +213,7 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
         click.echo(f"{f.spec}: FAILED: {f.message}", err=True)
     for message in registry_failures:
         click.echo(message, err=True)
-    follow_up_links: list[dict[str, str]] = []
-    if many:
-        from impact.monitoring.pages import combine_runs, write_pages
-
-        combined = combine_runs(runs)
-        if combined is not None:
-            follow_up_links = write_pages(combined, out_dir, runs=runs)
-            click.echo(f"follow-up -> {out_dir / 'national.html'} and {len(follow_up_links) - 1} regional page(s) in {out_dir / 'regions'}")
-        shared = None if no_registry else (registry_url or str(out_dir / "registry.sqlite"))
-        index = write_portfolio(runs, failures, out_dir, command=command, registry_url=shared, follow_up=follow_up_links)
+    if index is not None:
         click.echo(f"portfolio -> {index}")
     if pdf:
         from impact.report.pdf import html_to_pdf
@@ -231,6 +227,54 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
             f"error: {n_failed} failure(s) in {len(specs)} programme(s); the reports say what failed and why.", err=True
         )
         sys.exit(1)
+
+
+def _write_portfolio(runs: list[Any], failures: list[Any], out_dir: Path, command: str, registry_url: str | None,
+                     registry_failures: list[str], follow_up: list[dict[str, str]]) -> Path:
+    """The portfolio page, from the registry when it could be written; without the registry (this run's
+    programmes only) when it could not, so that a registry failure never costs the page."""
+    from impact.programme.portfolio import write_portfolio
+
+    try:
+        return write_portfolio(runs, failures, out_dir, command=command, registry_url=registry_url, follow_up=follow_up)
+    except ImpactError as exc:
+        if registry_url is None:
+            raise
+        registry_failures.append(f"portfolio: the registry could not be read, so the page shows this run's "
+                                 f"programmes only: {_one_line(str(exc))}")
+        return write_portfolio(runs, failures, out_dir, command=command, registry_url=None, follow_up=follow_up)
+
+
+def _record_in_registry(runs: list[Any], registry_url: str | None, out_dir: Path, command: str) -> list[str]:
+    """Record each run; return one message per run that could not be recorded (the reports are already
+    written, so a registry failure costs only the record, and the exit status says so)."""
+    from impact.registry.store import Registry
+
+    url = registry_url or str(out_dir / "registry.sqlite")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        registry = Registry(url)
+    except ImpactError as exc:
+        return [f"registry: not recorded ({len(runs)} programme(s)); the reports are written: {_one_line(str(exc))}"]
+    failures = []
+    with registry:
+        for programme_run in runs:
+            content = programme_run.to_dict(command)
+            try:
+                registry.record_run(
+                    {**content["programme"], "data": content["data"], "versions": content["versions"],
+                     "effect_chain": content["effect_chain"], "indicators": content["indicators"]},
+                    content["evaluations"],
+                )
+                follow_up = getattr(programme_run, "follow_up", None)
+                if follow_up is not None and follow_up.monitoring is not None:
+                    from impact.monitoring.store import import_records
+
+                    import_records(registry, follow_up.monitoring, source=", ".join(follow_up.sources))
+            except ImpactError as exc:
+                failures.append(f"{programme_run.spec.programme.id}: not recorded in the registry (its report is "
+                                f"written): {_one_line(str(exc))}")
+    return failures
 
 
 @main.command()

@@ -18,6 +18,7 @@ __all__ = [
     "DataError",
     "SpecError",
     "EstimationError",
+    "RegistryError",
     "ImpactWarning",
     "FragileInferenceWarning",
     "FewClustersWarning",
@@ -51,6 +52,10 @@ class SpecError(ImpactError, ValueError):
 
 class EstimationError(ImpactError, RuntimeError):
     """The estimator cannot give a trustworthy answer: singular design, no overlap, no convergence."""
+
+
+class RegistryError(ImpactError, RuntimeError):
+    """The results registry cannot be opened or written: not a registry, damaged, locked too long."""
 
 
 class ImpactWarning(UserWarning):

@@ -151,6 +151,7 @@ HOSTILE = [
     ("dos-huge-integer", derive('"1' + "0" * 40 + ' + year"'), "integer beyond"),
     ("dos-long-expression", derive('"' + "+".join(["year"] * 1200) + '"'), "characters"),
     ("dos-many-nodes", data_query('"' + "+".join(["1"] * 900) + ' > year"'), "parts"),
+    ("dos-endless-bootstrap", option('vcov = "CR2"', 'vcov = "wild", n_bootstrap = 1000000000000'), "more than impact allows"),
     ("dos-deep-toml", lambda base: base + "deep = " + "[" * 3000 + "]" * 3000 + "\n", "nested"),
     ("dos-deep-inline-tables", lambda base: base + "deep = " + "{ a = " * 40 + "1" + " }" * 40 + "\n", "nested"),
     # option values are checked at validation too (issue 12 item 13)
@@ -298,3 +299,13 @@ def test_validation_is_not_fooled_by_the_working_directory(spec_dir, monkeypatch
     spec = load_spec(spec_dir())
     assert spec.data[0].path == (spec_dir.folder / "panel.csv").resolve()
     assert os.path.isabs(spec.data[0].path)
+
+
+def test_a_refused_step_points_at_its_line(spec_dir):
+    edit = next(e for c, e, _ in HOSTILE if c == "then-to-csv")
+    text = edit(spec_dir.base)
+    line = next(i for i, row in enumerate(text.splitlines(), start=1) if row.startswith("then ="))
+    with pytest.raises(SpecError) as err:
+        load_spec(spec_dir(text))
+    assert all(f"line {line}, key evaluations[0].then[" in p for p in err.value.problems)
+    assert len(err.value.problems) == 2  # tidy and to_csv: both reported

@@ -110,3 +110,27 @@ def test_add_results_json_files(registry_url, tmp_path):
     (tmp_path / "bad.json").write_text("{")
     out = runner.invoke(cli(), ["registry", "--registry", registry_url, "add", str(tmp_path / "bad.json")])
     assert out.exit_code == 1 and "not valid JSON" in out.output
+
+
+def test_show_accepts_a_programme_id(filled):
+    """Issue 12 item 14: `impact registry show` takes a programme id (its latest run) as well as a run id."""
+    runner = CliRunner()
+    by_id = runner.invoke(cli(), ["registry", "--registry", filled, "show", "p-SE121"])
+    assert by_id.exit_code == 0, by_id.output
+    assert by_id.output.startswith("Run 2: p-SE121")
+    typo = runner.invoke(cli(), ["registry", "--registry", filled, "show", "p-SE12"])
+    assert typo.exit_code == 1 and "no run or programme 'p-SE12'" in typo.output and "Did you mean" in typo.output
+
+
+def test_pool_messages_name_command_line_flags(filled):
+    """Issue 12 item 14: messages say `--design`, not the Python argument `design=`."""
+    with Registry(filled) as reg:
+        result = Result(design="sdid", estimand="ATT", effects=effects_table(["ATT"], [0.2], [0.1]), headline="ATT",
+                        inference="placebo", n_obs=50)
+        reg.record_run({"id": "p-SE110", "name": "Vouchers SE110", "regions": ["SE110"], "spec_hash": "s", "data_hash": "d"},
+                       [{"name": "jobs", "indicator": "RCR01", "design": "did.twfe", "result_dict": result.to_dict()},
+                        {"name": "jobs sdid", "indicator": "RCR01", "design": "synth.sdid", "result_dict": result.to_dict()}])
+    out = CliRunner().invoke(cli(), ["pool", "--indicator", "RCR01", "--registry", filled])
+    assert out.exit_code == 1
+    assert "--design DESIGN" in out.output and "design=" not in out.output and "by=" not in out.output
+    assert "--by region" in out.output

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 import impact as im
-from impact.errors import DataError, SpecError
+from impact.errors import DataError, SpecError, RegistryError
 from impact.registry import Registry, combined_hash, record_run, resolve_url
 from impact.registry.migrations import MIGRATIONS, schema_migrations
 from impact.registry.schema import metadata, tables
@@ -109,7 +109,7 @@ def test_a_database_from_a_newer_impact_is_refused(registry_url):
     with engine.begin() as conn:
         conn.execute(schema_migrations.insert().values(version=99, description="future", applied_at="2030-01-01T00:00:00Z"))
     engine.dispose()
-    with pytest.raises(SpecError, match="schema version 99"):
+    with pytest.raises(RegistryError, match="schema version 99"):
         Registry(registry_url)
 
 
@@ -266,8 +266,8 @@ def test_record_run_function_uses_the_default_location(tmp_path, monkeypatch):
         assert len(reg.runs()) == 1
 
 
-def test_unreachable_database_is_a_spec_error():
-    with pytest.raises(SpecError, match="cannot open the registry"):
+def test_unreachable_database_is_a_registry_error():
+    with pytest.raises(RegistryError, match="cannot open the registry"):
         Registry("postgresql://nobody:wrong@127.0.0.1:1/none?connect_timeout=2")
 
 

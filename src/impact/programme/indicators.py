@@ -131,10 +131,53 @@ class IndicatorLibrary:
                 raise SpecError(f"level={level!r} is not a level of the effect chain; choose one of {', '.join(LEVELS)}.")
             table = table.loc[table["level"] == level]
         if text:
-            needle = text.casefold()
             hay = (table["code"] + " " + table["name"] + " " + table["definition"]).str.casefold()
-            table = table.loc[hay.str.contains(needle, regex=False)]
+            table = table.loc[_matches(hay, text)]
         return table.reset_index(drop=True)
+
+
+#: Everyday words and the terms indicator names and definitions use for them, so that a search for
+#: "jobs" finds the employment rate. Add a row to widen the search; stems match longer words.
+SEARCH_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "job": ("employ", "full-time equivalent"),
+    "worker": ("employ", "job"),
+    "employ": ("job",),
+    "firm": ("enterprise", "business", "compan"),
+    "business": ("enterprise", "firm", "compan"),
+    "company": ("enterprise", "firm", "business"),
+    "startup": ("start-up", "new firm", "new enterprise"),
+    "income": ("grp", "gdp", "wage", "earning"),
+    "wage": ("income", "earning", "salar"),
+    "money": ("budget", "fund", "expenditure"),
+    "people": ("person", "population", "participant", "inhabitant"),
+    "school": ("education", "training", "skill"),
+    "research": ("r&d", "innovation"),
+}
+
+
+def _stem(word: str) -> str:
+    word = word.casefold()
+    for suffix in ("ies", "s"):
+        if word.endswith(suffix) and len(word) > len(suffix) + 2:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def _matches(hay: pd.Series, text: str) -> pd.Series:
+    """Rows whose text contains the whole phrase, or every word of it (or a synonym of that word)."""
+    phrase = hay.str.contains(text.casefold(), regex=False)
+    every = pd.Series(True, index=hay.index)
+    for word in text.split():
+        stem = _stem(word)
+        terms = {stem, word.casefold(), *SEARCH_SYNONYMS.get(stem, ())}
+        for key, synonyms in SEARCH_SYNONYMS.items():
+            if stem.startswith(key):
+                terms.update(synonyms)
+        hit = pd.Series(False, index=hay.index)
+        for term in terms:
+            hit |= hay.str.contains(term, regex=False)
+        every &= hit
+    return phrase | every
 
 
 def shipped_files() -> list[Path]:

@@ -44,6 +44,8 @@ __all__ = [
     "write_outputs",
     "package_versions",
     "count_tasks",
+    "check_overwrite",
+    "is_generated",
 ]
 
 #: The seed used when none is given, so that resampling designs are reproducible by default.
@@ -549,11 +551,51 @@ def _run_check(check: Check, evaluation: Evaluation, loaded: Mapping[str, Loaded
     )
 
 
-def write_outputs(run: ProgrammeRun, folder: Path, *, command: str | None = None, portfolio: bool = False) -> Path:
+#: What impact writes into a programme's output folder (checked before overwriting).
+OUTPUT_FILES = ("report.html", "results.json")
+
+
+def is_generated(path: Path) -> bool:
+    """True if ``path`` is absent or a file impact wrote: an HTML page with impact's generator tag, or a
+    results.json with impact's keys. A user's own file of the same name is not ours."""
+    if not path.exists() and not path.is_symlink():
+        return True
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096).decode("utf-8", errors="replace")
+        if path.suffix == ".html":
+            # the generator tag; portfolio pages written before it had one end their title like this
+            return '<meta name="generator" content="impact' in head or "– impact evaluation</title>" in head
+        if path.suffix == ".json":
+            content = json.loads(path.read_text(encoding="utf-8"))
+            return isinstance(content, dict) and {"programme", "evaluations"} <= set(content)
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def check_overwrite(paths: Sequence[Path], *, force: bool = False) -> None:
+    """Refuse to overwrite a file impact did not write (unless ``force``): a DataError naming it."""
+    if force:
+        return
+    foreign = [p for p in paths if not is_generated(p)]
+    if foreign:
+        raise DataError(
+            f"{', '.join(str(p) for p in foreign)} exists and was not written by impact; it is left as it is. "
+            "Move it, choose another --out folder, or pass --force to overwrite it."
+        )
+
+
+def write_outputs(
+    run: ProgrammeRun, folder: Path, *, command: str | None = None, portfolio: bool = False, force: bool = False
+) -> Path:
     """Write ``report.html`` and ``results.json`` into ``folder``; return the report's path.
 
-    With ``portfolio=True`` the report links back to the portfolio page (``../index.html``)."""
-    return write_files(folder, render_outputs(run, command=command, portfolio=portfolio))
+    With ``portfolio=True`` the report links back to the portfolio page (``../index.html``). A file of
+    the same name that impact did not write is not overwritten unless ``force`` (DataError)."""
+    return write_files(folder, render_outputs(run, command=command, portfolio=portfolio), force=force)
 
 
 def render_outputs(run: ProgrammeRun, *, command: str | None = None, portfolio: bool = False) -> dict[str, str]:
@@ -570,8 +612,10 @@ def render_outputs(run: ProgrammeRun, *, command: str | None = None, portfolio: 
     }
 
 
-def write_files(folder: Path, files: Mapping[str, str]) -> Path:
-    """Write rendered outputs into ``folder``; return the report's path."""
+def write_files(folder: Path, files: Mapping[str, str], *, force: bool = False) -> Path:
+    """Write rendered outputs into ``folder``; return the report's path. Files impact did not write are
+    kept unless ``force`` (:func:`check_overwrite`)."""
+    check_overwrite([folder / name for name in files], force=force)
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
@@ -585,9 +629,13 @@ def run_spec(
     seed: int = DEFAULT_SEED,
     command: str | None = None,
     progress: Callable[[str], None] | None = None,
+    data_roots: Sequence[str | Path] = (),
+    force: bool = False,
 ) -> tuple[ProgrammeRun, Path]:
     """Validate, evaluate and report one programme spec; return the run and the report's path."""
-    spec = load_spec(path)
+    spec = load_spec(path, data_roots=data_roots)
+    folder = Path(out) / spec.programme.id
+    check_overwrite([folder / name for name in OUTPUT_FILES], force=force)  # before spending time estimating
     run = evaluate(spec, seed=seed, progress=progress)
-    report = write_outputs(run, Path(out) / spec.programme.id, command=command)
+    report = write_outputs(run, folder, command=command, force=force)
     return run, report

@@ -283,6 +283,7 @@ def _find_line(text: str, keypath: Sequence[str | int]) -> int | None:
                 break
             if assign.search(lines[i].split("#", 1)[0]):
                 hit = i
+                header = None  # an index after a key counts inline items of that key, not [[tables]]
                 break
         if hit is None:
             return found + 1 if found is not None else None
@@ -312,6 +313,11 @@ class _Context:
         """Raise one SpecError listing every recorded problem (its ``problems`` attribute holds them)."""
         if not self.problems:
             return
+        def line(problem: str) -> int:
+            found = re.search(r", line (\d+)", problem)
+            return int(found.group(1)) if found else 0
+
+        self.problems.sort(key=line)  # in the order of the file
         if len(self.problems) == 1:
             error = SpecError(self.problems[0])
         else:
@@ -453,6 +459,14 @@ def _shared_option_values() -> dict[str, tuple[Any, ...]]:
     return {"vcov": VCOV_KINDS}
 
 
+#: Upper bounds of options that set how much work an estimator does: a spec must not be able to ask
+#: for a run that never ends (a denial of service on a shared machine). Generous for real use.
+OPTION_LIMITS: dict[str, int] = {
+    "n_permutations": 1_000_000, "n_bootstrap": 100_000, "bootstrap": 100_000, "n_simulations": 100_000,
+    "max_iter": 1_000_000, "ratio": 100, "n_variance_matches": 100,
+}
+
+
 def _design_name(func: Callable[..., Any]) -> str:
     return f"{func.__module__.removeprefix('impact.').split('.')[0]}.{func.__name__}"
 
@@ -547,6 +561,9 @@ def option_value_problem(func: Callable[..., Any], name: str, value: Any) -> str
         close = difflib.get_close_matches(value, allowed, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         return f"is not allowed; choose one of {', '.join(repr(v) for v in literals)}.{hint}"
+    limit = OPTION_LIMITS.get(name)
+    if limit is not None and isinstance(value, int | float) and not isinstance(value, bool) and value > limit:
+        return f"is more than impact allows in a spec ({limit:,}); use a smaller number."
     verdict = _accepts_value(annotation, value)
     if verdict is False:
         expected = " or ".join(sorted({_describe(a) for a in (get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)) if a is not type(None)}))
@@ -626,17 +643,23 @@ def _parse_steps(raw: Any, ctx: _Context, keypath: list[str | int]) -> tuple[Ste
     return tuple(steps)
 
 
+def _confined_file(rel: str, what: str, ctx: _Context, keypath: list[str | int], base: Path, roots: tuple[Path, ...]) -> Path:
+    """The resolved path of a file the spec names, inside the spec's folder or a data root."""
+    try:
+        path = confine_path(rel, base, roots)
+    except SpecError as exc:
+        raise ctx.error(keypath, str(exc)) from None
+    if not is_regular_file(path):
+        raise ctx.error(keypath, f"{what} {rel!r} not found (looked for {path}); paths are relative to the spec file.")
+    return path
+
+
 def _parse_source(item: Any, i: int, ctx: _Context, base: Path, roots: tuple[Path, ...]) -> DataSource:
     kp: list[str | int] = ["data", i]
     ctx.keys(item, _DATA_KEYS, kp, required=("name", "path"))
     name = ctx.string(item, "name", kp)
     rel = ctx.string(item, "path", kp)
-    try:
-        path = confine_path(rel, base, roots)
-    except SpecError as exc:
-        raise ctx.error([*kp, "path"], str(exc)) from None
-    if not is_regular_file(path):
-        raise ctx.error([*kp, "path"], f"data file {rel!r} not found (looked for {path}); paths are relative to the spec file.")
+    path = _confined_file(rel, "data file", ctx, [*kp, "path"], base, roots)
     fmt = item.get("format") or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
     if fmt not in ("csv", "parquet"):
         raise ctx.error([*kp, "format"], f"format {fmt!r} is not supported; use 'csv' or 'parquet'.")
@@ -732,7 +755,7 @@ def _parse_data(raw: Any, ctx: _Context, base: Path, roots: tuple[Path, ...]) ->
             source = _parse_source(item, i, ctx, base, roots)
             if source.name not in names:
                 sources.append(source)
-        if len(ctx.problems) > before and isinstance(name, str):
+        if len(ctx.problems) > before and isinstance(name, str) and name not in {s.name for s in sources}:
             broken.add(name)
         if isinstance(name, str):
             names.add(name)
@@ -831,7 +854,7 @@ def _parse_evaluation(
         if name in names:
             raise ctx.error([*kp, "name"], f"evaluation name {name!r} is used twice.")
     names.add(name)
-    only = [*by_name, *broken]
+    only = list(dict.fromkeys([*by_name, *broken]))
     data_name = item.get("data", only[0] if len(only) == 1 else None)
     if data_name is None:
         raise ctx.error(kp, f"missing key 'data': name one of the data sources ({', '.join(only)}).")
@@ -979,12 +1002,7 @@ def _parse_libraries(raw: Any, ctx: _Context, base: Path, roots: tuple[Path, ...
                 item = {"path": item}
             ctx.keys(item, _LIBRARY_KEYS, kp, required=("path",))
             rel = ctx.string(item, "path", kp)
-            try:
-                path = confine_path(rel, base, roots)
-            except SpecError as exc:
-                raise ctx.error([*kp, "path"], str(exc)) from None
-            if not is_regular_file(path):
-                raise ctx.error([*kp, "path"], f"indicator library {rel!r} not found (looked for {path}); paths are relative to the spec.")
+            path = _confined_file(rel, "indicator library", ctx, [*kp, "path"], base, roots)
             prefix = item.get("prefix")
             libs.append(RegionLibrary(path, prefix))
     return tuple(libs)

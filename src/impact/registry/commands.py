@@ -6,8 +6,10 @@ Errors from impact (:class:`~impact.errors.ImpactError`) become one-line message
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,14 +75,32 @@ def list_runs(ctx: click.Context, programme: str | None, latest: bool) -> None:
     click.echo(_table(runs.loc[:, columns]))
 
 
+def _run_id(registry: Registry, run: str) -> int:
+    """A run id given as a number, or the latest run of the programme with this id."""
+    if run.strip().isdigit():
+        return int(run)
+    runs = registry.runs(programme=run)
+    if runs.empty:
+        known = sorted(registry.runs()["programme_id"].unique())
+        close = difflib.get_close_matches(run, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise click.ClickException(
+            f"no run or programme {run!r} in the registry.{hint} Programmes: {', '.join(known) or 'none yet'} "
+            "(`impact registry list` shows the runs)."
+        )
+    return int(runs.loc[runs["is_latest"], "run_id"].iloc[0])
+
+
 @registry_group.command("show")
-@click.argument("run_id", type=int)
+@click.argument("run_or_programme", metavar="RUN")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON (everything stored).")
 @click.pass_context
 @_one_line_errors
-def show_run(ctx: click.Context, run_id: int, as_json: bool) -> None:
-    """Show one run: provenance, effect chain and each evaluation's headline estimate."""
+def show_run(ctx: click.Context, run_or_programme: str, as_json: bool) -> None:
+    """Show one run (RUN: a run id, or a programme id for its latest run): provenance, effect chain and
+    each evaluation's headline estimate."""
     with _open(ctx.obj["url"]) as registry:
+        run_id = _run_id(registry, run_or_programme)
         run = registry.show(run_id)
         evaluations = registry.evaluations(run_id)
     if as_json:
@@ -146,6 +166,25 @@ def import_registry(ctx: click.Context, files: tuple[Path, ...]) -> None:
             click.echo(f"{path}: {len(records)} run(s), {new} new, {len(records) - new} already in the registry (updated)")
 
 
+#: Python argument spellings in Registry.pool's messages -> the `impact pool` flags that set them.
+_POOL_FLAGS = (
+    (re.compile(r"\bcomparable_only=False \(--all\)|\bcomparable_only=False"), "--all"),
+    (re.compile(r"\bdesign=\.\.\.|\bdesign=(None|'[^']*')"), "--design DESIGN"),
+    (re.compile(r"\bby='(\w+)'"), r"--by \1"),
+    (re.compile(r"\bby=\.\.\."), "--by programme|region"),
+    (re.compile(r"\bknha=(True|False)"), "--knha"),
+    (re.compile(r"\bmethod='(\w+)'"), r"--method \1"),
+    (re.compile(r"\blevel=([\d.]+)"), r"--level \1"),
+    (re.compile(r"\bindicator=('[^']*')"), r"--indicator \1"),
+)
+
+
+def _as_flags(message: str) -> str:
+    for pattern, flag in _POOL_FLAGS:
+        message = pattern.sub(flag, message)
+    return message
+
+
 @click.command("pool")
 @click.option("--indicator", required=True, help="Indicator code whose stored estimates are pooled, e.g. RCR01.")
 @click.option("--method", type=click.Choice(["REML", "DL", "PM", "FE"]), default="REML", show_default=True,
@@ -166,8 +205,11 @@ def pool_command(indicator: str, method: str, by: str, include_all: bool, knha: 
     """Pool all stored estimates of one indicator across programmes or regions (latest run of each
     programme) and print the table with heterogeneity and the prediction interval."""
     with _open(url) as registry:
-        result = registry.pool(indicator, by=by, method=method, knha=knha, level=level, design=design,
-                               comparable_only=not include_all)
+        try:
+            result = registry.pool(indicator, by=by, method=method, knha=knha, level=level, design=design,
+                                   comparable_only=not include_all)
+        except ImpactError as exc:
+            raise click.ClickException(_as_flags(" ".join(str(exc).split()))) from None
     click.echo(f"Pooled {indicator} across {by}s\n")
     click.echo(result.summary())
     d = result.diagnostics

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from impact.errors import SpecError
+from impact.errors import RegistryError
 from impact.registry import schema
 
-__all__ = ["MIGRATIONS", "current_version", "migrate"]
+__all__ = ["ADVISORY_LOCK_KEY", "MIGRATIONS", "current_version", "migrate"]
 
 _versions_meta = sa.MetaData()
 schema_migrations = sa.Table(
@@ -67,14 +67,39 @@ def current_version(conn: sa.Connection) -> int:
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(schema_migrations.c.version), 0))).scalar_one())
 
 
+#: Key of the PostgreSQL advisory lock that serialises migrations (any constant shared by all impacts).
+ADVISORY_LOCK_KEY = 0x1A2B3C4D
+
+
+def _refuse_foreign(conn: sa.Connection, engine: sa.Engine) -> None:
+    """Refuse, without changing it, a database that holds tables but is not an impact registry."""
+    names = set(sa.inspect(conn).get_table_names())
+    if not names or "schema_migrations" in names:
+        return
+    ours = set(schema.define_tables(sa.MetaData()))
+    if engine.dialect.name == "sqlite" or names & ours:
+        shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+        raise RegistryError(
+            f"{engine.url.render_as_string(hide_password=True)} is a database but not an impact results registry "
+            f"(it holds other tables: {shown}); impact will not change it. Choose another path with --registry."
+        )
+
+
 def migrate(engine: sa.Engine) -> list[int]:
-    """Apply every missing migration in one transaction; return the versions applied."""
+    """Apply every missing migration in one transaction; return the versions applied.
+
+    Safe when several processes open a fresh registry at once: on PostgreSQL the transaction first
+    takes an advisory lock, on SQLite it starts with ``BEGIN IMMEDIATE`` (see ``Registry``), so one
+    process migrates and the others wait, then find the schema in place."""
     known = MIGRATIONS[-1][0]
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+        _refuse_foreign(conn, engine)
         _versions_meta.create_all(conn)
         have = current_version(conn)
         if have > known:
-            raise SpecError(
+            raise RegistryError(
                 f"the registry at {engine.url.render_as_string(hide_password=True)} has schema version {have}, "
                 f"newer than this impact understands ({known}); upgrade impact."
             )

@@ -10,8 +10,10 @@ import hashlib
 import json
 import math
 import os
+import random
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from impact.errors import DataError, SpecError
+from impact.errors import DataError, RegistryError, SpecError
 from impact.registry.migrations import current_version, migrate
 from impact.registry.schema import tables
 from impact.results import TIDY_COLUMNS, Result, jsonable
@@ -387,11 +389,15 @@ class Registry:
     True
     """
 
-    def __init__(self, url: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, url: str | os.PathLike[str] | None = None, *, timeout: float = 60.0, attempts: int = 5) -> None:
         self.url = resolve_url(url)
+        self.timeout = float(timeout)
+        self.attempts = int(attempts)
         shown = _without_password(self.url)
+        is_sqlite = self.url.startswith("sqlite")
         try:
-            self.engine = sa.create_engine(self.url)
+            # SQLite: wait up to `timeout` seconds for another writer's lock (the driver's default is 5 s)
+            self.engine = sa.create_engine(self.url, connect_args={"timeout": self.timeout} if is_sqlite else {})
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
             raise SpecError(f"cannot use registry URL {shown!r}: {exc}") from None
         except ImportError as exc:
@@ -399,14 +405,29 @@ class Registry:
                 f"the database driver for {shown!r} is not installed ({exc.name}); for PostgreSQL: pip install 'psycopg[binary]'"
             ) from None
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_foreign_keys)
-        try:
-            self.applied_migrations = migrate(self.engine)
-        except sa.exc.OperationalError as exc:
-            raise SpecError(
-                f"cannot open the registry at {self.engine.url.render_as_string(hide_password=True)}: "
-                f"{str(exc.orig).strip().splitlines()[0]}"
-            ) from None
+            _sqlite_file_is_database(self.url)
+            sa.event.listen(self.engine, "connect", _sqlite_connect)
+            sa.event.listen(self.engine, "begin", _sqlite_begin_immediate)
+        self.applied_migrations = self._retrying(lambda: migrate(self.engine), "open")
+
+    def _retrying(self, action: Callable[[], Any], what: str) -> Any:
+        """Run ``action`` (one transaction), retrying a bounded number of times when another process holds
+        the database or won a race on a unique key; any database failure becomes a RegistryError."""
+        shown = self.engine.url.render_as_string(hide_password=True)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return action()
+            except sa.exc.IntegrityError:
+                # another process inserted the same programme, run or evaluation between our look-up and
+                # our insert (the unique keys refused the duplicate); the next attempt updates that row
+                if attempt == self.attempts:
+                    raise RegistryError(f"cannot {what} the registry at {shown}: concurrent writers kept colliding "
+                                        f"({self.attempts} attempts).") from None
+            except sa.exc.DBAPIError as exc:
+                if not _transient(exc) or attempt == self.attempts:
+                    raise RegistryError(f"cannot {what} the registry at {shown}: {_describe_db_error(exc)}") from None
+            time.sleep(min(0.05 * 2**attempt, 2.0) * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def __repr__(self) -> str:
         return f"Registry({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -453,12 +474,7 @@ class Registry:
         -------
         RunRecord
         """
-        try:
-            return self._record_run(spec_metadata, evaluations)
-        except sa.exc.IntegrityError:
-            # another process recorded the same programme, run or evaluation between our look-up and our
-            # insert (the unique keys refused the duplicate); now the row exists and we update it
-            return self._record_run(spec_metadata, evaluations)
+        return self._retrying(lambda: self._record_run(spec_metadata, evaluations), "write to")
 
     def _record_run(self, spec_metadata: Mapping[str, Any], evaluations: Sequence[Mapping[str, Any]]) -> RunRecord:
         if not isinstance(spec_metadata, Mapping):
@@ -1104,10 +1120,59 @@ def _without_password(url: str) -> str:
         return url
 
 
-def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # SQLAlchemy, not the sqlite3 module, starts transactions (see _sqlite_begin_immediate): the module's
+    # own implicit BEGIN comes only before DML, so DDL of a migration would run outside any transaction
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin_immediate(conn: sa.Connection) -> None:
+    """Take the write lock when a transaction starts: two processes that read, then both try to write,
+    would otherwise deadlock and one fail at once instead of waiting (SQLite's busy timeout)."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_file_is_database(url: str) -> None:
+    """Refuse a file at the registry path that is not an SQLite database (never opened for writing)."""
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    if path.is_dir():
+        raise RegistryError(f"the registry path {path} is a folder; give a file path (e.g. {path / 'registry.sqlite'}).")
+    with path.open("rb") as handle:
+        header = handle.read(16)
+    if header != b"SQLite format 3\x00":
+        raise RegistryError(
+            f"{path} is not an SQLite database (nor an impact registry) or it is damaged; impact will not change it. "
+            "Choose another path with --registry, or restore the registry from a backup."
+        )
+
+
+def _transient(exc: sa.exc.DBAPIError) -> bool:
+    """A failure that a later attempt can get past: a lock held by another process, a serialisation
+    failure or deadlock on PostgreSQL, a dropped connection."""
+    if exc.connection_invalidated:
+        return True
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(s in text for s in ("database is locked", "database table is locked", "busy", "deadlock detected",
+                                   "could not serialize", "already exists"))
+
+
+def _describe_db_error(exc: sa.exc.DBAPIError) -> str:
+    """The driver's message, first line only (no SQL statement or parameters, which can be long)."""
+    text = str(getattr(exc, "orig", exc)).strip().splitlines()
+    message = text[0] if text else type(exc).__name__
+    if "file is not a database" in message or "malformed" in message:
+        return f"{message}: the file is damaged or not an impact registry; choose another path with --registry."
+    if "locked" in message:
+        return f"{message} (another process held it for longer than the retries allowed; try again)."
+    return message
 
 
 def record_run(
