@@ -141,6 +141,9 @@ HOSTILE = [
     ("design-meta", design("meta.pool"), "unknown module"),
     ("design-importlib", design("importlib.import_module"), "unknown module"),
     ("robustness-design-simulate-power", check_design("rct.simulate_power"), "unknown design"),
+    # takes df first but returns an assignment or a plot, not a result (failed only at run time before)
+    ("design-assignment-tool", design("rct.assign"), "unknown design"),
+    ("design-rd-plot-tool", design("rd.rdplot"), "unknown design"),
     # 4. denial of service: expression cost and TOML nesting
     ("dos-power-tower", derive('"10 ** 10 ** 10"'), "power towers"),
     ("dos-huge-exponent", derive('"9 ** 999999"'), "power towers"),

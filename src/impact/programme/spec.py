@@ -366,19 +366,32 @@ class _Context:
 # ---------------------------------------------------------------------------------------------
 # Design dispatch
 # ---------------------------------------------------------------------------------------------
+#: Estimators that return an intermediate object rather than a result; a spec reaches the result
+#: through an allowed ``then`` step (``matching.match`` -> ``effect``).
+_INTERMEDIATE_RETURNS = frozenset({"Matching"})
+
+
 def _public_designs(module: Any) -> list[str]:
     """Names in a design module's ``__all__`` that are estimators: functions whose first argument is
-    the data frame (``df``). Result classes, ``rct.power`` and helpers such as ``did.honest`` are not."""
+    the data frame (``df``) and that return a result (annotated ``...Result``, or an intermediate
+    such as ``Matching``; unannotated functions are left to the runner's check of what they return).
+    Result classes, ``rct.power``, helpers such as ``did.honest`` and tools annotated to return
+    something else (``rct.assign``, ``rd.rdplot``, ``rd.balance``) are not."""
     out = []
     for name in getattr(module, "__all__", ()):
         func = getattr(module, name, None)
         if name.startswith("_") or not inspect.isfunction(func):
             continue
         try:
-            first = next(iter(inspect.signature(func).parameters), None)
+            signature = inspect.signature(func)
         except (TypeError, ValueError):
             continue
-        if first == "df":
+        first = next(iter(signature.parameters), None)
+        returns = signature.return_annotation
+        if returns is inspect.Signature.empty:  # unannotated: the runner checks what comes back
+            returns = "Result"
+        returns = returns if isinstance(returns, str) else getattr(returns, "__name__", "")
+        if first == "df" and (returns.endswith("Result") or returns in _INTERMEDIATE_RETURNS):
             out.append(name)
     return out
 
