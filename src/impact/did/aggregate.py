@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from impact.data import check_option
+from impact.did._randomization import rescaled_covariance
 from impact.did.pretrends import EventTimeMethods
 from impact.errors import SpecError
 from impact.inference.vcov import wald_test
@@ -326,18 +327,5 @@ def aggregate_att_gt(
         diagnostics=diagnostics,
         kind=kind,
         influence=full_if,
-        vcov=_rescaled_covariance(_covariance(full_if, result.unit_clusters, result.n_clusters), se),  # table order
+        vcov=rescaled_covariance(_covariance(full_if, result.unit_clusters, result.n_clusters), se),  # table order
     )
-
-
-def _rescaled_covariance(V: np.ndarray, se: np.ndarray) -> np.ndarray:
-    """The analytic covariance with its variances replaced by the reported squared standard errors
-    (correlations kept). Under randomisation inference the reported SEs are those the intervals imply,
-    so joint tests and honest() built on ``vcov`` use the valid scale; rows without a finite SE get
-    NaN rather than an optimistic analytic value."""
-    analytic = np.sqrt(np.clip(np.diag(V), 0, None))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(analytic > 0, se / analytic, np.nan)
-    if np.allclose(ratio[np.isfinite(ratio)], 1.0):
-        return V
-    return V * np.outer(ratio, ratio)
