@@ -5,6 +5,7 @@ from impact.did.att_gt import ATTGTResult, att_gt
 from impact.did.drdid import drdid
 from impact.did.ddd import ddd
 from impact.did.dose_response import DoseResponseResult, dose_response
+from impact.did.ddd_gt import DDDGTResult, ddd_gt
 from impact.did.event_study import event_study
 from impact.did.pretrends import pretrend_test
 from impact.did.bacon import bacon
@@ -21,6 +22,8 @@ __all__ = [
     "ddd",
     "dose_response",
     "DoseResponseResult",
+    "ddd_gt",
+    "DDDGTResult",
     "event_study",
     "pretrend_test",
     "bacon",
