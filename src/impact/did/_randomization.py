@@ -54,11 +54,18 @@ class CohortLinear:
     Yb: np.ndarray
     labels: np.ndarray
     K: int
-    block_units: np.ndarray  # (B,) units per randomisation unit (all equal)
+    block_units: np.ndarray  # (B,) units per randomisation unit (all equal), or (B, T) units behind each column
     unit_word: str
     n_permutations: int
     seed: int | None
     studentize: bool = True
+    strata: np.ndarray | None = None  # (B,) permute within strata (e.g. blocks of equal composition); None = one
+
+    @property
+    def _units_per_column(self) -> np.ndarray:
+        """(B, T) units behind each block's column (what the sharp null shifts by tau per unit)."""
+        bu = np.asarray(self.block_units, dtype=float)
+        return bu if bu.ndim == 2 else np.broadcast_to(bu[:, None], self.Yb.shape)
 
     @property
     def blocks_per_cohort(self) -> np.ndarray:
@@ -67,13 +74,13 @@ class CohortLinear:
     def scheme(self):
         from impact.inference.permutation import AssignmentScheme
 
-        return AssignmentScheme(self.labels, method="complete", n_arms=self.K + 1)
+        return AssignmentScheme(self.labels, strata=self.strata, method="complete", n_arms=self.K + 1)
 
     def components(self, alpha: np.ndarray, M: np.ndarray, Y: np.ndarray | None = None):
         """The vectorised ``components(labels)`` of the rows ``alpha`` (R, K+1, T)."""
         Yb = self.Yb if Y is None else Y
         Z = np.einsum("bt,rkt->bkr", Yb, alpha)  # (B, K+1, R)
-        D = M[:, self.labels, :] * self.block_units[None, :, None]  # (R, B, T): shifted cells, observed assignment
+        D = M[:, self.labels, :] * self._units_per_column[None]  # (R, B, T): shifted cells, observed assignment
         Zd = np.einsum("rbt,rkt->bkr", D, alpha)
         m = self.blocks_per_cohort.astype(float)
         K1 = self.K + 1
@@ -111,7 +118,7 @@ class CohortLinear:
         treated cohort-period)."""
         from impact.inference.randomization import randomization_joint_test
 
-        Y0 = self.Yb - effects[self.labels] * self.block_units[:, None]
+        Y0 = self.Yb - effects[self.labels] * self._units_per_column
         components = self.components(alpha, np.zeros_like(alpha), Y0)
         test = randomization_joint_test(components, self.scheme(), np.arange(alpha.shape[0]),
                                         n_permutations=self.n_permutations, seed=self.seed,

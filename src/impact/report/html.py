@@ -262,6 +262,18 @@ def _indicator_name(outcome: Outcome, library: Any, spec: Any) -> tuple[str, str
     return f"the outcome ({outcome.outcome})", ""
 
 
+def _binary_outcome(outcome: Outcome) -> bool:
+    """Whether the evaluated outcome column holds only 0 and 1 in the analysed sample."""
+    table = outcome.variables
+    if table is None or table.empty:
+        return False
+    row = table[(table["variable"] == outcome.outcome) & (table["role"] == "outcome")]
+    if row.empty:
+        return False
+    first = row.iloc[0]
+    return first["distinct"] == 2 and first["min"] == 0 and first["max"] == 1
+
+
 def _sample_line(res: Any) -> str:
     """Sample sizes in words; a trial with non-compliance says assigned vs received."""
     parts = [f"observations {fmt_number(res.n_obs)}"]
@@ -305,8 +317,17 @@ def _headline(outcome: Outcome, library: Any, spec: Any) -> dict[str, Any]:
     if outcome.result is not None:
         res = outcome.result
         low, high = res.conf_int()
-        claim = headline_claim(estimand=res.estimand, estimate=res.estimate, std_error=res.std_error, conf_low=low,
-                               conf_high=high, level=res.level, what=what, unit=unit, diagnostics=res.diagnostics)
+        if _binary_outcome(outcome):
+            # a 0/1 outcome per unit: the effect is a change in a share, whatever the indicator counts
+            # ("enterprises" is the unit of the aggregate, not of a firm's 0/1 record)
+            scale, unit = 100.0, "percentage points"
+            what = f"the share of {what[:1].lower() + what[1:] if what[1:2].islower() else what}"
+            row["unit"] = "share, 0 to 1"
+        else:
+            scale = 1.0
+        claim = headline_claim(estimand=res.estimand, estimate=res.estimate * scale, std_error=res.std_error * scale,
+                               conf_low=low * scale, conf_high=high * scale, level=res.level, what=what, unit=unit,
+                               diagnostics=res.diagnostics)
         se = res.std_error if decimals_for(res.std_error) is not None else (
             (high - low) / 3.92 if math.isfinite(high - low) and high > low else None)
         placebo = placebo_summary(res.diagnostics)
