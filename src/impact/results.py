@@ -149,6 +149,9 @@ class Result:
     sample_flow: tuple[FlowStep, ...] = ()
     diagnostics: Mapping[str, Any] = field(default_factory=dict)
     vcov: np.ndarray | None = field(default=None, repr=False)
+    # the fitted linear model (impact.inference.htz.LinearFit) of designs fitted with vcov="CR2", so
+    # that joint CR2 tests (htz_test) can be run later; never serialised
+    linear_fit: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         missing = [c for c in TIDY_COLUMNS if c not in self.effects.columns]

@@ -21,6 +21,7 @@ from impact.data import (
 )
 from impact.errors import DataError, SpecError, recording_warnings
 from impact.did._staggered import fe_regression
+from impact.inference.htz import LinearFit
 from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS, SmallSampleCorrection, VcovKind
 from impact.inference.wild import WEIGHT_TYPES, wild_cluster_bootstrap
 from impact.results import Result, effects_table
@@ -312,6 +313,7 @@ def twfe(
         sample_flow=prepared.flow,
         diagnostics=diagnostics,
         vcov=fit.vcov,
+        linear_fit=LinearFit.from_regression(fit, w) if vcov == "CR2" else None,
     )
 
 
