@@ -460,7 +460,9 @@ def _cohort_randomization(panel, cells, fit, cohort_code, n_permutations, seed, 
     engine = CohortLinear(Yb=panel.Y, labels=cohort_code.astype(np.int64), K=K, block_units=np.ones(len(cohort_code)),
                           unit_word=word, n_permutations=int(n_permutations), seed=seed)
     ri = engine.run(alpha, M, level)
-    return ri, ri.description()
+    notes = ri.row_notes(engine.treated_blocks(M))
+    how = ri.description()
+    return ri, [how if n is None else how + ("" if str(n).startswith("; ") else "; ") + str(n) for n in notes]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -654,7 +656,8 @@ def _fit(panel, *, outcome, dose, cohort, control_group, base_period, anticipati
         else:
             table.loc[1, ["p_value", "conf_low", "conf_high", "std_error"]] = [
                 ri_dose.p_value[0], ri_dose.conf_low[0], ri_dose.conf_high[0], ri_dose.std_error[0]]
-            table.loc[1, "inference"] = how_dose
+            note = ri_dose.row_notes(np.array([float(n_treated)]))[0]
+            table.loc[1, "inference"] = how_dose + ("" if note is None else str(note))
         with np.errstate(divide="ignore", invalid="ignore"):
             table["statistic"] = table["estimate"] / table["std_error"]
     curve_inference = analytic
