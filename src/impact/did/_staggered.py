@@ -230,6 +230,8 @@ class FERegression:
     clusters: np.ndarray | None = None  # integer cluster codes (clustered kinds)
     absorbed: int = 0  # number of absorbed fixed-effect parameters (counted in K of the covariance)
     n_fe_parameters: int = 0  # identified unit and time effect parameters of the full model
+    design_coef: np.ndarray | None = None  # every coefficient of X (reported ones, then explicit dummies)
+    design_names: tuple[str, ...] = ()  # names of the columns of X
 
 
 REGRESSION_VCOV = ("iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2")
@@ -405,4 +407,6 @@ def fe_regression(
         clusters=codes,
         absorbed=absorbed,
         n_fe_parameters=n_fe_parameters,
+        design_coef=coef,
+        design_names=tuple(design_names),
     )

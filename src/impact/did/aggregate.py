@@ -289,6 +289,9 @@ def aggregate_att_gt(
         nan_if = lambda v: np.where(zero_se, np.nan, v)  # noqa: E731
         table = effects_table(terms, estimates, se, level=result.level, p_values=nan_if(ri.p_value),
                               conf_low=nan_if(ri.conf_low), conf_high=nan_if(ri.conf_high), **extra)
+        notes = np.where(zero_se, None, result.randomization.row_notes(ri, omega))
+        if any(n is not None for n in notes):  # why an interval is unbounded, appended by tidy()
+            table["inference"] = notes
     else:
         table = effects_table(terms, estimates, se, level=result.level, **extra)
     diagnostics: dict[str, Any] = {"aggregation": kind, "description": _DESCRIPTION[kind]}

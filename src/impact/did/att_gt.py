@@ -665,6 +665,10 @@ def att_gt(
                 arr[1:][reference] = np.nan
             table = effects_table(terms, estimates, se, level=level, p_values=p_ri, conf_low=low_ri,
                                   conf_high=high_ri, **extra)
+            notes = randomization.row_notes(ri, omega)
+            notes[1:][reference] = None
+            if any(n is not None for n in notes):  # why an interval is unbounded, appended by tidy()
+                table["inference"] = notes
         else:
             table = effects_table(terms, estimates, se, level=level, **extra)
         # event_time for group-time rows would turn the default coefficient plot into an event study of
