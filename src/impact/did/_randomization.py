@@ -104,6 +104,10 @@ class CohortLinear:
 
         return components
 
+    def treated_blocks(self, M: np.ndarray) -> np.ndarray:
+        """Treated randomisation units behind each row of the shifted-cell mask ``M`` (R, K+1, T)."""
+        return M.any(axis=2).astype(float) @ self.blocks_per_cohort.astype(float)
+
     def run(self, alpha: np.ndarray, M: np.ndarray, level: float, Y: np.ndarray | None = None) -> AdoptionRandomization:
         return adoption_randomization(self.components(alpha, M, Y), self.scheme(), n_permutations=self.n_permutations,
                                       seed=self.seed, level=level, studentize=self.studentize, unit_word=self.unit_word)
@@ -145,6 +149,10 @@ class CohortSums(CohortLinear):
     def run_cells(self, omega: np.ndarray, level: float) -> AdoptionRandomization:
         alpha = np.einsum("rj,jkt->rkt", omega, self.C)
         return self.run(alpha, self.treated_mask(omega), level)
+
+    def row_notes(self, ri: AdoptionRandomization, omega: np.ndarray) -> np.ndarray:
+        """Per row of ``omega``, the note explaining an unbounded interval (None when bounded)."""
+        return ri.row_notes(self.treated_blocks(self.treated_mask(omega)))
 
     def joint_test_cells(self, omega: np.ndarray, cell_att: np.ndarray) -> dict:
         effects = np.zeros((self.K + 1, self.Yb.shape[1]))
@@ -330,6 +338,9 @@ def event_time_randomization(
     ri = ctx.run(alpha, M, level)
     out = effects.copy()
     keep = ~is_ref
+    notes = np.where(keep, ri.row_notes(ctx.treated_blocks(M)), None)
+    if any(n is not None for n in notes):  # tidy() appends the note to the method of the unbounded rows
+        out["inference"] = notes
     out.loc[keep, "p_value"] = ri.p_value[keep]
     out.loc[keep, "conf_low"] = ri.conf_low[keep]
     out.loc[keep, "conf_high"] = ri.conf_high[keep]

@@ -171,6 +171,32 @@ def staggered_panel(
     )
 
 
+def group_time_layout(cohorts: np.ndarray, periods: np.ndarray, *, anticipation: int, base_period: str,
+                      control_group: str):
+    """The ATT(g, t) cells of Callaway & Sant'Anna (2021) as R ``did`` lays them out.
+
+    Yields ``(k, g, ti, t, base, reference, comparison)`` for cohort ``k`` (value ``g``) and period index
+    ``ti`` (value ``t``): the base period's index, whether the cell is the reference period of a
+    universal base (reported as 0), and the comparison cohorts as a boolean over the K cohorts plus
+    the never treated (last).
+    """
+    K, T = len(cohorts), len(periods)
+    for k, g in enumerate(cohorts):
+        base_post = int(np.flatnonzero(periods + anticipation < g)[-1])
+        for ti in range(0 if base_period == "universal" else 1, T):
+            t = periods[ti]
+            # post-treatment cells (t >= g) compare with the last period before g - anticipation; with a
+            # varying base, earlier cells (anticipation window included) compare t with t - 1 (as R did)
+            base = base_post if (t >= g or base_period == "universal") else ti - 1
+            reference = base_period == "universal" and ti == base
+            comparison = np.zeros(K + 1, dtype=bool)
+            comparison[K] = True
+            if control_group == "notyet":
+                threshold = periods[max(ti, base)] + anticipation
+                comparison[:K] = (cohorts > threshold) & (cohorts != g)
+            yield k, g, ti, t, base, reference, comparison
+
+
 def integer_event_time(panel: StaggeredPanel, where: str) -> np.ndarray:
     """Event time as integers, raising if periods and cohorts are not on a common integer grid."""
     e = panel.event_time
@@ -204,6 +230,8 @@ class FERegression:
     clusters: np.ndarray | None = None  # integer cluster codes (clustered kinds)
     absorbed: int = 0  # number of absorbed fixed-effect parameters (counted in K of the covariance)
     n_fe_parameters: int = 0  # identified unit and time effect parameters of the full model
+    design_coef: np.ndarray | None = None  # every coefficient of X (reported ones, then explicit dummies)
+    design_names: tuple[str, ...] = ()  # names of the columns of X
 
 
 REGRESSION_VCOV = ("iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2")
@@ -242,6 +270,7 @@ def fe_regression(
     level_labels: tuple[Sequence, Sequence] | None = None,
     balanced: bool = False,
     ssc: Any = None,
+    resample_codes: np.ndarray | None = None,
 ) -> FERegression:
     """OLS/WLS of ``y`` on ``X`` with unit and time effects absorbed; covariance of X's coefficients.
 
@@ -256,7 +285,8 @@ def fe_regression(
     ``clusters`` passes cluster codes the caller has already checked; ``balanced`` (a complete,
     duplicate-free unit x time grid) lets one unweighted sweep absorb both sets exactly.
     ``ssc`` (a :class:`impact.inference.vcov.SmallSampleCorrection`) sets fixest's small-sample
-    switches for ``vcov="CR1-fixest"``.
+    switches for ``vcov="CR1-fixest"``. ``resample_codes`` (``vcov="wild"`` only): the subclusters
+    whose bootstrap weights are drawn; only effects nested within them are absorbed.
     """
     from scipy import linalg
 
@@ -283,7 +313,9 @@ def fe_regression(
     full = FixedEffects((units, times), (n_units, n_times), fe_names, balanced=balanced)
     n_fe_parameters = full.n_parameters
     nested_flags = full.nested_in(codes) if clustered else [False, False]
-    if vcov in ("CR2", "wild", "HC2", "HC3"):
+    if vcov == "wild" and resample_codes is not None:
+        absorbed_sets = [i for i in (0, 1) if full.nested_in(resample_codes)[i]]
+    elif vcov in ("CR2", "wild", "HC2", "HC3"):
         absorbed_sets = [i for i in (0, 1) if nested_flags[i]] if clustered else [0]
     else:
         absorbed_sets = [0, 1]
@@ -379,4 +411,6 @@ def fe_regression(
         clusters=codes,
         absorbed=absorbed,
         n_fe_parameters=n_fe_parameters,
+        design_coef=coef,
+        design_names=tuple(design_names),
     )
