@@ -273,6 +273,11 @@ def _multiple(df, **o):
                                     seed=o.pop("seed", 1), **o)
 
 
+def _dose_response(df, **o):
+    return im.did.dose_response(df, outcome=o.pop("outcome", "y"), unit="unit", time="time", dose="dose",
+                                cohort="cohort", degree=1, n_permutations=199, n_bootstrap=None, **o)
+
+
 def _sc(df, **o):
     return im.synth.synthetic_control(df, outcome=o.pop("outcome", "y"), unit="unit", time="time", treated_unit="u15",
                                       treatment_time=o.pop("treatment_time", 2000), v_method="equal", **o)
@@ -305,6 +310,8 @@ CASES = [
     Case("sun_abraham", PANEL, _sun_abraham, covariate="x", unit="unit", time="time"),
     Case("imputation", PANEL, _imputation, covariate="x", unit="unit", time="time"),
     Case("did2s", PANEL, _did2s, covariate="x", unit="unit", time="time"),
+    Case("dose_response", PANEL.assign(dose=np.where(PANEL.cohort > 0, 0.5 + (PANEL.unit.str[1:].astype(int) % 6) / 4, 0.0)),
+         _dose_response, unit="unit", time="time", seed=True),
     Case("bacon", PANEL, _bacon, unit="unit", time="time", has_se=False, level=False),
     Case("matched_did", PANEL, _matched_did, covariate="x", unit="unit", time="time", seed=True),
     Case("match", CROSS, _match, covariate="x1"),
