@@ -28,7 +28,7 @@ import pandas as pd
 from scipy import stats
 from scipy.interpolate import BSpline
 
-from impact.data import check_column_arguments, check_integer, check_level, check_option, check_seed, prepare, show
+from impact.data import canonical_order, check_column_arguments, check_integer, check_level, check_option, check_seed, prepare, show
 from impact.errors import (
     DataError,
     EstimationError,
@@ -62,6 +62,14 @@ class DoseResponseResult(Result):
     ``curve`` (one row per dose of the evaluation grid)."""
 
     curve: pd.DataFrame = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`Result.to_dict`, with the whole dose-response curve (every grid point)."""
+        from impact.results import jsonable
+
+        out = super().to_dict()
+        out["dose_response_curve"] = jsonable(self.curve)
+        return out
 
     def figures(self) -> dict:
         """The dose-response curves (and the event study of the binarised effects)."""
@@ -232,7 +240,10 @@ def _prepare(df, *, outcome, unit, time, dose, cohort, where) -> _Panel:
     if np.unique(d[start >= 0]).size < 2:
         raise DataError(f"{where}: every treated unit has the same dose ({show(d[start >= 0][0])}), so the "
                         "dose-response cannot be traced; use im.did.att_gt for a binary treatment.")
-    return _Panel(Y, np.asarray(periods), np.asarray(units), start.astype(int), d, prepared.flow)
+    # bootstrap multipliers and drawn assignments follow the units' data, not row order or unit labels
+    order = canonical_order(np.column_stack([start, d, Y]), units)
+    return _Panel(Y[order], np.asarray(periods), np.asarray(units)[order], start.astype(int)[order], d[order],
+                  prepared.flow)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +460,9 @@ def _cohort_randomization(panel, cells, fit, cohort_code, n_permutations, seed, 
     engine = CohortLinear(Yb=panel.Y, labels=cohort_code.astype(np.int64), K=K, block_units=np.ones(len(cohort_code)),
                           unit_word=word, n_permutations=int(n_permutations), seed=seed)
     ri = engine.run(alpha, M, level)
-    return ri, ri.description()
+    notes = ri.row_notes(engine.treated_blocks(M))
+    how = ri.description()
+    return ri, [how if n is None else how + ("" if str(n).startswith("; ") else "; ") + str(n) for n in notes]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -643,7 +656,8 @@ def _fit(panel, *, outcome, dose, cohort, control_group, base_period, anticipati
         else:
             table.loc[1, ["p_value", "conf_low", "conf_high", "std_error"]] = [
                 ri_dose.p_value[0], ri_dose.conf_low[0], ri_dose.conf_high[0], ri_dose.std_error[0]]
-            table.loc[1, "inference"] = how_dose
+            note = ri_dose.row_notes(np.array([float(n_treated)]))[0]
+            table.loc[1, "inference"] = how_dose + ("" if note is None else str(note))
         with np.errstate(divide="ignore", invalid="ignore"):
             table["statistic"] = table["estimate"] / table["std_error"]
     curve_inference = analytic
@@ -667,8 +681,15 @@ def _fit(panel, *, outcome, dose, cohort, control_group, base_period, anticipati
                      "cohorts_left_out": [str(show(panel.periods[starts[k]])) for k in small],
                      "untreated_units": n_untreated,
                      "dose_range": [float(treated_doses.min()), float(treated_doses.max())],
-                     "dose_response": curve},
+                     "dose_response": _curve_summary(curve)},
     )
+
+
+def _curve_summary(curve: pd.DataFrame) -> pd.DataFrame:
+    """At most nine rows of the curve (the deciles of the default grid) for reports; to_dict keeps all."""
+    rows = np.arange(0, 81, 10) if len(curve) == 90 else np.unique(np.linspace(0, len(curve) - 1, min(len(curve), 9)).round())
+    columns = ["dose", "att", "att_conf_low", "att_conf_high", "acrt", "acrt_conf_low", "acrt_conf_high"]
+    return curve.iloc[rows.astype(int)][columns].reset_index(drop=True)
 
 
 def _check_grid(dose_grid, where) -> np.ndarray:
