@@ -28,7 +28,7 @@ import pandas as pd
 from scipy import stats
 from scipy.interpolate import BSpline
 
-from impact.data import check_column_arguments, check_integer, check_level, check_option, check_seed, prepare, show
+from impact.data import canonical_order, check_column_arguments, check_integer, check_level, check_option, check_seed, prepare, show
 from impact.errors import (
     DataError,
     EstimationError,
@@ -62,6 +62,14 @@ class DoseResponseResult(Result):
     ``curve`` (one row per dose of the evaluation grid)."""
 
     curve: pd.DataFrame = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`Result.to_dict`, with the whole dose-response curve (every grid point)."""
+        from impact.results import jsonable
+
+        out = super().to_dict()
+        out["dose_response_curve"] = jsonable(self.curve)
+        return out
 
     def figures(self) -> dict:
         """The dose-response curves (and the event study of the binarised effects)."""
@@ -232,7 +240,10 @@ def _prepare(df, *, outcome, unit, time, dose, cohort, where) -> _Panel:
     if np.unique(d[start >= 0]).size < 2:
         raise DataError(f"{where}: every treated unit has the same dose ({show(d[start >= 0][0])}), so the "
                         "dose-response cannot be traced; use im.did.att_gt for a binary treatment.")
-    return _Panel(Y, np.asarray(periods), np.asarray(units), start.astype(int), d, prepared.flow)
+    # bootstrap multipliers and drawn assignments follow the units' data, not row order or unit labels
+    order = canonical_order(np.column_stack([start, d, Y]), units)
+    return _Panel(Y[order], np.asarray(periods), np.asarray(units)[order], start.astype(int)[order], d[order],
+                  prepared.flow)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,6 +284,7 @@ class _Fit:
     acrt: float
     if_acrt: np.ndarray  # (N,)
     omega: np.ndarray  # (R, cells)
+    cell_att: np.ndarray  # (cells,) binarised ATT of every cell
     ybar: dict  # cohort code -> weighted post-period adjusted changes of its treated units (for ACRT randomisation)
     weight_sum: dict  # cohort code -> total weight of its post cells
 
@@ -346,7 +358,7 @@ def _estimate(panel: _Panel, cells: list[dict], cohort_code: np.ndarray, basis: 
         if_curve[:, n_grid:] -= np.outer(control_part[k], dPsi_eval @ intercept)
         if_acrt[treated] += (lever @ dbar) * resid[k]
         if_acrt -= control_part[k] * float(dbar @ intercept)
-    return _Fit(att_d, acrt_d, if_curve, omega @ att_glob, if_binarised, acrt, if_acrt, omega, ybar,
+    return _Fit(att_d, acrt_d, if_curve, omega @ att_glob, if_binarised, acrt, if_acrt, omega, att_glob, ybar,
                 {k: float(omega[0, [j for j, c in enumerate(cells) if c["k"] == k]].sum()) for k in share})
 
 
@@ -449,7 +461,10 @@ def _cohort_randomization(panel, cells, fit, cohort_code, n_permutations, seed, 
     engine = CohortLinear(Yb=panel.Y, labels=cohort_code.astype(np.int64), K=K, block_units=np.ones(len(cohort_code)),
                           unit_word=word, n_permutations=int(n_permutations), seed=seed)
     ri = engine.run(alpha, M, level)
-    return ri, ri.description()
+    notes = ri.row_notes(engine.treated_blocks(M))
+    how = ri.description()
+    rows = [how if n is None else how + ("" if str(n).startswith("; ") else "; ") + str(n) for n in notes]
+    return ri, rows, (engine, alpha)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,7 +536,8 @@ def dose_response(
     DoseResponseResult
         ``tidy()`` rows ``"ATT"`` (ATT^o, the headline), ``"ACRT"`` (ACRT^o) and ``"e=..."`` (event study of
         the binarised effect); ``curve`` holds ``dose, att, att_std_error, att_conf_low, att_conf_high,
-        att_band_low, att_band_high`` and the same for ``acrt``.
+        att_band_low, att_band_high`` and the same for ``acrt``. ``diagnostics["pretrend_wald_event_time"]``
+        is the joint test of the pre-treatment event-time effects (randomisation or Wald, as the averages).
 
     Notes
     -----
@@ -630,7 +646,8 @@ def _fit(panel, *, outcome, dose, cohort, control_group, base_period, anticipati
                                   n_units=n_treated + n_untreated, supported=None, where=where)
     if use_ri:
         order = np.r_[0, 2:len(terms)]
-        ri, how = _cohort_randomization(panel, cells, fit, cohort_code, n_permutations, seed, level, where)
+        ri, how, (engine, alpha) = _cohort_randomization(panel, cells, fit, cohort_code, n_permutations, seed, level,
+                                                          where)
         table.loc[order, "p_value"] = ri.p_value
         table.loc[order, "conf_low"] = ri.conf_low
         table.loc[order, "conf_high"] = ri.conf_high
@@ -643,9 +660,28 @@ def _fit(panel, *, outcome, dose, cohort, control_group, base_period, anticipati
         else:
             table.loc[1, ["p_value", "conf_low", "conf_high", "std_error"]] = [
                 ri_dose.p_value[0], ri_dose.conf_low[0], ri_dose.conf_high[0], ri_dose.std_error[0]]
-            table.loc[1, "inference"] = how_dose
+            note = ri_dose.row_notes(np.array([float(n_treated)]))[0]
+            table.loc[1, "inference"] = how_dose + ("" if note is None else str(note))
         with np.errstate(divide="ignore", invalid="ignore"):
             table["statistic"] = table["estimate"] / table["std_error"]
+    pre = np.flatnonzero((event_times < 0) & (se_bin[1:] > 0))  # event-time rows before the start (not the reference)
+    pretrend = None
+    if len(pre):
+        if use_ri:
+            effects = np.zeros((K + 1, panel.Y.shape[1]))
+            for j, c in enumerate(cells):
+                if c["post"] and not c["reference"]:
+                    effects[c["k"], c["ti"]] = fit.cell_att[j]
+            pretrend = engine.joint_test(alpha[1 + pre], effects, "estimated ATT(g, t)")
+        else:
+            b = fit.binarised[1 + pre]
+            V = fit.if_binarised[:, 1 + pre].T @ fit.if_binarised[:, 1 + pre]
+            statistic = float(b @ np.linalg.pinv(V) @ b)
+            pretrend = {"statistic": statistic, "df_num": float(len(pre)), "df_denom": None,
+                        "p_value": float(stats.chi2.sf(statistic, len(pre))),
+                        "method": "Wald test with the influence-function covariance, chi-squared reference"}
+        pretrend["null"] = "all pre-treatment event-time effects = 0 (parallel pre-trends)"
+        pretrend["n_pre_periods"] = int(len(pre))
     curve_inference = analytic
     if min(n_treated, n_untreated) < 50:
         warn(FragileInferenceWarning,
@@ -667,8 +703,16 @@ def _fit(panel, *, outcome, dose, cohort, control_group, base_period, anticipati
                      "cohorts_left_out": [str(show(panel.periods[starts[k]])) for k in small],
                      "untreated_units": n_untreated,
                      "dose_range": [float(treated_doses.min()), float(treated_doses.max())],
-                     "dose_response": curve},
+                     "dose_response": _curve_summary(curve),
+                     **({"pretrend_wald_event_time": pretrend} if pretrend is not None else {})},
     )
+
+
+def _curve_summary(curve: pd.DataFrame) -> pd.DataFrame:
+    """At most nine rows of the curve (the deciles of the default grid) for reports; to_dict keeps all."""
+    rows = np.arange(0, 81, 10) if len(curve) == 90 else np.unique(np.linspace(0, len(curve) - 1, min(len(curve), 9)).round())
+    columns = ["dose", "att", "att_conf_low", "att_conf_high", "acrt", "acrt_conf_low", "acrt_conf_high"]
+    return curve.iloc[rows.astype(int)][columns].reset_index(drop=True)
 
 
 def _check_grid(dose_grid, where) -> np.ndarray:

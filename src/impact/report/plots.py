@@ -216,6 +216,6 @@ def dose_response_plot(curve: pd.DataFrame, *, which: str = "att", ax: Axes | No
     if which == "att":
         ax.set_ylabel(f"Effect on {outcome}" if outcome else "Effect")
     else:
-        ax.set_ylabel(f"Effect of one more unit of dose{' on ' + outcome if outcome else ''}")
+        ax.set_ylabel("ACRT: effect of one more unit of dose")
     ax.legend(loc="best", fontsize=8, frameon=False)
     return ax
