@@ -99,6 +99,8 @@ def _rd() -> pd.DataFrame:
 
 
 PANEL, PANEL2, CROSS, SYNTH, RD = _panel(), _panel(two_periods=True), _cross(), _synth(), _rd()
+# an unbalanced panel (two units miss 2003) for att_gt(unbalanced="keep")
+PANEL_GAPS = PANEL.loc[~(PANEL["unit"].isin(["r02", "r11"]) & (PANEL["time"] == 2003))].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,6 +140,16 @@ def _event(df, **o):
 def _att_gt(df, **o):
     return im.did.att_gt(df, outcome=o.pop("outcome", "y"), unit="unit", time="time", cohort="cohort",
                          covariates=o.pop("covariates", ["x"]), **o).aggregate("simple")
+
+
+def _att_gt_rcs(df, **o):
+    return im.did.att_gt(df, outcome=o.pop("outcome", "y"), time="time", cohort="cohort", panel=False,
+                         covariates=o.pop("covariates", ["x"]), **o).aggregate("dynamic")
+
+
+def _att_gt_keep(df, **o):
+    return im.did.att_gt(df, outcome=o.pop("outcome", "y"), unit="unit", time="time", cohort="cohort",
+                         unbalanced="keep", covariates=o.pop("covariates", ["x"]), **o).aggregate("simple")
 
 
 def _att_gt_boot(df, **o):
@@ -261,6 +273,11 @@ def _multiple(df, **o):
                                     seed=o.pop("seed", 1), **o)
 
 
+def _dose_response(df, **o):
+    return im.did.dose_response(df, outcome=o.pop("outcome", "y"), unit="unit", time="time", dose="dose",
+                                cohort="cohort", degree=1, n_permutations=199, n_bootstrap=None, **o)
+
+
 def _sc(df, **o):
     return im.synth.synthetic_control(df, outcome=o.pop("outcome", "y"), unit="unit", time="time", treated_unit="u15",
                                       treatment_time=o.pop("treatment_time", 2000), v_method="equal", **o)
@@ -287,10 +304,14 @@ CASES = [
     Case("event_study", PANEL, _event, covariate="x", unit="unit", time="time"),
     Case("att_gt", PANEL, _att_gt, covariate="x", unit="unit", time="time"),
     Case("att_gt_bootstrap", PANEL, _att_gt_boot, unit="unit", time="time", seed=True),
+    Case("att_gt_rcs", PANEL, _att_gt_rcs, covariate="x", time="time"),
+    Case("att_gt_keep", PANEL_GAPS, _att_gt_keep, covariate="x", unit="unit", time="time"),
     Case("drdid", PANEL2, _drdid, covariate="x", unit="unit", time="time"),
     Case("sun_abraham", PANEL, _sun_abraham, covariate="x", unit="unit", time="time"),
     Case("imputation", PANEL, _imputation, covariate="x", unit="unit", time="time"),
     Case("did2s", PANEL, _did2s, covariate="x", unit="unit", time="time"),
+    Case("dose_response", PANEL.assign(dose=np.where(PANEL.cohort > 0, 0.5 + (PANEL.unit.str[1:].astype(int) % 6) / 4, 0.0)),
+         _dose_response, unit="unit", time="time", seed=True),
     Case("bacon", PANEL, _bacon, unit="unit", time="time", has_se=False, level=False),
     Case("matched_did", PANEL, _matched_did, covariate="x", unit="unit", time="time", seed=True),
     Case("match", CROSS, _match, covariate="x1"),
@@ -573,7 +594,7 @@ def test_text_time_column(case):
     options = {}
     if case.name.startswith("synth") or case.name.startswith("augmented"):
         options["treatment_time"] = "11"
-    if case.name in ("att_gt", "att_gt_bootstrap", "event_study", "sun_abraham", "imputation", "did2s", "matched_did"):
+    if case.name in ("att_gt", "att_gt_bootstrap", "att_gt_rcs", "att_gt_keep", "event_study", "sun_abraham", "imputation", "did2s", "matched_did"):
         df["cohort"] = np.where(case.data["cohort"] > 0, case.data["cohort"] - case.data["time"].min() + 1, 0)
     status, result = attempt(case, df, **options)
     if status == "error":
@@ -591,7 +612,7 @@ def test_datetime_time_column(case):
     options = {}
     if case.name.startswith("synth") or case.name.startswith("augmented"):
         options["treatment_time"] = pd.Timestamp("2000-01-01")
-    if case.name in ("att_gt", "att_gt_bootstrap", "event_study", "sun_abraham", "imputation", "did2s", "matched_did"):
+    if case.name in ("att_gt", "att_gt_bootstrap", "att_gt_rcs", "att_gt_keep", "event_study", "sun_abraham", "imputation", "did2s", "matched_did"):
         return  # cohorts are period numbers; a datetime time with numeric cohorts is the text case above
     status, result = attempt(case, df, **options)
     if status == "error":

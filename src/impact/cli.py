@@ -150,7 +150,8 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
     if clashes:
         raise ImpactError(f"programme id(s) {', '.join(clashes)} are used by more than one spec; reports would overwrite each other.")
     if many:
-        check_overwrite([out_dir / "index.html"], force=force)
+        check_overwrite([out_dir / "index.html", out_dir / "national.html", *sorted((out_dir / "regions").glob("*.html"))],
+                        force=force)
     writable = []
     for spec in loaded:  # a user's own report.html is never overwritten without --force: checked before estimating
         try:
@@ -193,7 +194,7 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
         follow_up_links: list[dict[str, str]] = []
         combined = combine_runs(runs)
         if combined is not None:
-            follow_up_links = write_pages(combined, out_dir, runs=runs)
+            follow_up_links = write_pages(combined, out_dir, runs=runs, force=force)
             click.echo(f"follow-up -> {out_dir / 'national.html'} and {len(follow_up_links) - 1} regional page(s) in {out_dir / 'regions'}")
         index = _write_portfolio(runs, failures, out_dir, command, None if no_registry or registry_failures
                                  else (registry_url or str(out_dir / "registry.sqlite")), registry_failures,

@@ -149,6 +149,9 @@ class Result:
     sample_flow: tuple[FlowStep, ...] = ()
     diagnostics: Mapping[str, Any] = field(default_factory=dict)
     vcov: np.ndarray | None = field(default=None, repr=False)
+    # the fitted linear model (impact.inference.htz.LinearFit) of designs fitted with vcov="CR2", so
+    # that joint CR2 tests (htz_test) can be run later; never serialised
+    linear_fit: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         missing = [c for c in TIDY_COLUMNS if c not in self.effects.columns]
@@ -203,7 +206,10 @@ class Result:
         # Every row names the method behind its p-value and interval (API.md); designs whose rows
         # differ (e.g. a permutation p-value beside analytic ones) store a per-row column.
         if "inference" in self.effects.columns:
-            table["inference"] = self.effects["inference"].fillna(self.inference).astype(object).to_numpy()
+            rows = self.effects["inference"].astype(object)
+            # a row text starting with "; " is a note on that row (e.g. why its interval is unbounded)
+            table["inference"] = [self.inference if not isinstance(r, str) and pd.isna(r)
+                                  else self.inference + r if str(r).startswith("; ") else r for r in rows]
         else:
             table["inference"] = self.inference
         return table

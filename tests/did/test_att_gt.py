@@ -360,7 +360,7 @@ def test_few_clusters_warn_with_counts() -> None:
 def test_invalid_options() -> None:
     data = _panel()
     for bad in ({"control_group": "never_treated"}, {"method": "imp"}, {"base_period": "fixed"},
-                {"anticipation": -1}, {"bootstrap": 1}, {"bootstrap": True}, {"level": 95}, {"panel": False}):
+                {"anticipation": -1}, {"bootstrap": 1}, {"bootstrap": True}, {"level": 95}, {"panel": "no"}):
         with pytest.raises(SpecError):
             att_gt(data, **KW, **bad)
     with pytest.raises(DataError, match="did you mean"):
@@ -388,8 +388,8 @@ def test_allow_unbalanced_still_works_but_says_it_drops() -> None:
         res = att_gt(short, **KW, allow_unbalanced=True)
     new = att_gt(short, **KW, unbalanced="drop_units")
     pd.testing.assert_frame_equal(res.tidy(), new.tidy())
-    with pytest.raises(SpecError, match="unbalanced='keep'"):
-        att_gt(short, **KW, unbalanced="keep")
+    kept = att_gt(short, **KW, unbalanced="keep")  # R did's allow_unbalanced_panel = TRUE: no unit dropped
+    assert kept.n_units == 400 and kept.settings["unbalanced"] == "keep"
 
 
 def test_cluster_at_unit_equals_unclustered(mpdta: pd.DataFrame, mp_result) -> None:

@@ -241,3 +241,26 @@ def test_default_size_with_few_treated_regions():
     defaults = table.loc[table["method"].str.contains("default")]
     assert len(defaults) >= 10
     assert defaults["rejection_rate"].between(0.03, 0.07).all(), defaults[["method", "rejection_rate"]]
+
+
+def test_unbounded_intervals_say_why_in_tidy_and_in_the_report():
+    # 14 units, cohorts of 1/2/1: single group-time cells of a one-region cohort often cannot reject any
+    # effect at 5% (an unbounded test-inversion interval); tidy() and the report must say why, and only there
+    from impact.report.html import _effects_rows
+
+    df = _panel(n_units=14, n_periods=6, starts=(3, 4, 4, 5), seed=0)
+    res = _quiet(im.did.att_gt, df, outcome="y", unit="unit", time="year", cohort="cohort")
+    for result in (res, res.aggregate("dynamic"), _quiet(im.did.event_study, df, outcome="y", unit="unit", time="year",
+                                                           cohort="cohort")):
+        table = result.tidy()
+        unbounded = np.isinf(table["conf_low"]) | np.isinf(table["conf_high"])
+        assert unbounded.any()
+        noted = table["inference"].str.contains("interval unbounded", regex=False)
+        assert (noted == unbounded).all()
+        assert table.loc[noted, "inference"].str.contains("with 1 treated unit behind this row").all()
+        # the method text comes first, so every row still names its method
+        assert table["inference"].str.startswith(result.inference).all()
+        columns, rows, shared = _effects_rows(result)
+        ci = [r[5] for r in rows]
+        assert [c.endswith("unbounded") for c in ci] == unbounded.tolist()
+        assert shared is not None and "Intervals marked unbounded" in shared

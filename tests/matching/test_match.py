@@ -146,11 +146,12 @@ def test_exact_and_cem_match_matchit(lalonde, key):
     assert m.diagnostics["n_strata"] == ref["n_subclasses"]
     assert m.n_matched == ref["n_matched"]
     # ATT: lm(re78 ~ treat, weights) with sandwich::vcovCL(cluster = ~subclass, type = "HC1") and vcovHC HC3
-    res = m.effect(outcome="re78")
+    res = m.effect(outcome="re78", se="cluster")
     assert res.estimate == pytest.approx(ref["att"]["estimate"], rel=1e-10)
     assert res.std_error == pytest.approx(ref["att"]["se_vcovCL_subclass_HC1"], rel=1e-10)
     assert res.n_clusters == ref["att"]["n_subclasses"]
-    assert m.effect(outcome="re78", se="robust").std_error == pytest.approx(ref["att"]["se_vcovHC_HC3"], rel=1e-10)
+    # the default for strata: HC3 (MatchIt's vignette "Estimating Effects After Matching")
+    assert m.effect(outcome="re78").std_error == pytest.approx(ref["att"]["se_vcovHC_HC3"], rel=1e-10)
     # balance after matching: summary(m, un = TRUE)$sum.matched
     bal = m.balance().set_index("covariate")
     for name, r in ref["balance_after"].items():

@@ -69,6 +69,24 @@ def test_monitor_commands(tmp_path):
     assert "Västerbotten" in page and "se_innovation" in page and "<svg" in page
 
 
+def test_monitor_report_never_overwrites_a_page_it_did_not_write(tmp_path):
+    runner = CliRunner()
+    folder = tmp_path / "pages"
+    (folder / "regions").mkdir(parents=True)
+    mine = folder / "regions" / "24.html"
+    mine.write_text("<html>my own notes on Västerbotten</html>", encoding="utf-8")
+    args = ["monitor", "report", "--from", str(RECORDS), "--indicators", str(TVV), "--out", str(folder)]
+    out = runner.invoke(main, args)
+    assert out.exit_code != 0 and "24.html exists and was not written by impact" in out.output
+    assert mine.read_text(encoding="utf-8") == "<html>my own notes on Västerbotten</html>"
+    assert not (folder / "national.html").exists()  # nothing is written when one page is refused
+    out = runner.invoke(main, [*args, "--force"])
+    assert out.exit_code == 0, out.output
+    assert "<svg" in mine.read_text(encoding="utf-8")
+    again = runner.invoke(main, args)  # pages impact wrote are refreshed without --force
+    assert again.exit_code == 0, again.output
+
+
 def test_monitor_import_refuses_bad_records(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("programme,project,region,indicator,period,kind,value\np,a,06,RCR01,2021,actual,-4\n", encoding="utf-8")

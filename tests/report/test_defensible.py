@@ -47,6 +47,15 @@ def test_1_sentences_use_indicator_names_not_columns(job):
             assert not re.search(r"\b(NB_[A-Z]+|region_code|turnover_growth|employees_2)\b by", sentence), sentence
 
 
+def test_1_a_binary_outcome_is_a_share_in_percentage_points(job):
+    # innovation_grants: 'innovation' is a firm's 0/1 record; the indicator RCR03 counts enterprises, but
+    # a regression-discontinuity effect on a 0/1 outcome is a change in the share innovating
+    page = parse(job / "innovation_grants" / "report.html")
+    text = card(page, "introducing product or process innovation")
+    assert "share of small and medium-sized enterprises" in text and "percentage points" in text
+    assert "enterprises (95% CI" not in text
+
+
 def test_1_claim_rules():
     yes = headline_claim(estimand="ATT", estimate=0.758, std_error=0.126, conf_low=0.483, conf_high=1.033,
                          level=0.95, what="Employment rate", unit="%")

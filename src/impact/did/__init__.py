@@ -4,6 +4,8 @@ from impact.did.twfe import twfe
 from impact.did.att_gt import ATTGTResult, att_gt
 from impact.did.drdid import drdid
 from impact.did.ddd import ddd
+from impact.did.dose_response import DoseResponseResult, dose_response
+from impact.did.ddd_gt import DDDGTResult, ddd_gt
 from impact.did.event_study import event_study
 from impact.did.pretrends import pretrend_test
 from impact.did.bacon import bacon
@@ -18,6 +20,10 @@ __all__ = [
     "ATTGTResult",
     "drdid",
     "ddd",
+    "dose_response",
+    "DoseResponseResult",
+    "ddd_gt",
+    "DDDGTResult",
     "event_study",
     "pretrend_test",
     "bacon",

@@ -54,11 +54,18 @@ class CohortLinear:
     Yb: np.ndarray
     labels: np.ndarray
     K: int
-    block_units: np.ndarray  # (B,) units per randomisation unit (all equal)
+    block_units: np.ndarray  # (B,) units per randomisation unit (all equal), or (B, T) units behind each column
     unit_word: str
     n_permutations: int
     seed: int | None
     studentize: bool = True
+    strata: np.ndarray | None = None  # (B,) permute within strata (e.g. blocks of equal composition); None = one
+
+    @property
+    def _units_per_column(self) -> np.ndarray:
+        """(B, T) units behind each block's column (what the sharp null shifts by tau per unit)."""
+        bu = np.asarray(self.block_units, dtype=float)
+        return bu if bu.ndim == 2 else np.broadcast_to(bu[:, None], self.Yb.shape)
 
     @property
     def blocks_per_cohort(self) -> np.ndarray:
@@ -67,13 +74,13 @@ class CohortLinear:
     def scheme(self):
         from impact.inference.permutation import AssignmentScheme
 
-        return AssignmentScheme(self.labels, method="complete", n_arms=self.K + 1)
+        return AssignmentScheme(self.labels, strata=self.strata, method="complete", n_arms=self.K + 1)
 
     def components(self, alpha: np.ndarray, M: np.ndarray, Y: np.ndarray | None = None):
         """The vectorised ``components(labels)`` of the rows ``alpha`` (R, K+1, T)."""
         Yb = self.Yb if Y is None else Y
         Z = np.einsum("bt,rkt->bkr", Yb, alpha)  # (B, K+1, R)
-        D = M[:, self.labels, :] * self.block_units[None, :, None]  # (R, B, T): shifted cells, observed assignment
+        D = M[:, self.labels, :] * self._units_per_column[None]  # (R, B, T): shifted cells, observed assignment
         Zd = np.einsum("rbt,rkt->bkr", D, alpha)
         m = self.blocks_per_cohort.astype(float)
         K1 = self.K + 1
@@ -97,6 +104,10 @@ class CohortLinear:
 
         return components
 
+    def treated_blocks(self, M: np.ndarray) -> np.ndarray:
+        """Treated randomisation units behind each row of the shifted-cell mask ``M`` (R, K+1, T)."""
+        return M.any(axis=2).astype(float) @ self.blocks_per_cohort.astype(float)
+
     def run(self, alpha: np.ndarray, M: np.ndarray, level: float, Y: np.ndarray | None = None) -> AdoptionRandomization:
         return adoption_randomization(self.components(alpha, M, Y), self.scheme(), n_permutations=self.n_permutations,
                                       seed=self.seed, level=level, studentize=self.studentize, unit_word=self.unit_word)
@@ -107,7 +118,7 @@ class CohortLinear:
         treated cohort-period)."""
         from impact.inference.randomization import randomization_joint_test
 
-        Y0 = self.Yb - effects[self.labels] * self.block_units[:, None]
+        Y0 = self.Yb - effects[self.labels] * self._units_per_column
         components = self.components(alpha, np.zeros_like(alpha), Y0)
         test = randomization_joint_test(components, self.scheme(), np.arange(alpha.shape[0]),
                                         n_permutations=self.n_permutations, seed=self.seed,
@@ -138,6 +149,10 @@ class CohortSums(CohortLinear):
     def run_cells(self, omega: np.ndarray, level: float) -> AdoptionRandomization:
         alpha = np.einsum("rj,jkt->rkt", omega, self.C)
         return self.run(alpha, self.treated_mask(omega), level)
+
+    def row_notes(self, ri: AdoptionRandomization, omega: np.ndarray) -> np.ndarray:
+        """Per row of ``omega``, the note explaining an unbounded interval (None when bounded)."""
+        return ri.row_notes(self.treated_blocks(self.treated_mask(omega)))
 
     def joint_test_cells(self, omega: np.ndarray, cell_att: np.ndarray) -> dict:
         effects = np.zeros((self.K + 1, self.Yb.shape[1]))
@@ -323,6 +338,9 @@ def event_time_randomization(
     ri = ctx.run(alpha, M, level)
     out = effects.copy()
     keep = ~is_ref
+    notes = np.where(keep, ri.row_notes(ctx.treated_blocks(M)), None)
+    if any(n is not None for n in notes):  # tidy() appends the note to the method of the unbounded rows
+        out["inference"] = notes
     out.loc[keep, "p_value"] = ri.p_value[keep]
     out.loc[keep, "conf_low"] = ri.conf_low[keep]
     out.loc[keep, "conf_high"] = ri.conf_high[keep]

@@ -171,6 +171,32 @@ def staggered_panel(
     )
 
 
+def group_time_layout(cohorts: np.ndarray, periods: np.ndarray, *, anticipation: int, base_period: str,
+                      control_group: str):
+    """The ATT(g, t) cells of Callaway & Sant'Anna (2021) as R ``did`` lays them out.
+
+    Yields ``(k, g, ti, t, base, reference, comparison)`` for cohort ``k`` (value ``g``) and period index
+    ``ti`` (value ``t``): the base period's index, whether the cell is the reference period of a
+    universal base (reported as 0), and the comparison cohorts as a boolean over the K cohorts plus
+    the never treated (last).
+    """
+    K, T = len(cohorts), len(periods)
+    for k, g in enumerate(cohorts):
+        base_post = int(np.flatnonzero(periods + anticipation < g)[-1])
+        for ti in range(0 if base_period == "universal" else 1, T):
+            t = periods[ti]
+            # post-treatment cells (t >= g) compare with the last period before g - anticipation; with a
+            # varying base, earlier cells (anticipation window included) compare t with t - 1 (as R did)
+            base = base_post if (t >= g or base_period == "universal") else ti - 1
+            reference = base_period == "universal" and ti == base
+            comparison = np.zeros(K + 1, dtype=bool)
+            comparison[K] = True
+            if control_group == "notyet":
+                threshold = periods[max(ti, base)] + anticipation
+                comparison[:K] = (cohorts > threshold) & (cohorts != g)
+            yield k, g, ti, t, base, reference, comparison
+
+
 def integer_event_time(panel: StaggeredPanel, where: str) -> np.ndarray:
     """Event time as integers, raising if periods and cohorts are not on a common integer grid."""
     e = panel.event_time
@@ -204,6 +230,8 @@ class FERegression:
     clusters: np.ndarray | None = None  # integer cluster codes (clustered kinds)
     absorbed: int = 0  # number of absorbed fixed-effect parameters (counted in K of the covariance)
     n_fe_parameters: int = 0  # identified unit and time effect parameters of the full model
+    design_coef: np.ndarray | None = None  # every coefficient of X (reported ones, then explicit dummies)
+    design_names: tuple[str, ...] = ()  # names of the columns of X
 
 
 REGRESSION_VCOV = ("iid", "HC1", "cluster", "CR1", "CR1-fixest", "CR2")
@@ -379,4 +407,6 @@ def fe_regression(
         clusters=codes,
         absorbed=absorbed,
         n_fe_parameters=n_fe_parameters,
+        design_coef=coef,
+        design_names=tuple(design_names),
     )

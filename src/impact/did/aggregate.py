@@ -264,6 +264,7 @@ def aggregate_att_gt(
     se, inference, band, crit = _standard_errors(
         full_if, estimates, result.unit_clusters, result.n_clusters, settings.get("bootstrap"), settings.get("seed"),
         result.level, settings.get("multiplier") or "rademacher", band_columns=np.arange(1, len(estimates)) if len(estimates) > 1 else np.array([0]))
+    inference += settings.get("inference_note") or ""  # e.g. repeated cross-sections: what the rows are
     zero_se = se <= 1e-14 * max(1.0, float(np.nanmax(np.abs(se))))
     se = np.where(zero_se, np.nan, se)  # e.g. the reference period of a universal base period
     omega = np.vstack([omega_overall, *omega_rows])
@@ -288,6 +289,9 @@ def aggregate_att_gt(
         nan_if = lambda v: np.where(zero_se, np.nan, v)  # noqa: E731
         table = effects_table(terms, estimates, se, level=result.level, p_values=nan_if(ri.p_value),
                               conf_low=nan_if(ri.conf_low), conf_high=nan_if(ri.conf_high), **extra)
+        notes = np.where(zero_se, None, result.randomization.row_notes(ri, omega))
+        if any(n is not None for n in notes):  # why an interval is unbounded, appended by tidy()
+            table["inference"] = notes
     else:
         table = effects_table(terms, estimates, se, level=result.level, **extra)
     diagnostics: dict[str, Any] = {"aggregation": kind, "description": _DESCRIPTION[kind]}

@@ -31,6 +31,7 @@ from impact.data import (
     cluster_codes,
     prepare,
 )
+from impact.did._staggered import group_time_layout
 from impact.did.drdid import PanelComparison
 from impact.errors import (
     DataError,
@@ -172,9 +173,10 @@ def _fail_on_varying(frame: pd.DataFrame, codes: np.ndarray, n_units: int, colum
     return per_unit
 
 
-def _unbalanced_option(unbalanced: str, allow_unbalanced: bool | None, where: str) -> str:
+def _unbalanced_option(unbalanced: str | None, allow_unbalanced: bool | None, where: str) -> str:
     """The ``unbalanced`` choice, honouring the deprecated ``allow_unbalanced`` flag."""
-    check_option("unbalanced", unbalanced, ("error", "drop_units"))
+    unbalanced = "error" if unbalanced is None else unbalanced
+    check_option("unbalanced", unbalanced, ("error", "drop_units", "keep"))
     if allow_unbalanced is None:
         return unbalanced
     replacement = "drop_units" if allow_unbalanced else "error"
@@ -188,7 +190,7 @@ def att_gt(
     df: pd.DataFrame,
     *,
     outcome: str,
-    unit: str,
+    unit: str | None = None,
     time: str,
     cohort: str | None = None,
     treatment: str | None = None,
@@ -201,7 +203,7 @@ def att_gt(
     cluster: str | None = None,
     panel: bool = True,
     allow_unbalanced: bool | None = None,
-    unbalanced: Literal["error", "drop_units"] = "error",
+    unbalanced: Literal["error", "drop_units", "keep"] | None = None,
     bootstrap: int | None = None,
     bootstrap_weights: Literal["rademacher", "mammen", "webb"] = "rademacher",
     seed: int | None = None,
@@ -215,12 +217,17 @@ def att_gt(
     Parameters
     ----------
     df : DataFrame
-        Long panel: one row per unit and period.
-    outcome, unit, time : str
+        Long panel: one row per unit and period (with ``panel=False``: one row per observation of
+        repeated cross-sections).
+    outcome, time : str
         Column names; ``time`` numeric (e.g. years).
+    unit : str
+        Unit id column; required for panels. With ``panel=False`` it may be omitted and is ignored (as
+        R ``did``'s ``idname`` with ``panel = FALSE``).
     cohort : str
         The period in which the unit is first treated; 0 or missing for never-treated units. Must
-        be constant within unit. Cohorts after the last period count as never treated.
+        be constant within unit. Cohorts after the last period count as never treated. With
+        ``panel=False``, each observation's cohort (the first treated period of the group it belongs to).
     treatment : str, optional
         Instead of ``cohort``: a 0/1 treatment-status column; the cohort of a unit is the first period
         with treatment 1 (never-treated: 0). Treatment must be absorbing (once 1, stays 1).
@@ -233,7 +240,11 @@ def att_gt(
         the comparison and periods from its start (minus anticipation) on are dropped, as R ``did``.
     method : {"reg", "ipw", "dr"}
         2x2 estimator: outcome regression, normalised IPW, or doubly robust (the traditional
-        Sant'Anna-Zhao estimator, as R ``did``). Without covariates all three coincide.
+        Sant'Anna-Zhao estimator, as R ``did``). Without covariates all three coincide. With
+        ``panel=False`` or ``unbalanced="keep"`` the repeated-cross-section versions: R DRDID's
+        ``reg_did_rc``, ``std_ipw_did_rc`` and ``drdid_rc`` (the locally efficient DR estimator, which R
+        ``did`` calls for ``est_method = "dr"``; the "improved" ``drdid_imp_rc`` is ``drdid(panel=False)``'s
+        default but not R ``did``'s).
     anticipation : int
         Number of periods before ``cohort`` in which units may already react; the base period of
         ATT(g, t) for t >= g is the last period before ``g - anticipation``, and not-yet-treated
@@ -243,18 +254,26 @@ def att_gt(
         Pre-treatment ATT(g, t) compare period t with t - 1 ("varying", R ``did``'s default) or with the
         cohort's base period ("universal"; that cell is reported as 0 without standard error).
     weights : str, optional
-        Sampling weights, constant within unit.
+        Sampling weights, positive, constant within unit (per observation with ``panel=False``).
     cluster : str, optional
         Cluster variable for inference above the unit level (constant within unit). Units are always
-        the sampling level; clustering sums influence functions within clusters.
+        the sampling level; clustering sums influence functions within clusters. With ``panel=False``
+        every observation is a sampling unit: cluster (e.g. by region) whenever treatment was assigned
+        to groups of observations.
     panel : bool
-        Only panels are supported (repeated cross-sections are not implemented in this version).
-    unbalanced : {"error", "drop_units"}
-        What to do with units not observed in every period: raise a DataError ("error"), or drop
-        those units ("drop_units", counted in the sample flow with a SampleWarning; R ``did``'s
-        ``allow_unbalanced_panel = FALSE`` after its own balancing). R ``did``'s
-        ``allow_unbalanced_panel = TRUE``, which keeps every unit through the repeated-cross-section
-        estimator, is not available in att_gt yet (``drdid(panel=False)`` has the estimators).
+        True: a panel of units. False: repeated cross-sections (R ``did``'s ``panel = FALSE``): every
+        ATT(g, t) is a two-period repeated-cross-section DiD of the observations of cohort g and of the
+        comparison cohorts sampled in period t and in the base period; covariates are each
+        observation's own values. Assumes the composition of each cohort is stable over the periods.
+        Each cohort and its comparison group must be observed in every period a cell needs (else a
+        DataError names them).
+    unbalanced : {"error", "drop_units", "keep"}, optional
+        What to do with units not observed in every period (panels only; default "error"): raise a
+        DataError ("error"), drop those units ("drop_units", counted in the sample flow with a
+        SampleWarning; R ``did``'s ``allow_unbalanced_panel = FALSE`` after its own balancing), or keep
+        every unit ("keep", R ``did``'s ``allow_unbalanced_panel = TRUE``): the repeated-cross-section
+        estimators run on all rows and each unit's rows of the influence functions are summed, so
+        units remain the sampling level. "keep" on a balanced panel is the panel estimator.
     allow_unbalanced : bool, optional
         Deprecated name of ``unbalanced="drop_units"`` (True) / ``"error"`` (False): the old name hid
         that units are dropped. Still accepted, with an ImpactDeprecationWarning.
@@ -281,7 +300,11 @@ def att_gt(
         untreated units (clusters) exist and at most 5,000 are permuted, analytic otherwise: with few
         treated units per cohort the analytic variance is far too small (issue 10's simulations).
         Randomisation inference needs no covariates, no weights and clusters of equal size; otherwise
-        "auto" falls back to analytic with a FragileInferenceWarning.
+        "auto" falls back to analytic with a FragileInferenceWarning. It is not available for
+        repeated cross-sections or ``unbalanced="keep"`` (the sample differs between periods, so start
+        years cannot be permuted across a fixed set of units): there "auto" is analytic, warns
+        (FragileInferenceWarning) when fewer than 50 treated or untreated units/clusters exist, and
+        the result's ``inference`` text says so; "randomization" raises a SpecError.
     n_permutations : int
         Randomisation inference enumerates every assignment when there are at most this many, else
         draws this many (seeded by ``seed``).
@@ -297,8 +320,9 @@ def att_gt(
 
     .. math:: ATT(g,t) = E[Y_t - Y_b | G_g = 1] - E[ E[Y_t - Y_b | X, C = 1] | G_g = 1 ],
 
-    estimated by the 2x2 method chosen. The influence function of each cell, rescaled to the full
-    sample, gives the analytic covariance :math:`\\hat V = n^{-2} \\sum_i \\psi_i \\psi_i'` (cluster sums
+    estimated by the 2x2 method chosen (for repeated cross-sections, with means over the observations
+    sampled in periods t and b). The influence function of each cell, rescaled to the full
+    sample (observations for ``panel=False``, units for ``unbalanced="keep"``), gives the analytic covariance :math:`\\hat V = n^{-2} \\sum_i \\psi_i \\psi_i'` (cluster sums
     with ``cluster``). ``diagnostics["pretrend_wald"]`` jointly tests that all pre-treatment ATT(g, t)
     are zero.
 
@@ -317,6 +341,10 @@ def att_gt(
     >>> res = im.did.att_gt(mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat")
     >>> round(res.aggregate("dynamic").estimate, 4)
     -0.0772
+    >>> rc = im.did.att_gt(mpdta, outcome="lemp", time="year", cohort="first.treat", panel=False,
+    ...                    covariates="lpop", method="dr", inference="analytic")
+    >>> round(rc.aggregate("dynamic").estimate, 4)
+    -0.0804
     """
     where = "att_gt"
     level = check_level(level, where)
@@ -334,13 +362,34 @@ def att_gt(
         raise SpecError(f"anticipation must be a non-negative integer number of periods; got {anticipation!r}.")
     if bootstrap is not None and (isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or bootstrap < 2):
         raise SpecError(f"bootstrap must be None (analytic standard errors) or a number of draws such as 999; got {bootstrap!r}.")
-    if panel is not True:
-        raise SpecError(f"{where}: only panel data (panel=True) are supported in this version; repeated "
-                        "cross-sections are not implemented.")
+    if not isinstance(panel, bool | np.bool_):
+        raise SpecError(f"{where}: panel must be True (a panel of units) or False (repeated cross-sections); got {panel!r}.")
+    if not panel and (unbalanced is not None or allow_unbalanced is not None):
+        raise SpecError(f"{where}: unbalanced=/allow_unbalanced= apply to panels; with panel=False every row is its own "
+                        "observation already. Drop that option (or pass panel=True with a unit id).")
+    if not panel and treatment is not None:
+        raise SpecError(f"{where}: repeated cross-sections (panel=False) need cohort= (each observation's first treated "
+                        "period): treatment= status cannot be turned into cohorts without following units over time.")
+    if panel and unit is None:
+        raise SpecError(f"{where}: panel data need unit= (the unit id column); for repeated cross-sections pass panel=False.")
     unbalanced = _unbalanced_option(unbalanced, allow_unbalanced, where)
     covs = as_list(covariates)
-    check_column_arguments(where, outcome=outcome, unit=unit, time=time, cohort=cohort, treatment=treatment,
-                           weights=weights, cluster=cluster)
+    check_column_arguments(where, outcome=outcome, time=time, cohort=cohort, treatment=treatment,
+                           weights=weights, cluster=cluster, **({"unit": unit} if unit is not None else {}))
+    if unbalanced == "keep" and treatment is not None:
+        raise SpecError(f"{where}: unbalanced='keep' needs cohort= (the first treated period): with gaps in a unit's "
+                        "rows its first treated period cannot be read from treatment= status.")
+    if not panel or unbalanced == "keep":
+        from impact.did._att_gt_rcs import att_gt_repeated
+
+        with recording_warnings() as log:
+            result = att_gt_repeated(
+                df, outcome=outcome, unit=unit, time=time, cohort=cohort, covs=covs, control_group=control_group,
+                method=method, anticipation=anticipation, base_period=base_period, weights=weights, cluster=cluster,
+                keep_units=panel, bootstrap=bootstrap, bootstrap_weights=bootstrap_weights, seed=seed, level=level,
+                missing=missing, inference=inference, where=where, log=log)
+        if result is not None:
+            return result
 
     with recording_warnings() as log:
         if (cohort is None) == (treatment is None):
@@ -530,26 +579,15 @@ def att_gt(
             raise DataError(f"{where}: cohort(s) {empty_cohorts} have no unit with a positive weight in {weights!r}.")
         cells: list[dict[str, Any]] = []
         empty: list[str] = []
-        for k, g in enumerate(cohorts):
-            base_post = int(np.flatnonzero(periods + anticipation < g)[-1])
-            for ti in range(0 if base_period == "universal" else 1, T):
-                t = periods[ti]
-                # post-treatment cells (t >= g) compare with the last period before g - anticipation; with a
-                # varying base, earlier cells (anticipation window included) compare t with t - 1 (as R did)
-                base = base_post if (t >= g or base_period == "universal") else ti - 1
-                reference = base_period == "universal" and ti == base
-                comparison = np.zeros(K + 1, dtype=bool)
-                comparison[K] = True
-                if control_group == "notyet":
-                    threshold = periods[max(ti, base)] + anticipation
-                    comparison[:K] = (cohorts > threshold) & (cohorts != g)
-                n_comparison = int(group_sizes[comparison].sum())
-                if n_comparison == 0 and not reference:
-                    empty.append(f"g={g:g},t={t:g}")
-                cells.append({"group": g, "time": t, "base_period": periods[base], "post": bool(g <= t),
-                              "reference": reference, "n_treated": int(group_sizes[k]),
-                              "n_comparison": 0 if reference else n_comparison,
-                              "k": k, "ti": ti, "base": base, "comparison": comparison})
+        for k, g, ti, t, base, reference, comparison in group_time_layout(
+                cohorts, periods, anticipation=anticipation, base_period=base_period, control_group=control_group):
+            n_comparison = int(group_sizes[comparison].sum())
+            if n_comparison == 0 and not reference:
+                empty.append(f"g={g:g},t={t:g}")
+            cells.append({"group": g, "time": t, "base_period": periods[base], "post": bool(g <= t),
+                          "reference": reference, "n_treated": int(group_sizes[k]),
+                          "n_comparison": 0 if reference else n_comparison,
+                          "k": k, "ti": ti, "base": base, "comparison": comparison})
         if empty:
             raise DataError(
                 f"{where}: no comparison units for {len(empty)} group-time cell(s) ({', '.join(empty[:6])}"
@@ -627,6 +665,10 @@ def att_gt(
                 arr[1:][reference] = np.nan
             table = effects_table(terms, estimates, se, level=level, p_values=p_ri, conf_low=low_ri,
                                   conf_high=high_ri, **extra)
+            notes = randomization.row_notes(ri, omega)
+            notes[1:][reference] = None
+            if any(n is not None for n in notes):  # why an interval is unbounded, appended by tidy()
+                table["inference"] = notes
         else:
             table = effects_table(terms, estimates, se, level=level, **extra)
         # event_time for group-time rows would turn the default coefficient plot into an event study of

@@ -318,6 +318,8 @@ def event_study(
             sample_flow=prepared.flow,
             diagnostics=diagnostics,
             vcov=V,
+            linear_fit=_linear_fit(fit, vcov, effects, _rows_matrix(where, event_times, refs, len(fit.coef))[0],
+                                   None if panel.weights is None else panel.weights[keep]),
         )
         ri = None
         if wants_ri:
@@ -373,6 +375,15 @@ def _wild_effects(effects: pd.DataFrame, fit, event_times, refs, *, weights, n_b
         )
         out.loc[row, ["p_value", "conf_low", "conf_high"]] = [boot.p_value, boot.conf_low, boot.conf_high]
     return out
+
+
+def _linear_fit(fit, vcov: str, effects: pd.DataFrame, L: np.ndarray, weights: np.ndarray | None):
+    """The linear model kept on a CR2 result for joint HTZ tests (None for other covariances)."""
+    if vcov != "CR2":
+        return None
+    from impact.inference.htz import LinearFit
+
+    return LinearFit.from_regression(fit, weights, effect_terms=effects["term"].tolist(), effect_contrasts=L)
 
 
 def _rows_matrix(where, event_times, refs, p, combination=None, headline_weights=None) -> tuple[np.ndarray, list]:

@@ -103,6 +103,8 @@ def describe_wald(test: dict[str, Any]) -> str:
         n = test.get("n_assignments")
         how = f" over {int(n):,} assignments" if test.get("exact") and n else ""
         return f"joint randomisation test{how}, p = {test['p_value']:.3f}"
+    if test.get("test") == "HTZ":
+        return f"joint CR2 Wald (HTZ) F({test['df_num']:.0f}, {test['df_denom']:.1f}) = {test['statistic']:.2f}, p = {test['p_value']:.3f}"
     ref = "F" if math.isfinite(test["df_denom"]) else "chi2/q"
     dfs = f"{test['df_num']:.0f}, {test['df_denom']:.0f}" if math.isfinite(test["df_denom"]) else f"{test['df_num']:.0f}"
     return f"joint Wald {ref}({dfs}) = {test['statistic']:.2f}, p = {test['p_value']:.3f}"
@@ -112,7 +114,10 @@ def pretrend_test(result: Result) -> dict[str, Any]:
     """Joint Wald test of no pre-trends (all lead coefficients zero) for an event-study result.
 
     The F statistic uses the smallest degrees of freedom among the tested coefficients (G - 1 for
-    cluster-robust covariances; the normal/chi-squared reference when they are infinite).
+    cluster-robust covariances; the normal/chi-squared reference when they are infinite). Results
+    fitted with ``vcov="CR2"`` (``event_study``, ``sun_abraham``) use the HTZ test of Pustejovsky &
+    Tipton (2018) instead (:func:`impact.inference.htz.cr2_wald_test`), which keeps its size with few
+    clusters; the ``method`` entry says which test was run.
 
     Notes
     -----
@@ -131,6 +136,9 @@ def pretrend_test(result: Result) -> dict[str, Any]:
     if isinstance(precomputed, dict) and precomputed.get("p_value") is not None:
         # the design computed a valid test with its own inference (e.g. randomisation inference)
         return dict(precomputed)
+    htz = _htz_pretrend(result)
+    if htz is not None:
+        return htz
     e, est, V, dof = event_time_estimates(result, where="pretrend_test")
     pre = e < 0
     df_denom = float(np.min(dof[pre])) if pre.any() else math.inf
@@ -139,6 +147,34 @@ def pretrend_test(result: Result) -> dict[str, Any]:
     out = pretrend_wald(e, est, V, df_denom=df_denom)
     out["method"] = (f"joint Wald test ({'F' if math.isfinite(df_denom) else 'chi-squared'}) with the result's "
                      f"covariance ({result.inference})")
+    return out
+
+
+def _htz_pretrend(result: Result) -> dict[str, Any] | None:
+    """The HTZ test of the leads for a result fitted with ``vcov="CR2"`` that keeps its linear model."""
+    from impact.inference.htz import LinearFit, htz_test
+
+    if not isinstance(getattr(result, "linear_fit", None), LinearFit) or "event_time" not in result.effects.columns:
+        return None
+    effects = result.effects
+    e = effects["event_time"].to_numpy(dtype=float)
+    se = effects["std_error"].to_numpy(dtype=float)
+    pre = np.flatnonzero(np.isfinite(e) & (e < 0) & np.isfinite(se) & (se > 0))
+    if len(pre) == 0:
+        return None  # pretrend_wald says why
+    pre = pre[np.argsort(e[pre], kind="stable")]
+    out: dict[str, Any] = {"event_times": [int(v) if float(v).is_integer() else float(v) for v in e[pre]]}
+    try:
+        test = htz_test(result, effects["term"].iloc[pre].tolist())
+    except EstimationError as exc:
+        out.update(statistic=None, chi2=None, df_num=float(len(pre)), df_denom=None, p_value=None,
+                   note=f"not computable: {exc}", method="CR2 Wald test (HTZ)")
+        return out
+    out.update(statistic=test["statistic"] if test["p_value"] is not None else None, chi2=test["Q"], df_num=test["df_num"], df_denom=test["df_denom"],
+               p_value=test["p_value"], delta=test["delta"], test="HTZ",
+               method=f"{test['method']} (equal to R clubSandwich::Wald_test(test = 'HTZ'))")
+    if test.get("note"):
+        out["note"] = test["note"]
     return out
 
 

@@ -16,7 +16,7 @@ from impact.did._staggered import (
     integer_event_time,
     staggered_panel,
 )
-from impact.did.event_study import EventStudyResult, _assemble
+from impact.did.event_study import EventStudyResult, _assemble, _linear_fit, _rows_matrix
 from impact.did.pretrends import pretrend_test
 from impact.errors import DataError, SampleWarning, SpecError, recording_warnings, warn
 from impact.inference.vcov import SmallSampleCorrection
@@ -228,11 +228,13 @@ def sun_abraham(
                       "assumption": "Parallel trends between every treated cohort and the control cohort, and no "
                       "anticipation before adoption."},
             sample_flow=prepared.flow, diagnostics=diagnostics, vcov=V,
+            linear_fit=_linear_fit(fit, vcov, effects, _rows_matrix(where, show, [reference], len(fit.coef),
+                                                                     combination[rows], head)[0],
+                                   None if panel.weights is None else panel.weights[sub]),
         )
         ri = None
         if wants_ri:
             from impact.did._randomization import event_time_randomization
-            from impact.did.event_study import _rows_matrix
 
             L, _ = _rows_matrix(where, show, [reference], len(fit.coef), combination[rows], head)
             ri = event_time_randomization(

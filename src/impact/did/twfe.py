@@ -21,6 +21,7 @@ from impact.data import (
 )
 from impact.errors import DataError, SpecError, recording_warnings
 from impact.did._staggered import fe_regression
+from impact.inference.htz import LinearFit
 from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS, SmallSampleCorrection, VcovKind
 from impact.inference.wild import WEIGHT_TYPES, wild_cluster_bootstrap
 from impact.results import Result, effects_table
@@ -268,6 +269,11 @@ def twfe(
         inference = ri.description() + "; the vcov matrix on the result is CR1"
     effects = effects_table(names[:k_report], beta[:k_report], se, df=dof, level=level,
                             p_values=p_values, conf_low=conf_low, conf_high=conf_high)
+    if permutation is not None:
+        n_treated_blocks = np.count_nonzero(permutation.labels != len(permutation.start) - 1)  # last code: never
+        note = ri.row_notes(np.array([n_treated_blocks]))[0]
+        if note is not None:  # why the interval is unbounded, appended to the method by tidy()
+            effects["inference"] = [note] + [None] * (k_report - 1)
     if wild_result is not None:
         # covariate rows keep their CR1 Wald inference
         wald = effects_table(names[:k_report], beta[:k_report], se, df=dof, level=level)
@@ -307,6 +313,7 @@ def twfe(
         sample_flow=prepared.flow,
         diagnostics=diagnostics,
         vcov=fit.vcov,
+        linear_fit=LinearFit.from_regression(fit, w) if vcov == "CR2" else None,
     )
 
 

@@ -64,6 +64,8 @@ __all__ = [
     "DEFAULT_PERMUTATIONS",
     "choose_randomization",
     "randomization_joint_test",
+    "UNBOUNDED_NOTE",
+    "unbounded_note",
 ]
 
 #: ``inference="auto"`` uses randomisation inference when fewer treated (or fewer untreated)
@@ -142,6 +144,16 @@ class AdoptionRandomization:
         """Smallest attainable two-sided p-value."""
         return 1.0 / (self.n_draws + 1)
 
+    def row_notes(self, treated_units: np.ndarray | None = None) -> np.ndarray:
+        """Per row, the sentence explaining an unbounded interval (:func:`unbounded_note`), else None.
+
+        ``treated_units``: treated randomisation units behind each row. A design puts this array in
+        its effects table's ``inference`` column; ``Result.tidy()`` appends it to the method text."""
+        counts = np.full(len(self.conf_low), np.nan) if treated_units is None else np.asarray(treated_units, dtype=float)
+        notes = [unbounded_note(lo, hi, n, self.level, self.smallest_p) or None
+                 for lo, hi, n in zip(self.conf_low, self.conf_high, counts)]
+        return np.array(notes, dtype=object)
+
     def description(self) -> str:
         stat = "studentised (t) " if self.studentized else ""
         if self.exact:
@@ -161,6 +173,33 @@ class AdoptionRandomization:
         stat_obs = _joint(obs, rows, self.studentized)[0]
         stat = _joint(draws, rows, self.studentized)
         return _p_from(stat_obs, stat, self.exact)
+
+
+#: marks the sentence that explains an unbounded randomisation interval (the report shows it once)
+UNBOUNDED_NOTE = "; interval unbounded"
+
+
+def unbounded_note(low: float, high: float, n_treated: float, level: float, smallest_p: float) -> str:
+    """The sentence that explains an unbounded test-inversion interval ("" when it is bounded or NaN).
+
+    An interval ``{tau : p(tau) > alpha}`` is unbounded above when even an arbitrarily large assumed
+    effect is not rejected: as ``tau`` grows, every studentised statistic tends to a limit, and the
+    observed assignment's limit is not in the top ``alpha`` of all assignments. With one treated unit
+    behind a row (a singleton cohort) this is the rule, not a failure: its own t statistic cannot be
+    told apart from the re-assignments whatever the effect.
+    """
+    if np.isnan(low) or np.isnan(high) or (np.isfinite(low) and np.isfinite(high)):
+        return ""
+    side = "on both sides" if not (np.isfinite(low) or np.isfinite(high)) else ("above" if np.isfinite(low) else "below")
+    which = {"on both sides": "any effect", "above": "any larger effect", "below": "any smaller effect"}[side]
+    alpha = 1 - level
+    who = (f"with {int(n_treated)} treated unit{'s' if n_treated != 1 else ''} behind this row"
+           if np.isfinite(n_treated) else "with so few treated units behind this row")
+    grid = (f"; the smallest attainable p-value is {smallest_p:.3g}, above {alpha:.0%}" if smallest_p > alpha + 1e-12 else "")
+    return (f"{UNBOUNDED_NOTE} {side}: {who} the randomisation test cannot reject {which} at the {alpha:.0%} level "
+            f"(for large assumed effects its studentised statistic is no more extreme than that of more than "
+            f"{alpha:.0%} of the re-assignments{grid}); the p-value is valid, and rows that pool more treated "
+            "units (e.g. the ATT) are more informative")
 
 
 def _joint(c: LinearComponents, rows: np.ndarray, studentized: bool) -> np.ndarray:

@@ -34,7 +34,7 @@ from impact.errors import EstimationError, SpecError
 
 __all__ = [
     "VcovKind", "VCOV_KINDS", "Covariance", "linear_vcov", "wald_test", "bread", "group_sums",
-    "SmallSampleCorrection", "ssc",
+    "SmallSampleCorrection", "ssc", "cr2_cluster_terms",
 ]
 
 VcovKind = Literal["iid", "HC0", "HC1", "HC2", "HC3", "CR0", "cluster", "CR1", "CR1-fixest", "CR2", "wild"]
@@ -302,28 +302,33 @@ def _low_rank_adjustment(Xg: np.ndarray, wg: np.ndarray, M: np.ndarray, MSM: np.
     return apply
 
 
-def _cr2(X: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, M: np.ndarray, clusters: np.ndarray,
-         G: int, df_for: int) -> Covariance:
-    """Bell-McCaffrey CR2 with Pustejovsky-Tipton (2018) Satterthwaite df, identity working model.
+def cr2_cluster_terms(X: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, M: np.ndarray,
+                      clusters: np.ndarray, G: int, directions: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-cluster pieces of the CR2 sandwich and of its sampling variance under the working model.
 
     For WLS with weights W and working model Phi = I (clubSandwich's default for weighted ``lm``):
     B_g = [(I - H)(I - H)']_gg with H = X M X'W, A_g = B_g^(-1/2) (pseudo-inverse on null directions),
-    meat_g = X_g' W_g A_g e_g. The df of coefficient c uses v_g = A_g W_g X_g M c, p_g = X_g'v_g,
-    q_g = X_g'W_g v_g and Omega = diag(|v_g|^2) - Q M P' - P M Q' + P M (X'W^2X) M P'.
-    Without weights this reduces to A_g = (I - X_g M X_g')^(-1/2) and Omega = diag(|v|^2) - P M P'.
-    Clusters with more than 4k rows apply A_g through the low-rank structure of B_g
-    (:func:`_low_rank_adjustment`), so the cost is linear in the cluster size, not cubic.
+    meat_g = X_g' W_g A_g e_g. For the q contrasts L (``directions``, k x q) of the coefficients,
+    v_g = A_g W_g X_g L (n_g x q) and the returned arrays are D_g = v_g'v_g, P_g = X_g'v_g and
+    Qw_g = X_g'W_g v_g, from which the covariance of the q x q blocks of L' V^CR2 L between clusters
+    g and h is Theta_gh = delta_gh D_g - Qw_g'M P_h - P_g'M Qw_h + P_g'(M X'W^2X M) P_h
+    (Pustejovsky & Tipton 2018, eq. 8 and the proof of Theorem 1). Clusters with more than 4k rows
+    apply A_g through the low-rank structure of B_g (:func:`_low_rank_adjustment`), so the cost is
+    linear in the cluster size, not cubic.
+
+    Returns ``(meat_scores (G x k), D (G x q x q), P (G x k x q), Qw (G x k x q), MSM)``.
     """
     n, k = X.shape
+    q = directions.shape[1]
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     S = (X * (w**2)[:, None]).T @ X
     MSM = M @ S @ M
     order = np.argsort(clusters, kind="stable")
     bounds = np.searchsorted(clusters[order], np.arange(G + 1))
     meat_scores = np.empty((G, k))
-    col_sq = np.empty((G, df_for))
-    P = np.empty((G, k, df_for))
-    Qw = np.empty((G, k, df_for))
+    D = np.empty((G, q, q))
+    P = np.empty((G, k, q))
+    Qw = np.empty((G, k, q))
     for g in range(G):
         idx = order[bounds[g] : bounds[g + 1]]
         Xg, wg = X[idx], w[idx]
@@ -334,17 +339,30 @@ def _cr2(X: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, M: np.nda
             B = np.eye(len(idx)) - XMX * wg[None, :] - wg[:, None] * XMX + Xg @ MSM @ Xg.T
             apply_A = _inv_sqrt_psd(B).__matmul__
         meat_scores[g] = (Xg * wg[:, None]).T @ apply_A(resid[idx])
-        if df_for:
-            v = apply_A((Xg * wg[:, None]) @ M[:, :df_for])
-            col_sq[g] = (v**2).sum(axis=0)
+        if q:
+            v = apply_A((Xg * wg[:, None]) @ directions)
+            D[g] = v.T @ v
             P[g] = Xg.T @ v
             Qw[g] = (Xg * wg[:, None]).T @ v
+    return meat_scores, D, P, Qw, MSM
+
+
+def _cr2(X: np.ndarray, resid: np.ndarray, weights: np.ndarray | None, M: np.ndarray, clusters: np.ndarray,
+         G: int, df_for: int) -> Covariance:
+    """Bell-McCaffrey CR2 with Pustejovsky-Tipton (2018) Satterthwaite df, identity working model.
+
+    The df of coefficient c is tr(Omega)^2 / sum(Omega^2) with Omega_gh = Theta_gh of
+    :func:`cr2_cluster_terms` for the single direction L = M c. Without weights this reduces to
+    A_g = (I - X_g M X_g')^(-1/2) and Omega = diag(|v|^2) - P M P'.
+    """
+    k = X.shape[1]
+    meat_scores, D, P, Qw, MSM = cr2_cluster_terms(X, resid, weights, M, clusters, G, M[:, :df_for])
     V = M @ (meat_scores.T @ meat_scores) @ M
     df = np.full(k, np.nan)
     for j in range(df_for):
         Pj, Qj = P[:, :, j], Qw[:, :, j]  # G x k
         cross = Qj @ M @ Pj.T
-        omega = np.diag(col_sq[:, j]) - cross - cross.T + Pj @ MSM @ Pj.T
+        omega = np.diag(D[:, j, j]) - cross - cross.T + Pj @ MSM @ Pj.T
         df[j] = np.trace(omega) ** 2 / float((omega**2).sum())
     return Covariance(V, df, "CR2", G, f"cluster-robust CR2 (Bell-McCaffrey), {G} clusters, Satterthwaite df")
 

@@ -39,8 +39,10 @@ ORDERS = ("largest", "smallest", "random", "data")
 DISCARDS = ("none", "treated", "control", "both")
 ESTIMANDS = ("ATT", "ATC", "ATE")
 SE_KINDS = ("cluster", "robust", "abadie_imbens")
+STRATUM_METHODS = ("exact", "cem")
 ConditionalVariance = Literal["sample_variance", "abadie_imbens_2006"]
 CONDITIONAL_VARIANCE = ("sample_variance", "abadie_imbens_2006")
+OUTCOME_MODELS = ("additive", "interacted")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +133,16 @@ class Matching:
         return self.summary()
 
     # -- the effect -------------------------------------------------------------------------
+    @property
+    def default_se(self) -> str:
+        """The standard error :meth:`effect` uses when ``se`` is not given, after the peer that
+        recommends it for this design (see :meth:`effect`)."""
+        if self.method in STRATUM_METHODS:
+            return "robust"
+        if self.settings.get("replace", False):
+            return "abadie_imbens"
+        return "cluster"
+
     def effect(
         self,
         outcome: str | None = None,
@@ -140,6 +152,7 @@ class Matching:
         bias_adjust: bool = False,
         n_variance_matches: int = 2,
         conditional_variance: ConditionalVariance = "sample_variance",
+        outcome_model: Literal["additive", "interacted"] = "additive",
         level: float = 0.95,
     ) -> BalanceResult:
         """Effect of treatment on ``outcome`` in the matched sample.
@@ -150,14 +163,33 @@ class Matching:
             Outcome column of the data passed to :func:`match` (default: the ``outcome`` given
             there).
         se : {"cluster", "robust", "abadie_imbens"}, optional
-            ``"cluster"``: weighted regression of the outcome on treatment with CR1 standard errors
-            clustered on matched sets (pairs or strata), MatchIt's recommended practice (default
-            when every matched unit has one subclass). ``"robust"``: HC3 (MatchIt's advice for
-            matching with replacement). ``"abadie_imbens"``: the Abadie-Imbens (2006) variance for
-            nearest-neighbour matching with replacement (the default there).
+            Default (None): the convention of the peer that recommends one for the design
+            (:attr:`default_se`):
+
+            - exact and coarsened exact matching (strata): ``"robust"``, the HC3
+              heteroskedasticity-robust SE of the weighted regression of the outcome on treatment,
+              as MatchIt's vignette "Estimating Effects After Matching" recommends for stratum
+              designs (``marginaleffects::avg_comparisons(fit, vcov = "HC3")``; equal to
+              ``sandwich::vcovHC(lm(y ~ treat, weights = weights), type = "HC3")``). Strata are not
+              clusters there: a few large strata make clustered SEs unreliable.
+            - nearest-neighbour matching without replacement (pairs or k:1 sets): ``"cluster"``,
+              CR1 clustered on matched sets, the vignette's ``vcov = ~subclass`` for pair matching.
+            - nearest-neighbour matching with replacement: ``"abadie_imbens"``, the Abadie-Imbens
+              (2006) matching variance (R ``Matching``, Stata ``teffects``).
+
+            Any other applicable choice may be named: ``"cluster"`` (CR1 on matched sets; needs every
+            matched unit in one set), ``"robust"`` (HC3), ``"abadie_imbens"`` (nearest neighbour
+            with replacement only).
         covariates : list of str, optional
             Covariates added to the regression for precision ("regression on the matched
             sample"); not with ``"abadie_imbens"``.
+        outcome_model : {"additive", "interacted"}
+            With ``covariates``: ``"additive"`` (default) regresses the outcome on treatment and
+            the covariates; ``"interacted"`` adds treatment x covariate terms and reports the
+            g-computation contrast over the target units (treated for the ATT, comparison units
+            for the ATC, all for the ATE), with its delta-method SE, as the vignette's
+            ``lm(Y ~ A * (X), weights)`` followed by ``avg_comparisons(..., newdata = target,
+            wts = "weights")``.
         bias_adjust : bool
             Abadie-Imbens (2011) regression bias adjustment (``"abadie_imbens"`` only), with the
             score-model covariates, as Stata ``teffects nnmatch ..., biasadj()``.
@@ -204,9 +236,10 @@ class Matching:
                 raise SpecError(f"{where}: name the outcome column, e.g. .effect(outcome='earnings').")
         replace = bool(self.settings.get("replace", False))
         if se is None:
-            se = "abadie_imbens" if (self.method in ("nearest", "mahalanobis") and replace) else "cluster"
+            se = self.default_se
         check_option("se", se, SE_KINDS)
         check_option("conditional_variance", conditional_variance, CONDITIONAL_VARIANCE)
+        check_option("outcome_model", outcome_model, OUTCOME_MODELS)
         extra = as_list(covariates)
         if se == "abadie_imbens":
             if self.method not in ("nearest", "mahalanobis") or not replace:
@@ -255,7 +288,7 @@ class Matching:
                 )
                 n_obs = int(info["n_obs"])
             else:
-                X = np.column_stack([np.ones_like(y), d, *[frame[c].to_numpy(dtype=float) - np.average(frame[c].to_numpy(dtype=float), weights=w) for c in extra]])
+                X = _outcome_design(y, d, w, [frame[c].to_numpy(dtype=float) for c in extra], self.estimand, outcome_model)
                 sw = np.sqrt(w)
                 coef, *_ = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)
                 resid = y - X @ coef
@@ -268,7 +301,8 @@ class Matching:
                     inference = f"{cov.description}, clustered on matched sets (MatchIt practice)"
                 else:
                     cov = linear_vcov(X, resid, kind="HC3", weights=w, where=where)
-                    inference = cov.description
+                    inference = (f"{cov.description}, weighted regression on the matched sample "
+                                 "(MatchIt 'Estimating Effects After Matching': vcov = \"HC3\")")
                 estimate, std_error = float(coef[1]), float(cov.std_errors[1])
                 dof = float(cov.df[1])
                 n_obs = len(y)
@@ -302,6 +336,7 @@ class Matching:
             n_treated=int(d.sum()),
             n_clusters=n_clusters,
             settings={**self.settings, "se": se, "bias_adjust": bias_adjust, "regression_covariates": extra,
+                      "outcome_model": outcome_model if extra else None,
                       "assumption": "no unmeasured confounding given the covariates (selection on observables) "
                       "and overlap of treated and comparison units"},
             warnings=tuple(self.warnings) + tuple(log),
@@ -368,6 +403,24 @@ class Matching:
         n1 = len(diff)
         var = (np.sum((diff - (tau if self.estimand != "ATC" else tau)) ** 2) + np.sum(K * (K - 1) / M**2 * sigma2)) / n1**2
         return tau, float(np.sqrt(var)), {"n_obs": n1 + int((K > 0).sum())}
+
+
+def _outcome_design(y: np.ndarray, d: np.ndarray, w: np.ndarray, covariates: list[np.ndarray], estimand: str,
+                    outcome_model: str) -> np.ndarray:
+    """[1, d, covariates (, d x covariates)] for the weighted outcome regression.
+
+    Additive: covariates centred at their weighted mean over the matched sample. Interacted: centred
+    at their weighted mean over the target units (treated for the ATT, comparison units for the
+    ATC, all matched units for the ATE), so that the coefficient on ``d`` is the g-computation
+    contrast mean_target[yhat(1) - yhat(0)] and its SE the delta-method SE of that contrast (as
+    ``marginaleffects::avg_comparisons(fit, variables = "treat", newdata = target, wts = "weights")``).
+    """
+    if outcome_model == "additive" or not covariates:
+        centred = [x - np.average(x, weights=w) for x in covariates]
+        return np.column_stack([np.ones_like(y), d, *centred])
+    target = d == 1 if estimand == "ATT" else (d == 0 if estimand == "ATC" else np.ones(len(d), dtype=bool))
+    centred = [x - np.average(x[target], weights=w[target]) for x in covariates]
+    return np.column_stack([np.ones_like(y), d, *centred, *[d * x for x in centred]])
 
 
 def _order(score: np.ndarray | None, n: int, m_order: str, seed: int | None) -> np.ndarray:
@@ -730,6 +783,17 @@ def match(
             in_matched = valid & both[np.clip(strata, 0, None)]
             if not in_matched.any():
                 raise EstimationError(f"{where}: no stratum holds both treated and comparison units; coarsen more (cutpoints=) or use fewer covariates.")
+            if estimand == "ATE":
+                lonely_t = int((treated & keep & ~in_matched).sum())
+                lonely_c = int((~treated & keep & ~in_matched).sum())
+                if lonely_t or lonely_c:
+                    raise EstimationError(
+                        f"{where}: estimand='ATE' needs treated and comparison units in every stratum, but "
+                        f"{lonely_t} treated and {lonely_c} comparison unit(s) sit in {int(((nt > 0) ^ (nc > 0)).sum())} "
+                        "strata without the other group, so their effect cannot be estimated and dropping them "
+                        "would change the estimand. Use estimand='ATT' (or 'ATC'), coarsen the covariates "
+                        "(cutpoints=), or restrict the sample to units with comparable units before matching."
+                    )
             s = strata[in_matched]
             ids = pd.factorize(s, sort=True)[0]
             subclass[in_matched] = ids

@@ -46,8 +46,10 @@ def import_command(files: tuple[str, ...], registry_url: str | None, libraries: 
 @click.option("--indicators", "libraries", multiple=True, type=click.Path(path_type=str), help=_INDICATORS_HELP)
 @click.option("--out", default="reports", show_default=True, type=click.Path(path_type=str), help="Output folder.")
 @click.option("--cumulative", is_flag=True, help="Running totals since the start instead of yearly values in the CSV.")
+@click.option("--force", is_flag=True, help="Overwrite national.html or regions/<code>.html in --out even if impact did "
+              "not write them.")
 def report_command(by: str, registry_url: str | None, files: tuple[str, ...], libraries: tuple[str, ...], out: str,
-                   cumulative: bool) -> None:
+                   cumulative: bool, force: bool) -> None:
     """Roll follow-up records up and write national.html, regions/<code>.html and a CSV."""
     from impact.monitoring.pages import write_pages
     from impact.monitoring.records import read
@@ -65,7 +67,7 @@ def report_command(by: str, registry_url: str | None, files: tuple[str, ...], li
         m = read(records, indicators=libraries)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    links = write_pages(m, folder)
+    links = write_pages(m, folder, force=force)
     levels = {"region": ["region"], "programme": ["programme"], "national": []}[by]
     table = m.rollup(by=levels, cumulative=cumulative)
     csv = folder / f"follow_up_{by}{'_cumulative' if cumulative else ''}.csv"

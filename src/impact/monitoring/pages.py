@@ -67,8 +67,13 @@ def write_rollup_csv(m: Monitoring, path: Path, by: Sequence[str]) -> Path:
     return path
 
 
-def write_pages(m: Monitoring, folder: Path, *, runs: Sequence[Any] = (), link_base: str = "") -> list[dict[str, str]]:
-    """Write ``folder/national.html`` and ``folder/regions/<code>.html``; return links (label, link) to them."""
+def write_pages(m: Monitoring, folder: Path, *, runs: Sequence[Any] = (), link_base: str = "",
+                force: bool = False) -> list[dict[str, str]]:
+    """Write ``folder/national.html`` and ``folder/regions/<code>.html``; return links (label, link) to them.
+
+    Every page is rendered first; a file of the same name that impact did not write is not overwritten
+    unless ``force`` (DataError naming it, before any page is written)."""
+    from impact.programme.runner import check_overwrite
     from impact.report.followup import render_national_page, render_region_page
 
     by_id = {r.spec.programme.id: r for r in runs}
@@ -90,7 +95,7 @@ def write_pages(m: Monitoring, folder: Path, *, runs: Sequence[Any] = (), link_b
         }
     region_rows = []
     regions_dir = folder / "regions"
-    regions_dir.mkdir(parents=True, exist_ok=True)
+    pages: dict[Path, str] = {}
     for code in sorted(records["region"].unique()):
         here = records.loc[records["region"] == code]
         blocks = []
@@ -101,12 +106,16 @@ def write_pages(m: Monitoring, folder: Path, *, runs: Sequence[Any] = (), link_b
         nuts2 = hierarchy.up(pd.Series([code], dtype=object), "nuts2").iloc[0]
         nuts2_text = f"{nuts2} {hierarchy.name(nuts2)}" if isinstance(nuts2, str) else "–"
         html = render_region_page(code, hierarchy.name(code), nuts2_text, blocks, library=library, link_base="../" + link_base)
-        (regions_dir / f"{code}.html").write_text(html, encoding="utf-8")
+        pages[regions_dir / f"{code}.html"] = html
         region_rows.append({"code": code, "name": hierarchy.name(code), "nuts2": nuts2_text,
                             "programmes": [programmes_meta[p]["name"] for p in sorted(here["programme"].unique())]})
     html = render_national_page(national, regional, library=library, region_names=dict(hierarchy.names),
                                 programmes=list(programmes_meta.values()), regions=region_rows, link_base=link_base)
-    (folder / "national.html").write_text(html, encoding="utf-8")
+    pages[folder / "national.html"] = html
+    check_overwrite(list(pages), force=force)
+    regions_dir.mkdir(parents=True, exist_ok=True)
+    for path, text in pages.items():
+        path.write_text(text, encoding="utf-8")
     links = [{"label": "National follow-up (all programmes and regions)", "link": "national.html"}]
     links += [{"label": f"{r['name']} ({r['code']})", "link": f"regions/{r['code']}.html"} for r in region_rows]
     return links

@@ -567,7 +567,10 @@ def is_generated(path: Path) -> bool:
             head = handle.read(4096).decode("utf-8", errors="replace")
         if path.suffix == ".html":
             # the generator tag; portfolio pages written before it had one end their title like this
-            return '<meta name="generator" content="impact' in head or "– impact evaluation</title>" in head
+            # (follow-up pages written before they had the tag end their title as below)
+            return '<meta name="generator" content="impact' in head or any(
+                title in head for title in ("– impact evaluation</title>", "– every programme and region</title>",
+                                            "– follow-up and evaluation</title>"))
         if path.suffix == ".json":
             content = json.loads(path.read_text(encoding="utf-8"))
             return isinstance(content, dict) and {"programme", "evaluations"} <= set(content)

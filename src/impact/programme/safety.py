@@ -257,7 +257,8 @@ ALLOWED_STEPS: Mapping[str, StepRule] = MappingProxyType(dict([
     _rule("effect", "the effect in a matched sample", se=_choice("cluster", "robust", "abadie_imbens"),
           covariates=lambda v: _short_text(v) or (isinstance(v, list) and all(_short_text(x) for x in v)),
           bias_adjust=_flag, n_variance_matches=_integer,
-          conditional_variance=_choice("sample_variance", "abadie_imbens_2006"), level=_level),
+          conditional_variance=_choice("sample_variance", "abadie_imbens_2006"),
+          outcome_model=_choice("additive", "interacted"), level=_level),
 ]))
 
 

@@ -72,7 +72,7 @@ _LIBRARY_KEYS = {"path", "prefix"}
 #: to the estimator.
 COLUMN_OPTIONS = (
     "outcome", "treatment", "unit", "time", "cohort", "covariates", "cluster", "clusters", "blocks", "weights",
-    "assignment", "predictors", "received", "observed", "exact",
+    "assignment", "predictors", "received", "observed", "exact", "dose",
 )
 
 

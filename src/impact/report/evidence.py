@@ -117,6 +117,21 @@ _PROFILES = {
     ),
 }
 
+_DOSE_RESPONSE = DesignProfile(
+    family="Difference-in-differences with a continuous treatment (dose-response)",
+    sms_level="3",
+    sms_reason="Compares changes over time in units that received different amounts of the programme with untreated units, removing fixed differences between them and common shocks.",
+    assumption=(
+        "Strong parallel trends: without the programme, units at every dose would have changed as much as the "
+        "untreated units, and units would have responded to other doses as the units receiving them did."
+    ),
+    limitations=(
+        "The effect of each dose (ATT(d)) needs only parallel trends; comparing doses (the slope, ACRT) also needs "
+        "units not to have been selected into doses by their expected gains.",
+        "The curve is a smooth (B-spline) fit across the treated units; with few treated units its bands are fragile.",
+    ),
+)
+
 _UNKNOWN = DesignProfile(
     family="Other design",
     sms_level="not rated",
@@ -132,6 +147,8 @@ def profile(design: str) -> DesignProfile:
     module, _, function = name.partition(".")
     if "before_after" in function:
         return _PROFILES["before_after"]
+    if module == "did" and function == "dose_response":
+        return _DOSE_RESPONSE
     return _PROFILES.get(module, _UNKNOWN)
 
 

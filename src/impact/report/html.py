@@ -203,8 +203,13 @@ def _flow_rows(flow: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _effects_rows(result: Any) -> tuple[list[str], list[list[str]], str | None]:
     """Columns and rows of the effects table; the inference method once if every row shares it."""
+    from impact.inference.randomization import UNBOUNDED_NOTE
+
     table = result.tidy()
-    methods = table["inference"].astype(str).unique() if "inference" in table else []
+    texts = table["inference"].astype(str) if "inference" in table else None
+    # a randomisation interval may be unbounded (e.g. one treated region behind a row): the method is
+    # shared by every row, the note on why is said once below the table
+    methods = texts.str.split(UNBOUNDED_NOTE, regex=False).str[0].unique() if texts is not None else []
     shared = methods[0] if len(methods) == 1 else None
     drop = {"term", "estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high"}
     if shared is not None:
@@ -218,6 +223,10 @@ def _effects_rows(result: Any) -> tuple[list[str], list[list[str]], str | None]:
             width = rec["conf_high"] - rec["conf_low"]
             se = width / 3.92 if math.isfinite(width) and width > 0 else None
         has_ci = math.isfinite(rec["conf_low"]) and math.isfinite(rec["conf_high"])
+        unbounded = math.isinf(rec["conf_low"]) or math.isinf(rec["conf_high"])
+        if unbounded:
+            ci = (f"{'(−∞' if math.isinf(rec['conf_low']) else '[' + fmt_estimate(rec['conf_low'], se)}, "
+                  f"{'∞)' if math.isinf(rec['conf_high']) else fmt_estimate(rec['conf_high'], se) + ']'} unbounded")
         rows.append(
             [
                 str(rec["term"]),
@@ -225,10 +234,15 @@ def _effects_rows(result: Any) -> tuple[list[str], list[list[str]], str | None]:
                 fmt_number(rec["std_error"], 2),
                 fmt_number(rec["statistic"], 3),
                 fmt_p(rec["p_value"]),
-                f"[{fmt_estimate(rec['conf_low'], se)}, {fmt_estimate(rec['conf_high'], se)}]" if has_ci else "none (see p-value)",
+                f"[{fmt_estimate(rec['conf_low'], se)}, {fmt_estimate(rec['conf_high'], se)}]" if has_ci
+                else ci if unbounded else "none (see p-value)",
                 *[_cell(rec[c], c) for c in extra],
             ]
         )
+    if shared is not None and texts.str.contains(UNBOUNDED_NOTE, regex=False).any():
+        shared += (". Intervals marked unbounded: with so few treated regions behind that row (often a cohort of "
+                   f"one), the randomisation test cannot reject an effect of any size in that direction at the "
+                   f"{1 - result.level:.0%} level; its p-value is still valid")
     return columns, rows, shared
 
 
@@ -250,6 +264,18 @@ def _indicator_name(outcome: Outcome, library: Any, spec: Any) -> tuple[str, str
         if len(plain) == 1 and ";" not in str(plain[0].text):
             return str(plain[0].text), ""
     return f"the outcome ({outcome.outcome})", ""
+
+
+def _binary_outcome(outcome: Outcome) -> bool:
+    """Whether the evaluated outcome column holds only 0 and 1 in the analysed sample."""
+    table = outcome.variables
+    if table is None or table.empty:
+        return False
+    row = table[(table["variable"] == outcome.outcome) & (table["role"] == "outcome")]
+    if row.empty:
+        return False
+    first = row.iloc[0]
+    return first["distinct"] == 2 and first["min"] == 0 and first["max"] == 1
 
 
 def _sample_line(res: Any) -> str:
@@ -295,8 +321,17 @@ def _headline(outcome: Outcome, library: Any, spec: Any) -> dict[str, Any]:
     if outcome.result is not None:
         res = outcome.result
         low, high = res.conf_int()
-        claim = headline_claim(estimand=res.estimand, estimate=res.estimate, std_error=res.std_error, conf_low=low,
-                               conf_high=high, level=res.level, what=what, unit=unit, diagnostics=res.diagnostics)
+        if _binary_outcome(outcome):
+            # a 0/1 outcome per unit: the effect is a change in a share, whatever the indicator counts
+            # ("enterprises" is the unit of the aggregate, not of a firm's 0/1 record)
+            scale, unit = 100.0, "percentage points"
+            what = f"the share of {what[:1].lower() + what[1:] if what[1:2].islower() else what}"
+            row["unit"] = "share, 0 to 1"
+        else:
+            scale = 1.0
+        claim = headline_claim(estimand=res.estimand, estimate=res.estimate * scale, std_error=res.std_error * scale,
+                               conf_low=low * scale, conf_high=high * scale, level=res.level, what=what, unit=unit,
+                               diagnostics=res.diagnostics)
         se = res.std_error if decimals_for(res.std_error) is not None else (
             (high - low) / 3.92 if math.isfinite(high - low) and high > low else None)
         placebo = placebo_summary(res.diagnostics)

@@ -10,7 +10,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["coefficient_plot", "forest_plot", "integer_ticks", "new_axes", "rank_plot", "rd_plot", "trends_plot", "weights_plot"]
+__all__ = ["coefficient_plot", "dose_response_plot", "forest_plot", "integer_ticks", "new_axes", "rank_plot", "rd_plot", "trends_plot", "weights_plot"]
 
 PALETTE = {"estimate": "#1f4e79", "pre": "#7f7f7f", "post": "#1f4e79", "zero": "#b22222"}
 
@@ -194,4 +194,28 @@ def rd_plot(bins: pd.DataFrame, fit: pd.DataFrame | None, *, cutoff: float, ax: 
     ax.set_xlabel(running or "Running variable")
     ax.set_ylabel(f"Mean {outcome}".strip())
     ax.legend(frameon=False, fontsize=9)
+    return ax
+
+
+def dose_response_plot(curve: pd.DataFrame, *, which: str = "att", ax: Axes | None = None, dose_label: str = "dose",
+                       outcome: str = "", level: float = 0.95) -> Axes:
+    """A dose-response curve (``which`` = "att" for ATT(d), "acrt" for ACRT(d)) from the ``curve`` table of
+    :func:`impact.did.dose_response`: the estimate, its pointwise interval (dark) and uniform band (light)."""
+    ax = new_axes(ax)
+    d = curve["dose"].to_numpy(dtype=float)
+    est = curve[which].to_numpy(dtype=float)
+    band_low, band_high = curve[f"{which}_band_low"].to_numpy(dtype=float), curve[f"{which}_band_high"].to_numpy(dtype=float)
+    if np.isfinite(band_low).any():
+        ax.fill_between(d, band_low, band_high, color=PALETTE["estimate"], alpha=0.15, linewidth=0,
+                        label=f"{level:.0%} uniform band")
+    ax.fill_between(d, curve[f"{which}_conf_low"], curve[f"{which}_conf_high"], color=PALETTE["estimate"], alpha=0.3,
+                    linewidth=0, label=f"{level:.0%} pointwise interval")
+    ax.plot(d, est, color=PALETTE["estimate"], linewidth=2, label="ATT(d)" if which == "att" else "ACRT(d)")
+    ax.axhline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
+    ax.set_xlabel(f"Dose ({dose_label})")
+    if which == "att":
+        ax.set_ylabel(f"Effect on {outcome}" if outcome else "Effect")
+    else:
+        ax.set_ylabel("ACRT: effect of one more unit of dose")
+    ax.legend(loc="best", fontsize=8, frameon=False)
     return ax
