@@ -270,6 +270,7 @@ def fe_regression(
     level_labels: tuple[Sequence, Sequence] | None = None,
     balanced: bool = False,
     ssc: Any = None,
+    resample_codes: np.ndarray | None = None,
 ) -> FERegression:
     """OLS/WLS of ``y`` on ``X`` with unit and time effects absorbed; covariance of X's coefficients.
 
@@ -284,7 +285,8 @@ def fe_regression(
     ``clusters`` passes cluster codes the caller has already checked; ``balanced`` (a complete,
     duplicate-free unit x time grid) lets one unweighted sweep absorb both sets exactly.
     ``ssc`` (a :class:`impact.inference.vcov.SmallSampleCorrection`) sets fixest's small-sample
-    switches for ``vcov="CR1-fixest"``.
+    switches for ``vcov="CR1-fixest"``. ``resample_codes`` (``vcov="wild"`` only): the subclusters
+    whose bootstrap weights are drawn; only effects nested within them are absorbed.
     """
     from scipy import linalg
 
@@ -311,7 +313,9 @@ def fe_regression(
     full = FixedEffects((units, times), (n_units, n_times), fe_names, balanced=balanced)
     n_fe_parameters = full.n_parameters
     nested_flags = full.nested_in(codes) if clustered else [False, False]
-    if vcov in ("CR2", "wild", "HC2", "HC3"):
+    if vcov == "wild" and resample_codes is not None:
+        absorbed_sets = [i for i in (0, 1) if full.nested_in(resample_codes)[i]]
+    elif vcov in ("CR2", "wild", "HC2", "HC3"):
         absorbed_sets = [i for i in (0, 1) if nested_flags[i]] if clustered else [0]
     else:
         absorbed_sets = [0, 1]

@@ -21,6 +21,7 @@ from impact.data import (
 )
 from impact.errors import DataError, SpecError, recording_warnings
 from impact.did._staggered import fe_regression
+from impact.inference.few_treated import RESIDUAL_METHODS, residual_inference
 from impact.inference.htz import LinearFit
 from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS, SmallSampleCorrection, VcovKind
 from impact.inference.wild import WEIGHT_TYPES, wild_cluster_bootstrap
@@ -81,10 +82,12 @@ def twfe(
     n_bootstrap: int = 9_999,
     bootstrap_weights: str = "webb",
     seed: int | None = None,
-    inference: Literal["auto", "randomization", "analytic"] = "auto",
+    inference: Literal["auto", "randomization", "analytic", "conley_taber", "ferman_pinto"] = "auto",
     n_permutations: int = 9_999,
     bootstrap_enumerate_up_to: int = 20,
     ssc: SmallSampleCorrection | None = None,
+    group_size: str | None = None,
+    bootstrap_subcluster: str | None = None,
 ) -> Result:
     """Two-way fixed effects difference-in-differences.
 
@@ -125,6 +128,12 @@ def twfe(
         about and recorded in the sample flow).
     n_bootstrap, bootstrap_weights, seed
         Wild bootstrap draws, weight distribution ("webb" or "rademacher") and seed.
+    bootstrap_subcluster : str, optional
+        ``vcov="wild"`` only: draw the bootstrap weights by this finer level nested within the
+        clusters (e.g. the unit within regions, or a unit x period id), the subcluster wild bootstrap
+        of MacKinnon & Webb (2018); the t statistic keeps the CR1 variance by ``cluster``. With few
+        treated clusters the ordinary wild cluster bootstrap has almost no power (its p-values cluster
+        near 1); bootstrapping by subcluster restores it when the within-cluster correlation is modest.
     bootstrap_enumerate_up_to : int
         Wild bootstrap with Rademacher weights: enumerate all 2^G sign vectors when G is at most this
         (and 2^G <= n_bootstrap), else draw at random; the inference text says which was done.
@@ -136,8 +145,17 @@ def twfe(
         (or untreated) clusters exist, else ``cluster``. Randomisation inference needs a balanced
         panel, staggered (absorbing) treatment, no covariates and no weights; otherwise "auto" falls
         back to ``cluster`` with a FragileInferenceWarning.
+        "conley_taber" (Conley & Taber 2011) approximates the distribution of the ATT's estimation
+        error by the residuals of the control clusters (:mod:`impact.inference.few_treated`);
+        "ferman_pinto" (Ferman & Pinto 2019) rescales them to the treated clusters' variance with the
+        model Var = A + B / M of cluster size M. Both need a balanced panel, treatment assigned by
+        cluster, no covariates and no weights; ``n_permutations`` and ``seed`` set the combinations.
     n_permutations : int
         Enumerate all assignments of start dates when there are at most this many, else draw this many.
+    group_size : str, optional
+        ``inference="ferman_pinto"`` only: a column with the number of individuals behind each row
+        (e.g. the population a regional mean is taken over); a cluster's size M is the sum over its
+        units (mean over periods). Default: the number of units in the cluster.
 
     Returns
     -------
@@ -170,10 +188,15 @@ def twfe(
     -0.0225
     """
     where = "twfe"
-    check_option("inference", inference, ("auto", "randomization", "analytic"))
-    if vcov is not None and inference == "randomization":
-        raise SpecError(f"{where}: vcov={vcov!r} and inference='randomization' ask for two methods; drop vcov.")
-    wants_ri = vcov is None and inference != "analytic"
+    check_option("inference", inference, ("auto", "randomization", "analytic", *RESIDUAL_METHODS))
+    if vcov is not None and inference not in ("auto", "analytic"):
+        raise SpecError(f"{where}: vcov={vcov!r} and inference={inference!r} ask for two methods; drop vcov.")
+    residual_method = inference if inference in RESIDUAL_METHODS else None
+    if bootstrap_subcluster is not None and vcov != "wild":
+        raise SpecError(f"{where}: bootstrap_subcluster= is used by vcov='wild' only; got vcov={vcov!r}.")
+    if group_size is not None and residual_method != "ferman_pinto":
+        raise SpecError(f"{where}: group_size= is used by inference='ferman_pinto' only; got inference={inference!r}.")
+    wants_ri = vcov is None and inference in ("auto", "randomization")
     vcov = "cluster" if vcov is None else vcov
     check_option("vcov", vcov, VCOV_KINDS)
     check_option("bootstrap_weights", bootstrap_weights, WEIGHT_TYPES)
@@ -191,8 +214,10 @@ def twfe(
             df,
             where=where,
             roles={"outcome": outcome, "treatment": treatment, "unit": unit, "time": time,
-                   "covariates": covs, "weights": weights, "cluster": cluster_col},
-            numeric=[outcome, treatment, *covs] + ([weights] if weights else []),
+                   "covariates": covs, "weights": weights, "cluster": cluster_col,
+                   **({"group_size": group_size} if group_size else {}),
+                   **({"subcluster": bootstrap_subcluster} if bootstrap_subcluster else {})},
+            numeric=[outcome, treatment, *covs] + ([weights] if weights else []) + ([group_size] if group_size else []),
             missing=missing,
             unit=unit,
         )
@@ -220,6 +245,9 @@ def twfe(
             clusters, n_clusters = cluster_codes(frame[cluster_col], where=where, treated=treated_cluster, name=cluster_col, vcov=vcov,
                                                  codes=unit_codes.astype(np.int64) if cluster_col == unit else None)
 
+        subclusters = None
+        if bootstrap_subcluster is not None:
+            subclusters = pd.factorize(frame[bootstrap_subcluster].to_numpy(), sort=True)[0].astype(np.int64)
         X = np.column_stack([d.astype(float)] + [frame[c].to_numpy(dtype=float) for c in covs])
         names = ["ATT", *covs]
         k_report = X.shape[1]
@@ -228,7 +256,7 @@ def twfe(
             unit_codes=unit_codes.astype(np.int64), time_codes=time_codes.astype(np.int64), weights=w,
             cluster_name=cluster_col or unit, vcov=vcov, treated=d, where=where,
             clusters=(clusters, n_clusters) if clustered else None, fe_names=(unit, time),
-            level_labels=(unit_levels, time_levels), balanced=balanced, ssc=ssc,
+            level_labels=(unit_levels, time_levels), balanced=balanced, ssc=ssc, resample_codes=subclusters,
         )
         permutation = None
         if wants_ri:
@@ -236,13 +264,20 @@ def twfe(
                 frame[outcome].to_numpy(dtype=float), d, unit_codes.astype(np.int64), time_codes.astype(np.int64),
                 n_units, n_time, clusters, n_clusters, covs, w, panel and absorbing and balanced, inference,
                 cluster_col, n_permutations, seed, where)
+        residual = None
+        if residual_method is not None:
+            residual = _twfe_residual_inference(
+                fit, d, unit_codes.astype(np.int64), time_codes.astype(np.int64), n_units, n_time,
+                None if group_size is None else frame[group_size].to_numpy(dtype=float), covs, w,
+                panel and balanced, residual_method, cluster_col, level, n_permutations, seed, where)
         wild_result = None
         if vcov == "wild":
             wild_result = wild_cluster_bootstrap(
                 fit.X, fit.y, clusters, coef=0, weights=w, n_clusters=n_clusters, weight_type=bootstrap_weights,
                 n_bootstrap=n_bootstrap, seed=seed, level=level, absorbed=fit.absorbed,
-                enumerate_up_to=bootstrap_enumerate_up_to,
+                enumerate_up_to=bootstrap_enumerate_up_to, subclusters=subclusters,
             )
+            _warn_wild_few_treated(d, clusters, n_clusters, subclusters is not None, where)
 
     beta = fit.coef
     n_obs = len(fit.y)
@@ -260,6 +295,12 @@ def twfe(
             f"{wild_result.draws_text(n_clusters, bootstrap_enumerate_up_to)}, "
             f"{n_clusters} clusters) for ATT; standard errors CR1"
         )
+    if residual is not None:
+        p_values = np.r_[residual.p_value, np.full(k_report - 1, np.nan)]
+        conf_low, conf_high = np.r_[residual.conf_low], np.r_[residual.conf_high]
+        se, dof = np.r_[residual.std_error], np.r_[np.inf]
+        word = "clusters" if cluster_col != unit else "units"
+        inference = residual.description(f"{word} ({cluster_col})") + "; the vcov matrix on the result is CR1"
     if permutation is not None:
         ri = permutation.run(level)
         p_values = np.r_[ri.p_value, np.full(k_report - 1, np.nan)]
@@ -283,14 +324,16 @@ def twfe(
     settings = {
         "outcome": outcome, "treatment": treatment, "unit": unit, "time": time, "covariates": covs,
         "cluster": cluster_col, "weights": weights, "vcov": vcov, "panel": panel, "absorbing": absorbing,
-        "inference": "randomization" if permutation is not None else ("wild" if vcov == "wild" else "analytic"),
+        "inference": ("randomization" if permutation is not None else residual_method if residual is not None
+                      else ("wild" if vcov == "wild" else "analytic")),
         "n_permutations": n_permutations if permutation is not None else None,
         "level": level, "missing": missing,
         "assumption": "Parallel trends: without the programme, treated and comparison units would have "
                       "followed the same trend; effects are assumed homogeneous across units and time.",
     }
     if vcov == "wild":
-        settings.update({"n_bootstrap": n_bootstrap, "bootstrap_weights": bootstrap_weights, "seed": seed})
+        settings.update({"n_bootstrap": n_bootstrap, "bootstrap_weights": bootstrap_weights, "seed": seed,
+                         "bootstrap_subcluster": bootstrap_subcluster})
     diagnostics = {
         "fixed_effects": {"unit levels": n_units, "time levels": n_time,
                           "absorbed parameters": int(n_fe_parameters)},
@@ -367,3 +410,74 @@ def _twfe_permutation(y, d, unit_codes, time_codes, n_units, n_time, clusters, n
     return TWFEPermutation(Yt=demean(Y), Dt=demean(D), labels=labels.astype(np.int64), start=cohort_starts.astype(np.int64),
                            block_of_unit=cluster_of_unit, cluster_of_unit=cluster_of_unit, n_clusters=n_clusters,
                            unit_word=word, n_permutations=int(n_permutations), seed=seed)
+
+
+def _twfe_residual_inference(fit, d, unit_codes, time_codes, n_units, n_time, size_rows, covs, w, balanced, method,
+                             cluster_col, level, n_draws, seed, where):
+    """Conley-Taber / Ferman-Pinto inference on the TWFE coefficient (balanced panel, no covariates).
+
+    In a balanced panel the residualised treatment is D~_it = D_it - D_i. - D_.t + D_..; when treatment
+    is assigned by cluster it is the same for every unit of a cluster, so the ATT's estimation error is
+    sum_g sum_t n_g D~_gt mean_resid_gt / sum D~^2: the weights a_g = n_g D~_g / sum D~^2 of
+    :func:`impact.inference.few_treated.residual_inference`, applied to cluster x period mean residuals.
+    """
+    reason = None
+    if covs:
+        reason = "covariates make the residualised treatment differ within clusters; drop them or use inference='randomization'"
+    elif w is not None:
+        reason = "weights are not supported; drop them"
+    elif not balanced:
+        reason = "it needs a balanced panel (every unit in every period)"
+    if reason is not None:
+        raise SpecError(f"{where}: inference={method!r} is not available here: {reason}.")
+    G = int(fit.n_clusters)
+    cluster_of_unit = np.zeros(n_units, dtype=np.int64)
+    cluster_of_unit[unit_codes] = fit.clusters
+    if np.any(cluster_of_unit[unit_codes] != fit.clusters):
+        raise SpecError(f"{where}: units move between clusters of {cluster_col!r}; cluster at a level that contains whole units.")
+    D = np.zeros((n_units, n_time))
+    D[unit_codes, time_codes] = d
+    first = np.zeros((G, n_time))
+    first[cluster_of_unit] = D  # any unit's path per cluster; checked below
+    if np.any(first[cluster_of_unit] != D):
+        raise SpecError(f"{where}: inference={method!r} needs treatment assigned by cluster, but units of the same "
+                        f"{cluster_col!r} cluster are treated in different periods; cluster at the level of assignment.")
+    Dt = D - D.mean(axis=1, keepdims=True) - D.mean(axis=0, keepdims=True) + D.mean()
+    n_in = np.bincount(cluster_of_unit, minlength=G).astype(float)
+    resid = np.zeros((G, n_time))
+    np.add.at(resid, (fit.clusters, time_codes), fit.resid)
+    resid /= n_in[:, None]
+    ssq = float((Dt**2).sum())
+    treated = first.any(axis=1)
+    cluster_Dt = np.zeros((G, n_time))
+    cluster_Dt[cluster_of_unit] = Dt
+    weights = n_in[:, None] * cluster_Dt / ssq
+    size = n_in
+    if size_rows is not None:
+        if not np.all(np.isfinite(size_rows)) or np.any(size_rows <= 0):
+            raise DataError(f"{where}: group_size must be positive and finite in every row.")
+        per_unit = np.zeros(n_units)
+        np.add.at(per_unit, unit_codes, size_rows / n_time)
+        size = np.bincount(cluster_of_unit, weights=per_unit, minlength=G)
+    return residual_inference(float(fit.coef[0]), resid, weights, treated, method=method, group_size=size,
+                              level=level, n_draws=n_draws, seed=seed, where=where)
+
+
+#: with this many treated clusters or fewer, the restricted wild cluster bootstrap has no power
+#: (MacKinnon & Webb 2017, 2018; README table: 0.00 rejections with 1-2 treated regions of 20)
+WILD_FEW_TREATED = 2
+
+
+def _warn_wild_few_treated(d, clusters, n_clusters, subcluster, where):
+    from impact.errors import FewTreatedClustersWarning, warn
+
+    treated = int(np.count_nonzero(np.bincount(clusters[d == 1], minlength=n_clusters)))
+    if treated > WILD_FEW_TREATED:
+        return
+    advice = ("the subcluster bootstrap used here is valid only if errors are not strongly correlated within "
+              "clusters" if subcluster else
+              "bootstrap by subcluster (bootstrap_subcluster=, MacKinnon & Webb 2018) or use inference='randomization'")
+    warn(FewTreatedClustersWarning,
+         f"{where}: wild bootstrap with few treated clusters: only {treated} of {n_clusters} clusters are treated, "
+         "and the restricted wild cluster bootstrap then has almost no power (its p-values bunch near 1 and its "
+         f"intervals are very wide; MacKinnon & Webb 2017, 2018); {advice}.")

@@ -2,6 +2,7 @@
 the permutation (randomisation-inference) engine and multiple-testing adjustments."""
 
 from impact.inference.absorb import FixedEffects, absorb
+from impact.inference.few_treated import RESIDUAL_METHODS, ResidualInference, residual_inference
 from impact.inference.htz import CR2_WALD_TESTS, LinearFit, cr2_wald_test, htz_test
 from impact.inference.multiplier import MultiplierDraws, multiplier_bootstrap
 from impact.inference.multiple import benjamini_hochberg, holm, romano_wolf, westfall_young
@@ -14,4 +15,5 @@ __all__ = [
     "holm", "benjamini_hochberg", "westfall_young", "romano_wolf",
     "multiplier_bootstrap", "MultiplierDraws",
     "cr2_wald_test", "htz_test", "LinearFit", "CR2_WALD_TESTS",
+    "residual_inference", "ResidualInference", "RESIDUAL_METHODS",
 ]
