@@ -291,7 +291,7 @@ def test_abadie_imbens_se_equals_formula(lalonde, ratio, convention):
     # of the unit and its J neighbours (R Matching / Stata teffects, the default) or AI (2006) eq. 14;
     # computed by loops. Tolerance 1e-8 relative.
     m = im.matching.match(lalonde, treatment="treat", covariates=COVS, replace=True, ratio=ratio)
-    res = m.effect(outcome="re78", **({} if convention == "sample_variance" else {"conditional_variance": convention}))
+    res = m.effect(outcome="re78", se="abadie_imbens", **({} if convention == "sample_variance" else {"conditional_variance": convention}))
     t = lalonde["treat"].to_numpy() == 1
     ts, cs = _scores(m, lalonde)
     y = lalonde["re78"].to_numpy(dtype=float)
@@ -409,10 +409,10 @@ def test_conditional_variance_conventions_agree_for_one_neighbour_and_are_valida
     # For J = 1 the sample variance of two outcomes, (a - b)^2 / 2, equals AI (2006) eq. 14's
     # J/(J+1) (a - b)^2; for J = 2 they differ.
     m = im.matching.match(lalonde, treatment="treat", covariates=COVS, replace=True)
-    one = [m.effect(outcome="re78", n_variance_matches=1, conditional_variance=c).std_error
+    one = [m.effect(outcome="re78", se="abadie_imbens", n_variance_matches=1, conditional_variance=c).std_error
            for c in ("sample_variance", "abadie_imbens_2006")]
     assert one[0] == pytest.approx(one[1], rel=1e-12)
-    two = [m.effect(outcome="re78", conditional_variance=c).std_error for c in ("sample_variance", "abadie_imbens_2006")]
+    two = [m.effect(outcome="re78", se="abadie_imbens", conditional_variance=c).std_error for c in ("sample_variance", "abadie_imbens_2006")]
     assert two[0] != pytest.approx(two[1], rel=1e-6)
     with pytest.raises(SpecError, match="conditional_variance"):
         m.effect(outcome="re78", conditional_variance="stata")

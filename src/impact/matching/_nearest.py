@@ -235,3 +235,76 @@ def greedy_vectors(Zt: np.ndarray, Zc: np.ndarray, order_t: np.ndarray, *, ratio
         np.ascontiguousarray(Zt, dtype=float), np.ascontiguousarray(Zc, dtype=float),
         np.asarray(order_t, dtype=np.int64), cand, int(ratio),
     )
+
+
+@njit(cache=True)
+def _match_sets_kernel(t_score, block_val, block_start, block_end, c_pos_sorted, ratio, caliper, ties, indptr, out, fill):
+    n_t = t_score.shape[0]
+    B = block_val.shape[0]
+    counts = np.zeros(n_t, dtype=np.int64)
+    for i in range(n_t):
+        x = t_score[i]
+        R = np.searchsorted(block_val, x)
+        L = R - 1
+        taken = 0
+        last = -1.0
+        slot = indptr[i] if fill else 0
+        while R < B or L >= 0:
+            if R < B and L >= 0:
+                dr = block_val[R] - x
+                dl = x - block_val[L]
+                if dr < dl or (dr == dl and c_pos_sorted[block_start[R]] < c_pos_sorted[block_start[L]]):
+                    b = R
+                else:
+                    b = L
+            elif R < B:
+                b = R
+            else:
+                b = L
+            dist = abs(block_val[b] - x)
+            if dist > caliper:
+                break
+            if taken >= ratio and (not ties or dist > last):
+                break
+            if b == R:
+                R += 1
+            else:
+                L -= 1
+            j = block_start[b]
+            while j < block_end[b] and (ties or taken < ratio):
+                if fill:
+                    out[slot] = c_pos_sorted[j]
+                    slot += 1
+                taken += 1
+                j += 1
+            last = dist
+        counts[i] = taken
+    return counts
+
+
+def match_sets(t_score, c_score, *, ratio: int, caliper: float = np.inf, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Matched sets (with replacement) of every query unit on a 1-D score, as CSR arrays.
+
+    Returns ``(indptr, indices)``: the matches of query ``i`` are ``indices[indptr[i]:indptr[i + 1]]``
+    (positions into ``c_score``), nearest first. Without ``ties`` each set holds the ``ratio``
+    nearest units (ties to the unit first in the data, as :func:`nearest_score_with_replacement`);
+    with ``ties`` it also holds every unit as near as the ``ratio``-th (R ``Matching``'s
+    ``ties = TRUE``, Stata ``teffects``). Units beyond ``caliper`` are never matched.
+    """
+    block_val, block_start, block_end, order = _blocks(np.asarray(c_score, dtype=float))
+    args = (np.asarray(t_score, dtype=float), block_val, block_start.astype(np.int64), block_end.astype(np.int64),
+            order.astype(np.int64), int(ratio), float(caliper), bool(ties))
+    counts = _match_sets_kernel(*args, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), False)
+    indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    out = np.empty(int(indptr[-1]), dtype=np.int64)
+    _match_sets_kernel(*args, indptr, out, True)
+    return indptr, out
+
+
+def dense_to_sets(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, k) match array with -1 for none -> CSR ``(indptr, indices)``."""
+    valid = pairs >= 0
+    indptr = np.zeros(len(pairs) + 1, dtype=np.int64)
+    np.cumsum(valid.sum(axis=1), out=indptr[1:])
+    return indptr, pairs[valid].astype(np.int64)

@@ -24,6 +24,7 @@ from impact.errors import (
 )
 from impact.inference.vcov import linear_vcov
 from impact.matching import _nearest
+from impact.matching._abadie_imbens import matching_variance, propensity_adjustment, set_counts
 from impact.matching._design import CovariateDesign, prepare_design
 from impact.matching._results import BalanceResult, LazyDiagnostics
 from impact.matching.balance import balance_table
@@ -38,7 +39,7 @@ CALIPER_SCALES = ("sd", "logit")
 ORDERS = ("largest", "smallest", "random", "data")
 DISCARDS = ("none", "treated", "control", "both")
 ESTIMANDS = ("ATT", "ATC", "ATE")
-SE_KINDS = ("cluster", "robust", "abadie_imbens")
+SE_KINDS = ("cluster", "robust", "abadie_imbens", "abadie_imbens_2016")
 STRATUM_METHODS = ("exact", "cem")
 ConditionalVariance = Literal["sample_variance", "abadie_imbens_2006"]
 CONDITIONAL_VARIANCE = ("sample_variance", "abadie_imbens_2006")
@@ -60,8 +61,10 @@ class Matching:
     distance : Series or None
         The score the matching used (propensity score or user score), if any.
     pairs : DataFrame or None
-        Nearest neighbour only: one row per treated (focal) unit, columns ``control_1..ratio``
-        holding the index labels of its matched controls.
+        Nearest neighbour only: one row per focal unit (treated for the ATT, comparison units for
+        the ATC, every unit for the ATE), columns ``control_1..ratio`` holding the index labels of
+        its matches from the other group (more columns when ``ties=True`` keeps ties; None past
+        the end of a smaller set).
     """
 
     method: str
@@ -79,7 +82,7 @@ class Matching:
     sample_flow: tuple[FlowStep, ...] = ()
     warnings: tuple[str, ...] = ()
     diagnostics: dict[str, Any] = field(default_factory=dict)
-    _match_positions: np.ndarray | None = field(default=None, repr=False)
+    _match_sets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
     _match_metric: np.ndarray | None = field(default=None, repr=False)
 
     # -- the matched sample -----------------------------------------------------------------
@@ -140,14 +143,14 @@ class Matching:
         if self.method in STRATUM_METHODS:
             return "robust"
         if self.settings.get("replace", False):
-            return "abadie_imbens"
+            return "abadie_imbens" if self._propensity_adjustment_unavailable() else "abadie_imbens_2016"
         return "cluster"
 
     def effect(
         self,
         outcome: str | None = None,
         *,
-        se: Literal["cluster", "robust", "abadie_imbens"] | None = None,
+        se: Literal["cluster", "robust", "abadie_imbens", "abadie_imbens_2016"] | None = None,
         covariates: str | list[str] | None = None,
         bias_adjust: bool = False,
         n_variance_matches: int = 2,
@@ -174,12 +177,18 @@ class Matching:
               clusters there: a few large strata make clustered SEs unreliable.
             - nearest-neighbour matching without replacement (pairs or k:1 sets): ``"cluster"``,
               CR1 clustered on matched sets, the vignette's ``vcov = ~subclass`` for pair matching.
-            - nearest-neighbour matching with replacement: ``"abadie_imbens"``, the Abadie-Imbens
-              (2006) matching variance (R ``Matching``, Stata ``teffects``).
+            - nearest-neighbour matching with replacement on a logit or probit score estimated by
+              :func:`match`: ``"abadie_imbens_2016"``, the Abadie-Imbens (2006) variance with the
+              Abadie-Imbens (2016) correction for the estimated score, as Stata's ``teffects
+              psmatch`` does by default;
+            - otherwise with replacement (a user-supplied score, Mahalanobis distance, caliper=,
+              exact= or discard=, or ``bias_adjust=True``): ``"abadie_imbens"``, the Abadie-Imbens
+              (2006) variance, which treats the score as known (R ``Matching``, Stata ``teffects
+              nnmatch``).
 
             Any other applicable choice may be named: ``"cluster"`` (CR1 on matched sets; needs every
-            matched unit in one set), ``"robust"`` (HC3), ``"abadie_imbens"`` (nearest neighbour
-            with replacement only).
+            matched unit in one set), ``"robust"`` (HC3), ``"abadie_imbens"`` and
+            ``"abadie_imbens_2016"`` (nearest neighbour with replacement only).
         covariates : list of str, optional
             Covariates added to the regression for precision ("regression on the matched
             sample"); not with ``"abadie_imbens"``.
@@ -215,8 +224,18 @@ class Matching:
         sigma_j^2] (Abadie & Imbens 2006, Theorem 7), with sigma_j^2 the sample variance of Y_j and
         its J nearest same-group outcomes, (1/J) sum_{m in {j} + N_J(j)} (Y_m - mean)^2 (R Matching,
         Stata teffects), or J/(J+1) (Y_j - mean of its J nearest controls)^2 (Abadie & Imbens 2006,
-        eq. 14; ``conditional_variance="abadie_imbens_2006"``). The extra variance from estimating
-        the propensity score (Abadie & Imbens 2016) is not included.
+        eq. 14; ``conditional_variance="abadie_imbens_2006"``). With ties kept (``match(ties=True)``)
+        K_j counts 1/|set| per set and K_j (K_j - 1) / M^2 becomes K_j^2 - sum 1/|set|^2, as in R
+        ``Matching``. The ATE (matches in both directions, K_i over both) uses
+        N^-2 [sum_i (Yhat_i(1) - Yhat_i(0) - tau)^2 + sum_i (K_i^2 + 2 K_i - K'_i) sigma_i^2]
+        (Theorem 7; (K/M)^2 + (2M - 1)/M K/M without ties).
+
+        ``"abadie_imbens_2016"`` adds the change from estimating the score (Theorems 1-2):
+        -c' I^-1 c / N for the ATE, (-c_t' I^-1 c_t + a' I^-1 a) / N for the ATT, with I the score
+        model's information matrix, c and c_t built from cov(X, Y | p(X), W = w) over the J + 1
+        nearest units of each group, and a = dATT/dtheta (see
+        :func:`impact.matching._abadie_imbens.propensity_adjustment`). It is never positive for
+        the ATE; for the ATT it can go either way.
 
         References
         ----------
@@ -224,6 +243,10 @@ class Matching:
         average treatment effects. Econometrica 74(1), 235-267. doi:10.1111/j.1468-0262.2006.00655.x
         Abadie, A. and Imbens, G. W. (2011). Bias-corrected matching estimators for average
         treatment effects. JBES 29(1), 1-11. doi:10.1198/jbes.2009.07333
+        Abadie, A. and Imbens, G. W. (2016). Matching on the estimated propensity score.
+        Econometrica 84(2), 781-807. doi:10.3982/ECTA11293
+        Greifer, N. Estimating effects after matching. MatchIt vignette (MatchIt >= 4.0),
+        https://kosukeimai.github.io/MatchIt/articles/estimating-effects.html
         Ho, Imai, King and Stuart (2011). MatchIt: nonparametric preprocessing for parametric causal
         inference. JSS 42(8). doi:10.18637/jss.v042.i08
         """
@@ -237,18 +260,30 @@ class Matching:
         replace = bool(self.settings.get("replace", False))
         if se is None:
             se = self.default_se
+            if se == "abadie_imbens_2016" and bias_adjust:  # the 2016 correction is for the plain estimator
+                se = "abadie_imbens"
         check_option("se", se, SE_KINDS)
         check_option("conditional_variance", conditional_variance, CONDITIONAL_VARIANCE)
         check_option("outcome_model", outcome_model, OUTCOME_MODELS)
         extra = as_list(covariates)
-        if se == "abadie_imbens":
+        matching_se = se in ("abadie_imbens", "abadie_imbens_2016")
+        if matching_se:
             if self.method not in ("nearest", "mahalanobis") or not replace:
                 raise SpecError(
-                    f"{where}: se='abadie_imbens' is for nearest-neighbour matching with replacement "
-                    "(replace=True); use se='cluster' for matching without replacement or strata."
+                    f"{where}: se={se!r} is for nearest-neighbour matching with replacement "
+                    "(replace=True); use se='cluster' for matching without replacement or se='robust' for strata."
                 )
             if extra:
-                raise SpecError(f"{where}: covariates= is not used with se='abadie_imbens'; use bias_adjust=True.")
+                raise SpecError(f"{where}: covariates= is not used with se={se!r}; use bias_adjust=True.")
+            if se == "abadie_imbens_2016":
+                why = self._propensity_adjustment_unavailable()
+                if why:
+                    raise SpecError(f"{where}: se='abadie_imbens_2016' corrects for a propensity score estimated by "
+                                    f"match() itself, but {why}. Use se='abadie_imbens' (score treated as known).")
+                if bias_adjust:
+                    raise SpecError(f"{where}: bias_adjust=True is not combined with se='abadie_imbens_2016' "
+                                    "(Abadie-Imbens 2016 derive the correction for the plain matching estimator); "
+                                    "use se='abadie_imbens' with bias_adjust=True.")
         elif bias_adjust:
             raise SpecError(f"{where}: bias_adjust=True needs se='abadie_imbens'.")
         if se == "cluster" and self.subclass.isna().loc[self.weights > 0].any():
@@ -276,17 +311,21 @@ class Matching:
             if not d.any() or d.all():
                 raise DataError(f"{where}: after dropping rows with a missing outcome, a group is empty.")
             n_clusters = None
-            if se == "abadie_imbens":
-                estimate, std_error, info = self._abadie_imbens(outcome, bias_adjust, n_variance_matches, conditional_variance)
+            if matching_se:
+                mv, extra_variance = self._abadie_imbens(outcome, bias_adjust, n_variance_matches, conditional_variance,
+                                                         adjust_for_score=se == "abadie_imbens_2016")
+                estimate, std_error = mv.estimate, math.sqrt(max(mv.variance + extra_variance, 0.0))
                 dof = math.inf
                 convention = ("sample variance of each unit and its neighbours, as R Matching and Stata teffects"
                               if conditional_variance == "sample_variance" else "Abadie-Imbens 2006 eq. 14")
                 inference = (
                     f"Abadie-Imbens (2006) matching variance, {n_variance_matches} same-group matches for "
                     f"the conditional variance ({convention})" + (", bias-adjusted (Abadie-Imbens 2011)" if bias_adjust else "")
+                    + (f", adjusted for the estimated {self.score_model.link} propensity score (Abadie-Imbens 2016)"
+                       if se == "abadie_imbens_2016" else "")
                     + "; normal reference distribution"
                 )
-                n_obs = int(info["n_obs"])
+                n_obs = mv.n_used
             else:
                 X = _outcome_design(y, d, w, [frame[c].to_numpy(dtype=float) for c in extra], self.estimand, outcome_model)
                 sw = np.sqrt(w)
@@ -345,64 +384,56 @@ class Matching:
             scores=scores,
         )
 
-    def _abadie_imbens(self, outcome: str, bias_adjust: bool, J: int, convention: str = "sample_variance") -> tuple[float, float, dict]:
-        """Abadie-Imbens ATT and variance from the stored matches (focal group = treated)."""
+    def _propensity_adjustment_unavailable(self) -> str | None:
+        """Why the Abadie-Imbens (2016) correction cannot be computed for this matching, or None."""
+        if self.score_model is None:
+            return "the score was supplied by the user (distance=<column>), so its estimation error is unknown"
+        if self.method != "nearest" or not self.settings.get("replace", False):
+            return "it applies to score matching with replacement"
+        if self.settings.get("caliper") is not None or self.settings.get("exact") or self.settings.get("discard", "none") != "none":
+            return "caliper=, exact= or discard= change the matched sample the correction is derived for"
+        return None
+
+    def _abadie_imbens(self, outcome: str, bias_adjust: bool, J: int, convention: str,
+                       adjust_for_score: bool = False):
+        """Matching estimate with its Abadie-Imbens (2006) variance, and the Abadie-Imbens (2016)
+        term for the estimated score when asked (0 otherwise)."""
         where = "Matching.effect"
         idx = self.weights.index
-        yall = pd.to_numeric(self.data.loc[idx, outcome], errors="coerce").to_numpy(dtype=float)
-        t = self.design.treated == 1
-        if self.estimand == "ATC":
-            t = ~t
-        focal = np.flatnonzero(t)
-        other = np.flatnonzero(~t)
-        pairs = self._match_positions  # (n_focal, M) positions into `other`, -1 none
-        matched = (pairs >= 0).all(axis=1)
-        bad = ~np.isfinite(yall)
-        if bad[focal[matched]].any() or bad[other].any():
+        y = pd.to_numeric(self.data.loc[idx, outcome], errors="coerce").to_numpy(dtype=float)
+        treated = self.design.treated == 1
+        # outcomes needed: the matched focal units and every unit of the groups matches come from
+        # (their conditional variances use same-group neighbours); all units for the 2016 correction
+        needed = np.ones(len(y), dtype=bool)
+        if not adjust_for_score:
+            for group, (focal, indptr, _) in self._match_sets.items():
+                if len(self._match_sets) == 1:
+                    needed[focal[np.diff(indptr) == 0]] = False
+        bad = ~np.isfinite(y) & needed
+        if bad.any():
             rows = ", ".join(map(str, idx[bad][:5]))
             raise DataError(f"{where}: the outcome {outcome!r} has missing or infinite values (rows {rows}); the "
                             "Abadie-Imbens variance needs it for every unit. Fix those values or drop those units before match().")
-        pairs = pairs[matched]
-        M = pairs.shape[1]
-        yf = yall[focal[matched]]
-        yo = yall[other]
-        y0hat = yo[pairs].mean(axis=1)
-        if bias_adjust:
-            Xo = self.design.model[other]
-            Xf = self.design.model[focal[matched]]
-            K = np.bincount(pairs.ravel(), minlength=len(other)).astype(float)
-            used = K > 0
-            A = np.column_stack([np.ones(used.sum()), Xo[used]])
-            sw = np.sqrt(K[used])
-            beta = np.linalg.lstsq(A * sw[:, None], yo[used] * sw, rcond=None)[0]
-            mu_f = np.column_stack([np.ones(len(Xf)), Xf]) @ beta
-            mu_o = np.column_stack([np.ones(len(Xo)), Xo]) @ beta
-            y0hat = y0hat + mu_f - mu_o[pairs].mean(axis=1)
-        diff = yf - y0hat
-        tau = float(diff.mean())
-        if self.estimand == "ATC":
-            tau, diff = -tau, -diff
-        K = np.bincount(pairs.ravel(), minlength=len(other)).astype(float)
-        # conditional variance of the comparison units: J nearest units of the same group
-        metric = self._match_metric[other].reshape(len(other), -1)
-        need = np.flatnonzero(K > 1)
-        sigma2 = np.zeros(len(other))
-        if need.size:
-            # J nearest other comparison units, ties to the unit first in the data (as the matches)
-            k = min(J + 1, len(other))
-            nb, _ = _nearest.candidate_lists(metric[need], metric, k)
-            self_col = nb == need[:, None]
-            keep = np.where(self_col.any(axis=1)[:, None], ~self_col, np.arange(k)[None, :] < k - 1)
-            nb = nb[keep].reshape(len(need), k - 1)
-            Jn = nb.shape[1]
-            if convention == "sample_variance":
-                group = np.column_stack([yo[need], yo[nb]])  # the unit and its Jn neighbours
-                sigma2[need] = group.var(axis=1, ddof=1)
-            else:
-                sigma2[need] = Jn / (Jn + 1) * (yo[need] - yo[nb].mean(axis=1)) ** 2
-        n1 = len(diff)
-        var = (np.sum((diff - (tau if self.estimand != "ATC" else tau)) ** 2) + np.sum(K * (K - 1) / M**2 * sigma2)) / n1**2
-        return tau, float(np.sqrt(var)), {"n_obs": n1 + int((K > 0).sum())}
+        ties = bool(self.settings.get("ties", False))
+        metric = self._match_metric
+        mv = matching_variance(y, treated, self._match_sets, self.estimand, metric, J=J, convention=convention,
+                               ties=ties, bias_X=self.design.model if bias_adjust else None)
+        if not adjust_for_score:
+            return mv, 0.0
+        effects = mv.unit_effects
+        if self.estimand != "ATE":  # the ATT's correction needs every unit's imputed effect
+            other = "control" if self.estimand == "ATT" else "treated"
+            focal = np.flatnonzero(~treated if other == "control" else treated)
+            pool = np.flatnonzero(treated if other == "control" else ~treated)
+            indptr, local = _nearest.match_sets(metric[focal], metric[pool], ratio=int(self.settings["ratio"]), ties=ties)
+            both = matching_variance(y, treated, {**self._match_sets, other: (focal, indptr, pool[local])}, "ATE", metric,
+                                     J=J, convention=convention, ties=ties)
+            effects = both.unit_effects
+        sm = self.score_model
+        X1 = np.column_stack([np.ones(len(y)), self.design.model])
+        extra = propensity_adjustment(y, treated, X1, sm.score, sm.linear, sm.link, self.estimand, mv.estimate,
+                                      effects, metric, L=J + 1, ties=ties)
+        return mv, extra
 
 
 def _outcome_design(y: np.ndarray, d: np.ndarray, w: np.ndarray, covariates: list[np.ndarray], estimand: str,
@@ -421,6 +452,103 @@ def _outcome_design(y: np.ndarray, d: np.ndarray, w: np.ndarray, covariates: lis
     target = d == 1 if estimand == "ATT" else (d == 0 if estimand == "ATC" else np.ones(len(d), dtype=bool))
     centred = [x - np.average(x[target], weights=w[target]) for x in covariates]
     return np.column_stack([np.ones_like(y), d, *centred, *[d * x for x in centred]])
+
+
+def _check_unmatched(n_unmatched: int, n_focal: int, focal: str, caliper, width: float, where: str) -> None:
+    """Raise when no focal unit found a match; warn (SampleWarning) when some did not."""
+    group = {"ATT": "treated", "ATC": "comparison"}.get(focal, focal)
+    if n_unmatched == n_focal:
+        raise EstimationError(
+            f"{where}: no {group} unit found a match"
+            + (f" within the caliper ({caliper} SD = {width:.4g} on the score)" if caliper is not None else "")
+            + ". Widen the caliper, drop exact= constraints, or check overlap."
+        )
+    if n_unmatched:
+        reason = "within the caliper" if caliper is not None else "(no comparison unit left or none in the exact= cell)"
+        warn(SampleWarning, f"{where}: {n_unmatched} of {n_focal} {group} unit(s) have no match {reason} and are dropped; the estimand becomes the effect on the matched units.")
+
+
+def _replacement_sets(metric, treated, keep, cell_codes, *, estimand, ratio, width, ties, score_metric, index, caliper, where):
+    """Matched sets with replacement in each direction the estimand needs.
+
+    Returns ``({"treated" | "control": (focal positions, indptr, indices)}, pairs)``: positions
+    index the estimation sample; the ATE matches treated units to comparison units and comparison
+    units to treated units. ``pairs`` holds the index labels of each focal unit's matches
+    (``control_1``, ... up to the largest set; None past a set's end).
+    """
+    directions = {"ATT": ("treated",), "ATC": ("control",), "ATE": ("treated", "control")}[estimand]
+    sets = {}
+    for group in directions:
+        focal_mask = treated if group == "treated" else ~treated
+        focal_all = np.flatnonzero(focal_mask & keep)
+        other_all = np.flatnonzero(~focal_mask & keep)
+        sizes = np.zeros(len(focal_all), dtype=np.int64)
+        members = [np.empty(0, np.int64)] * len(focal_all)
+        for cell in np.unique(cell_codes[focal_all]):
+            fsel = np.flatnonzero(cell_codes[focal_all] == cell)
+            osel = np.flatnonzero(cell_codes[other_all] == cell)
+            if osel.size == 0:
+                continue
+            f_idx, o_idx = focal_all[fsel], other_all[osel]
+            if score_metric:
+                ip, ix = _nearest.match_sets(metric[f_idx], metric[o_idx], ratio=ratio, caliper=width, ties=ties)
+            else:
+                dense, _ = _nearest.candidate_lists(metric[f_idx], metric[o_idx], ratio)
+                ip, ix = _nearest.dense_to_sets(dense)
+            found = o_idx[ix]
+            for k, row in enumerate(fsel):
+                members[row] = found[ip[k]:ip[k + 1]]
+                sizes[row] = ip[k + 1] - ip[k]
+        indptr = np.zeros(len(focal_all) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=indptr[1:])
+        indices = np.concatenate(members) if len(members) else np.empty(0, np.int64)
+        n_unmatched = int((sizes == 0).sum())
+        if estimand == "ATE" and n_unmatched:
+            raise EstimationError(
+                f"{where}: estimand='ATE' needs a match for every unit, but {n_unmatched} {group} unit(s) have none"
+                + (" within the caliper" if caliper is not None else " in their exact= cell")
+                + "; dropping them would change the estimand. Use estimand='ATT' or 'ATC', widen or drop the "
+                "caliper, or drop exact= constraints."
+            )
+        _check_unmatched(n_unmatched, len(focal_all), "ATT" if group == "treated" else "ATC", caliper, width, where)
+        sets[group] = (focal_all, indptr, indices)
+    frames = []
+    for focal_all, indptr, indices in sets.values():
+        size = np.diff(indptr)
+        width_max = int(size.max()) if len(size) else 0
+        labels = index.to_numpy()
+        cols = {}
+        for j in range(width_max):
+            has = size > j
+            col = np.full(len(size), None, dtype=object)
+            col[has] = labels[indices[indptr[:-1][has] + j]]
+            cols[f"control_{j + 1}"] = col
+        frames.append(pd.DataFrame(cols, index=index[focal_all]))
+    if len(frames) == 1:
+        return sets, frames[0]
+    # the ATE: one row per unit, in the data's order
+    order = np.concatenate([focal_all for focal_all, _, _ in sets.values()])
+    return sets, pd.concat(frames).iloc[np.argsort(order, kind="stable")]
+
+
+def _replacement_weights(sets, treated: np.ndarray, estimand: str, n: int) -> np.ndarray:
+    """Matching weights with replacement. ATT/ATC (MatchIt): matched focal units 1; a comparison unit
+    the sum of 1/|set| over the sets it is in, rescaled to sum to the number of comparison units
+    used. ATE: 1 + K for every unit, K summed over both directions, so that the weighted
+    difference in means is the matching estimator (1/N) sum_i (2W_i - 1)(1 + K_i) Y_i."""
+    w = np.zeros(n)
+    if estimand == "ATE":
+        w[:] = 1.0
+        for _, indptr, indices in sets.values():
+            w += set_counts(indptr, indices, n)[0]
+        return w
+    (focal_all, indptr, indices), = sets.values()
+    w[focal_all] = (np.diff(indptr) > 0).astype(float)
+    other = set_counts(indptr, indices, n)[0]
+    used = other > 0
+    if used.any():
+        other *= used.sum() / other.sum()
+    return w + other
 
 
 def _order(score: np.ndarray | None, n: int, m_order: str, seed: int | None) -> np.ndarray:
@@ -483,6 +611,7 @@ def match(
     estimand: Literal["ATT", "ATC", "ATE"] = "ATT",
     seed: int | None = None,
     outcome: str | None = None,
+    ties: bool = False,
 ) -> Matching:
     """Match treated and comparison units on covariates.
 
@@ -526,12 +655,23 @@ def match(
         (ceil(log2(n) + 1) bins from min to max), MatchIt's default. Categorical covariates are
         always matched exactly.
     estimand : {"ATT", "ATC", "ATE"}
-        ATE only for exact and CEM matching.
+        Exact and CEM: every stratum must hold both groups for the ATE (else EstimationError).
+        Nearest neighbour: the ATE matches treated units to comparison units and comparison units
+        to treated units (R ``Matching``'s ``Match(estimand = "ATE")``, Stata ``teffects
+        nnmatch``/``psmatch``), which needs ``replace=True`` and a match for every unit; the
+        weights are then 1 + K_i (K_i = times unit i serves as a match, 1/|set| each), so that the
+        weighted difference in means is the matching estimate.
     seed : int, optional
         Seed for ``m_order="random"``.
     outcome : str, optional
         Outcome column for :meth:`Matching.effect` when it is called without one (programme specs
         pass the outcome to every design). It plays no part in matching.
+    ties : bool
+        Score matching with replacement only. False (default, MatchIt): exactly ``ratio`` matches,
+        ties going to the unit first in the data. True: every comparison unit as near as the
+        ``ratio``-th is a match, each weighted 1/|set| (R ``Matching``'s ``ties = TRUE`` and Stata
+        ``teffects``, which report "max" matches), so results do not depend on the row order;
+        the conditional-variance neighbours of the Abadie-Imbens SE keep ties too.
 
     Returns
     -------
@@ -578,10 +718,18 @@ def match(
         raise SpecError(f"{where}: ratio must be a positive integer, got {ratio!r}.")
     if caliper is not None and (not np.isfinite(caliper) or caliper <= 0):
         raise SpecError(f"{where}: caliper must be a positive number of standard deviations, got {caliper!r}.")
-    if method in ("nearest", "mahalanobis") and estimand == "ATE":
+    if method in ("nearest", "mahalanobis") and estimand == "ATE" and not replace:
         raise SpecError(
-            f"{where}: estimand='ATE' is available for exact and CEM matching; nearest-neighbour matching "
-            "estimates the ATT (or ATC). For the ATE use ipw() or aipw()."
+            f"{where}: estimand='ATE' with nearest-neighbour matching matches treated units to comparison "
+            "units and comparison units to treated units, which needs replace=True (as R Matching's "
+            "Match(estimand = 'ATE') and Stata teffects nnmatch/psmatch)."
+        )
+    if not isinstance(ties, bool | np.bool_):
+        raise SpecError(f"{where}: ties must be True or False, got {ties!r}.")
+    if ties and not (method == "nearest" and replace):
+        raise SpecError(
+            f"{where}: ties=True keeps every comparison unit tied at the ratio-th distance on the score; it "
+            "is for score matching with replacement (method='nearest', replace=True)."
         )
     if method == "mahalanobis" and caliper is not None:
         raise SpecError(f"{where}: caliper= applies to score matching (method='nearest'), not to Mahalanobis matching.")
@@ -615,7 +763,7 @@ def match(
             "method": method, "distance": distance if method == "nearest" else None, "ratio": int(ratio),
             "replace": bool(replace), "caliper": caliper, "caliper_scale": caliper_scale,
             "exact": exact_cols, "discard": discard, "estimand": estimand, "seed": seed,
-            "covariates": covs, "treatment": treatment, "outcome": outcome,
+            "covariates": covs, "treatment": treatment, "outcome": outcome, "ties": bool(ties),
         }
         diagnostics: dict[str, Any] = {}
 
@@ -657,12 +805,13 @@ def match(
         weights = np.zeros(n)
         subclass = np.full(n, -1, dtype=np.int64)
         pairs_out = None
-        match_positions = None
+        match_sets = None
         metric = None
 
         # -- nearest neighbour -----------------------------------------------------------------
         if method in ("nearest", "mahalanobis"):
             focal_mask = treated if estimand == "ATT" else ~treated
+            width = math.inf
             metric_score = None
             if method == "nearest":
                 metric_score = score
@@ -689,71 +838,53 @@ def match(
                 cell_codes = pd.factorize(cells)[0]
             else:
                 cell_codes = np.zeros(n, dtype=np.int64)
-            focal_all = np.flatnonzero(focal_mask & keep)
-            other_all = np.flatnonzero(~focal_mask & keep)
-            pairs = -np.ones((len(focal_all), ratio), dtype=np.int64)
-            for cell in np.unique(cell_codes[focal_all]):
-                fsel = np.flatnonzero(cell_codes[focal_all] == cell)
-                osel = np.flatnonzero(cell_codes[other_all] == cell)
-                if osel.size == 0:
-                    continue
-                f_idx, o_idx = focal_all[fsel], other_all[osel]
-                if method == "nearest":
-                    order_t = _order(score[f_idx], len(f_idx), order_kind, seed)
-                    if replace:
-                        p = _nearest.nearest_score_with_replacement(metric[f_idx], metric[o_idx], ratio=ratio, caliper=width)
-                    else:
-                        p = _nearest.greedy_score(metric[f_idx], metric[o_idx], order_t, ratio=ratio, caliper=width)
-                else:
-                    order_t = _order(None, len(f_idx), order_kind, seed)
-                    if replace:
-                        p, _ = _nearest.candidate_lists(metric[f_idx], metric[o_idx], ratio)
-                        if p.shape[1] < ratio:
-                            p = np.pad(p, ((0, 0), (0, ratio - p.shape[1])), constant_values=-1)
-                    else:
-                        p = _nearest.greedy_vectors(metric[f_idx], metric[o_idx], order_t, ratio=ratio)
-                # map positions within the cell to positions within other_all
-                pairs[fsel] = np.where(p >= 0, osel[np.clip(p, 0, None)], -1)
-            n_unmatched = int((pairs[:, 0] < 0).sum())
-            if n_unmatched == len(focal_all):
-                raise EstimationError(
-                    f"{where}: no {'treated' if estimand == 'ATT' else 'comparison'} unit found a match"
-                    + (f" within the caliper ({caliper} SD = {width:.4g} on the score)" if caliper is not None else "")
-                    + ". Widen the caliper, drop exact= constraints, or check overlap."
+            if replace:
+                match_sets, pairs_out = _replacement_sets(
+                    metric, treated, keep, cell_codes, estimand=estimand, ratio=ratio, width=width if method == "nearest" else math.inf,
+                    ties=ties, score_metric=method == "nearest", index=frame.index, caliper=caliper, where=where,
                 )
-            if n_unmatched:
-                reason = "within the caliper" if caliper is not None else "(no control left)"
-                warn(SampleWarning, f"{where}: {n_unmatched} of {len(focal_all)} {'treated' if estimand == 'ATT' else 'comparison'} unit(s) have no match {reason} and are dropped; the estimand becomes the effect on the matched units.")
-            wf, wo = _nn_weights(pairs, len(focal_all), len(other_all))
-            weights[focal_all] = wf
-            weights[other_all] = wo
-            if not replace:
+                weights[:] = _replacement_weights(match_sets, treated, estimand, n)
+                diagnostics["n_unmatched_focal"] = sum(int((np.diff(ip) == 0).sum()) for _, ip, _ in match_sets.values())
+                if ties:
+                    diagnostics["max_matches"] = max(int(np.diff(ip).max()) for _, ip, _ in match_sets.values())
+            else:
+                focal_all = np.flatnonzero(focal_mask & keep)
+                other_all = np.flatnonzero(~focal_mask & keep)
+                pairs = -np.ones((len(focal_all), ratio), dtype=np.int64)
+                for cell in np.unique(cell_codes[focal_all]):
+                    fsel = np.flatnonzero(cell_codes[focal_all] == cell)
+                    osel = np.flatnonzero(cell_codes[other_all] == cell)
+                    if osel.size == 0:
+                        continue
+                    f_idx, o_idx = focal_all[fsel], other_all[osel]
+                    if method == "nearest":
+                        order_t = _order(score[f_idx], len(f_idx), order_kind, seed)
+                        p = _nearest.greedy_score(metric[f_idx], metric[o_idx], order_t, ratio=ratio, caliper=width)
+                    else:
+                        order_t = _order(None, len(f_idx), order_kind, seed)
+                        p = _nearest.greedy_vectors(metric[f_idx], metric[o_idx], order_t, ratio=ratio)
+                    # map positions within the cell to positions within other_all
+                    pairs[fsel] = np.where(p >= 0, osel[np.clip(p, 0, None)], -1)
+                n_unmatched = int((pairs[:, 0] < 0).sum())
+                _check_unmatched(n_unmatched, len(focal_all), estimand, caliper, width, where)
+                wf, wo = _nn_weights(pairs, len(focal_all), len(other_all))
+                weights[focal_all] = wf
+                weights[other_all] = wo
                 matched_rows = np.flatnonzero(pairs[:, 0] >= 0)
                 subclass[focal_all[matched_rows]] = np.arange(len(matched_rows))
                 valid = pairs[matched_rows] >= 0
                 sub_ids = np.broadcast_to(np.arange(len(matched_rows))[:, None], valid.shape)[valid]
                 subclass[other_all[pairs[matched_rows][valid]]] = sub_ids
-            labels = frame.index.to_numpy()
-            other_labels = labels[other_all]
-            pairs_out = pd.DataFrame(
-                {f"control_{j + 1}": pd.Series(other_labels[np.clip(pairs[:, j], 0, None)], dtype=object).where(pairs[:, j] >= 0, None).to_numpy()
-                 for j in range(ratio)},
-                index=frame.index[focal_all],
-            )
-            # positions into the focal/other arrays of the whole sample for the Abadie-Imbens SE
-            if replace:
-                other_pos_all = np.flatnonzero(~focal_mask)
-                remap = -np.ones(n, dtype=np.int64)
-                remap[other_pos_all] = np.arange(len(other_pos_all))
-                focal_pos_all = np.flatnonzero(focal_mask)
-                full = -np.ones((len(focal_pos_all), ratio), dtype=np.int64)
-                fmap = -np.ones(n, dtype=np.int64)
-                fmap[focal_pos_all] = np.arange(len(focal_pos_all))
-                full[fmap[focal_all]] = np.where(pairs >= 0, remap[other_all[np.clip(pairs, 0, None)]], -1)
-                match_positions = full
-            if len(other_all) < ratio * len(focal_all) and not replace:
-                warn(SmallComparisonWarning, f"{where}: {len(other_all)} comparison units for {len(focal_all)} focal units at ratio {ratio}: some cannot be matched without replacement.")
-            diagnostics["n_unmatched_focal"] = n_unmatched
+                labels = frame.index.to_numpy()
+                other_labels = labels[other_all]
+                pairs_out = pd.DataFrame(
+                    {f"control_{j + 1}": pd.Series(other_labels[np.clip(pairs[:, j], 0, None)], dtype=object).where(pairs[:, j] >= 0, None).to_numpy()
+                     for j in range(ratio)},
+                    index=frame.index[focal_all],
+                )
+                if len(other_all) < ratio * len(focal_all):
+                    warn(SmallComparisonWarning, f"{where}: {len(other_all)} comparison units for {len(focal_all)} focal units at ratio {ratio}: some cannot be matched without replacement.")
+                diagnostics["n_unmatched_focal"] = n_unmatched
 
         # -- exact and coarsened exact ---------------------------------------------------------
         else:
@@ -839,7 +970,7 @@ def match(
         sample_flow=tuple(flow),
         warnings=tuple(log),
         diagnostics=diagnostics,
-        _match_positions=match_positions,
+        _match_sets=match_sets,
         _match_metric=metric,
     )
 

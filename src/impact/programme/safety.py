@@ -254,7 +254,7 @@ ALLOWED_STEPS: Mapping[str, StepRule] = MappingProxyType(dict([
     _rule("honest_relative_magnitude", "HonestDiD relative-magnitudes sensitivity", Mbar=_numbers, target=_scalar,
           level=_level),
     _rule("honest_smoothness", "HonestDiD smoothness sensitivity", M=_numbers, target=_scalar, level=_level),
-    _rule("effect", "the effect in a matched sample", se=_choice("cluster", "robust", "abadie_imbens"),
+    _rule("effect", "the effect in a matched sample", se=_choice("cluster", "robust", "abadie_imbens", "abadie_imbens_2016"),
           covariates=lambda v: _short_text(v) or (isinstance(v, list) and all(_short_text(x) for x in v)),
           bias_adjust=_flag, n_variance_matches=_integer,
           conditional_variance=_choice("sample_variance", "abadie_imbens_2006"),
