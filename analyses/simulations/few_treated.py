@@ -182,6 +182,31 @@ def p_values_only() -> None:
     randomization._invert = no_interval
 
 
+def markdown(table: pd.DataFrame, units: int = N) -> str:
+    """The README table: one row per method, size (het. / hom.) for 1, 2, 3, 5, 8 treated, then power."""
+    part = table.loc[table["units"] == units]
+    cols = sorted(part["treated"].unique())
+    lines = ["| method (het. / hom. errors) | " + " | ".join(f"{k} treated" if i == 0 else f"{k}" for i, k in enumerate(cols))
+             + " | power (effect 1), " + " / ".join(str(k) for k in cols) + " treated, het. |",
+             "|---|" + "---|" * (len(cols) + 1)]
+
+    def cell(effect: float, k: int, errors: str, method: str) -> str:
+        hit = part.loc[(part["effect"] == effect) & (part["treated"] == k) & (part["errors"] == errors) & (part["method"] == method)]
+        return "–" if hit.empty else f"{hit['rejection_rate'].iloc[0]:.3f}"
+
+    methods = sorted(part["method"].unique(), key=lambda m: (m.split(":")[0], "default" not in m, m))
+    for m in methods:
+        size = [f"{cell(0.0, k, 'heteroskedastic', m)} / {cell(0.0, k, 'homoskedastic', m)}" for k in cols]
+        power = " / ".join(cell(1.0, k, "heteroskedastic", m) for k in cols)
+        name = m.replace("default (randomisation)", "**default** (randomisation)")
+        lines.append(f"| {name} | " + " | ".join(size) + f" | {power} |")
+    for effect, what in ((0.0, "size"), (1.0, "power")):
+        n = part.loc[part["effect"] == effect, "replications"]
+        if len(n):
+            lines.append(f"\n{what}: {n.min()}-{n.max()} replications per cell")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=1000, help="replications per size cell (effect 0)")
@@ -199,9 +224,13 @@ def main() -> None:
     parser.add_argument("--effects", type=float, nargs="*", default=[0.0, 1.0])
     parser.add_argument("--only", choices=GROUPS, nargs="*", default=list(GROUPS), help="method groups to run")
     parser.add_argument("--p-only", action="store_true", help="skip the test-inversion intervals (faster; same size)")
+    parser.add_argument("--markdown", action="store_true", help="print the README table from the CSV and stop")
     parser.add_argument("--update", action="store_true", help="merge into the existing CSV instead of replacing it")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("few_treated.csv"))
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(pd.read_csv(args.out), args.units))
+        return
     configs = [(k, e == "heteroskedastic") for e in args.errors for k in args.treated]
     if args.p_only:
         p_values_only()

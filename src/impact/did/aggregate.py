@@ -315,9 +315,10 @@ def aggregate_att_gt(
     if kind == "dynamic":
         lab = np.array(labels)
         pre = np.flatnonzero((lab < 0) & ~zero_se[1:])
-        if len(pre) and ri is not None:
+        pretrend_ri = result.randomization if result.randomization is not None else getattr(result, "pretrend_randomization", None)
+        if len(pre) and pretrend_ri is not None:  # randomisation pre-test (also above the "auto" threshold)
             diagnostics["pretrend_wald_event_time"] = {
-                **result.randomization.joint_test_cells(omega[1 + pre], att),
+                **pretrend_ri.joint_test_cells(omega[1 + pre], att),
                 "null": "all pre-treatment event-time effects = 0",
                 "event_times": [int(v) if float(v).is_integer() else float(v) for v in lab[pre]]}
             diagnostics["pretrend_test"] = diagnostics["pretrend_wald_event_time"]  # read by pretrend_test()

@@ -284,6 +284,7 @@ class _Fit:
     acrt: float
     if_acrt: np.ndarray  # (N,)
     omega: np.ndarray  # (R, cells)
+    cell_att: np.ndarray  # (cells,) binarised ATT of every cell
     ybar: dict  # cohort code -> weighted post-period adjusted changes of its treated units (for ACRT randomisation)
     weight_sum: dict  # cohort code -> total weight of its post cells
 
@@ -357,7 +358,7 @@ def _estimate(panel: _Panel, cells: list[dict], cohort_code: np.ndarray, basis: 
         if_curve[:, n_grid:] -= np.outer(control_part[k], dPsi_eval @ intercept)
         if_acrt[treated] += (lever @ dbar) * resid[k]
         if_acrt -= control_part[k] * float(dbar @ intercept)
-    return _Fit(att_d, acrt_d, if_curve, omega @ att_glob, if_binarised, acrt, if_acrt, omega, ybar,
+    return _Fit(att_d, acrt_d, if_curve, omega @ att_glob, if_binarised, acrt, if_acrt, omega, att_glob, ybar,
                 {k: float(omega[0, [j for j, c in enumerate(cells) if c["k"] == k]].sum()) for k in share})
 
 
@@ -462,7 +463,8 @@ def _cohort_randomization(panel, cells, fit, cohort_code, n_permutations, seed, 
     ri = engine.run(alpha, M, level)
     notes = ri.row_notes(engine.treated_blocks(M))
     how = ri.description()
-    return ri, [how if n is None else how + ("" if str(n).startswith("; ") else "; ") + str(n) for n in notes]
+    rows = [how if n is None else how + ("" if str(n).startswith("; ") else "; ") + str(n) for n in notes]
+    return ri, rows, (engine, alpha)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -534,7 +536,8 @@ def dose_response(
     DoseResponseResult
         ``tidy()`` rows ``"ATT"`` (ATT^o, the headline), ``"ACRT"`` (ACRT^o) and ``"e=..."`` (event study of
         the binarised effect); ``curve`` holds ``dose, att, att_std_error, att_conf_low, att_conf_high,
-        att_band_low, att_band_high`` and the same for ``acrt``.
+        att_band_low, att_band_high`` and the same for ``acrt``. ``diagnostics["pretrend_wald_event_time"]``
+        is the joint test of the pre-treatment event-time effects (randomisation or Wald, as the averages).
 
     Notes
     -----
@@ -643,7 +646,8 @@ def _fit(panel, *, outcome, dose, cohort, control_group, base_period, anticipati
                                   n_units=n_treated + n_untreated, supported=None, where=where)
     if use_ri:
         order = np.r_[0, 2:len(terms)]
-        ri, how = _cohort_randomization(panel, cells, fit, cohort_code, n_permutations, seed, level, where)
+        ri, how, (engine, alpha) = _cohort_randomization(panel, cells, fit, cohort_code, n_permutations, seed, level,
+                                                          where)
         table.loc[order, "p_value"] = ri.p_value
         table.loc[order, "conf_low"] = ri.conf_low
         table.loc[order, "conf_high"] = ri.conf_high
@@ -660,6 +664,24 @@ def _fit(panel, *, outcome, dose, cohort, control_group, base_period, anticipati
             table.loc[1, "inference"] = how_dose + ("" if note is None else str(note))
         with np.errstate(divide="ignore", invalid="ignore"):
             table["statistic"] = table["estimate"] / table["std_error"]
+    pre = np.flatnonzero((event_times < 0) & (se_bin[1:] > 0))  # event-time rows before the start (not the reference)
+    pretrend = None
+    if len(pre):
+        if use_ri:
+            effects = np.zeros((K + 1, panel.Y.shape[1]))
+            for j, c in enumerate(cells):
+                if c["post"] and not c["reference"]:
+                    effects[c["k"], c["ti"]] = fit.cell_att[j]
+            pretrend = engine.joint_test(alpha[1 + pre], effects, "estimated ATT(g, t)")
+        else:
+            b = fit.binarised[1 + pre]
+            V = fit.if_binarised[:, 1 + pre].T @ fit.if_binarised[:, 1 + pre]
+            statistic = float(b @ np.linalg.pinv(V) @ b)
+            pretrend = {"statistic": statistic, "df_num": float(len(pre)), "df_denom": None,
+                        "p_value": float(stats.chi2.sf(statistic, len(pre))),
+                        "method": "Wald test with the influence-function covariance, chi-squared reference"}
+        pretrend["null"] = "all pre-treatment event-time effects = 0 (parallel pre-trends)"
+        pretrend["n_pre_periods"] = int(len(pre))
     curve_inference = analytic
     if min(n_treated, n_untreated) < 50:
         warn(FragileInferenceWarning,
@@ -681,7 +703,8 @@ def _fit(panel, *, outcome, dose, cohort, control_group, base_period, anticipati
                      "cohorts_left_out": [str(show(panel.periods[starts[k]])) for k in small],
                      "untreated_units": n_untreated,
                      "dose_range": [float(treated_doses.min()), float(treated_doses.max())],
-                     "dose_response": _curve_summary(curve)},
+                     "dose_response": _curve_summary(curve),
+                     **({"pretrend_wald_event_time": pretrend} if pretrend is not None else {})},
     )
 
 
