@@ -102,6 +102,7 @@ class ATTGTResult(Result):
         min_e: float | None = None,
         max_e: float | None = None,
         balance_e: int | None = None,
+        inference: Literal["conley_taber"] | None = None,
     ) -> Result:
         """Aggregate the ATT(g, t) into overall, event-time, cohort or calendar-time effects.
 
@@ -109,7 +110,7 @@ class ATTGTResult(Result):
         """
         from impact.did.aggregate import aggregate_att_gt
 
-        return aggregate_att_gt(self, kind, min_e=min_e, max_e=max_e, balance_e=balance_e)
+        return aggregate_att_gt(self, kind, min_e=min_e, max_e=max_e, balance_e=balance_e, inference=inference)
 
     def figures(self) -> dict[str, Callable[[Axes | None], Axes]]:
         return {"Group-time average treatment effects": self.plot_group_time}
