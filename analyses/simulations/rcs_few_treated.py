@@ -8,8 +8,7 @@ a region effect, a common trend, a region-by-period shock (sd 0.3: the reason to
 and noise. For each replication ``im.did.att_gt(panel=False, cluster="region")`` is fitted with its
 default inference (randomisation inference permuting start years across the 20 regions; 999 random
 draws of the 29,070 assignments here to keep the script fast, the default is 9,999; seeded apart from
-the data: draws made with the generator state that drew the observed assignment are not independent
-of it, and with the data's own seed the test rejected 7.7%), with
+the data's seed, so the draws are independent of the observed assignment), with
 ``inference="analytic"`` (influence-function SEs summed within regions) and with the multiplier
 bootstrap by region with Webb weights (499 draws); the table reports the share of replications whose
 95% interval for the dynamic ATT excludes zero, with its Monte Carlo standard error. Prints the table.
