@@ -212,3 +212,45 @@ def test_bad_input_raises_typed_errors():
     before = df.copy()
     im.did.ddd_gt(df, **KW, inference="analytic")
     pd.testing.assert_frame_equal(df, before)  # the user's frame is not modified
+
+
+@pytest.mark.filterwarnings("ignore::impact.errors.ImpactWarning")
+def test_a_spec_may_name_the_staggered_ddd(tmp_path):
+    # a programme spec names did.ddd_gt with a dynamic aggregation; the report's evidence profile is
+    # the triple-differences one (SMS level 3, the DDD assumption), and the result reaches results.json
+    from impact.programme.runner import evaluate
+    from impact.programme.spec import load_spec, resolve_design
+    from impact.report.evidence import profile
+
+    assert resolve_design("did.ddd_gt") is im.did.ddd_gt
+    assert profile("did.ddd_gt").family == "Triple differences" and profile("did.ddd_gt").sms_level == "3"
+    simulate(n=600, seed=2).rename(columns={"y": "NB_EMPRATE"}).to_csv(tmp_path / "firms.csv", index=False)
+    (tmp_path / "ddd.toml").write_text('''
+[programme]
+id = "ddd_demo"
+name = "Support for small firms, enabled region by region"
+regions = ["A", "B"]
+questions = ["Did employment of small firms rise?"]
+
+[effect_chain]
+impacts = [{ text = "Employment", indicators = ["NB_EMPRATE"] }]
+
+[[data]]
+name = "firms"
+path = "firms.csv"
+description = "Simulated firms: enabling period of their region (group), eligibility (partition)."
+
+[[evaluations]]
+name = "Employment of eligible firms"
+question = "Did employment rise?"
+outcome = "NB_EMPRATE"
+data = "firms"
+design = "did.ddd_gt"
+options = { unit = "id", time = "time", cohort = "group", partition = "partition", covariates = ["x"], control_group = "notyet" }
+then = [{ method = "aggregate", kind = "dynamic" }]
+''', encoding="utf-8")
+    run = evaluate(load_spec(tmp_path / "ddd.toml"))
+    outcome = run.outcomes[0]
+    assert outcome.error is None, outcome.error
+    assert outcome.result.design == "ddd_gt/dynamic"
+    assert np.isfinite(outcome.result.estimate)

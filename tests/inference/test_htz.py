@@ -209,3 +209,15 @@ def test_reference_script_reproduces_the_json(tmp_path):
     subprocess.run(["Rscript", str(script)], check=True, cwd=Path(__file__).parents[2], capture_output=True)
     fresh = json.loads((tmp_path / "htz.json").read_text())
     assert fresh["results"] == REF["results"]
+
+
+def test_cr2_result_with_its_linear_model_pickles_for_parallel_runs():
+    import pickle
+
+    organ = im.datasets.load("organ_donations")
+    organ["treated"] = ((organ.State == "California") & (organ.Quarter_Num >= 4)).astype(int)
+    res = im.did.twfe(organ, outcome="Rate", treatment="treated", unit="State", time="Quarter_Num", vcov="CR2")
+    again = pickle.loads(pickle.dumps(res))
+    assert im.inference.htz_test(again, "ATT")["p_value"] == im.inference.htz_test(res, "ATT")["p_value"]
+    with pytest.raises(AttributeError):
+        res.linear_fit.X = None

@@ -1,6 +1,6 @@
 """Default standard errors of ``Matching.effect`` and the designs' estimands, against their sources.
 
-Stratum designs (exact, CEM): tests/matching/reference/matchit_effects.json, written by
+Stratum designs (exact, CEM, propensity-score subclassification): tests/matching/reference/matchit_effects.json, written by
 matchit_effects.R (R 4.2.2, MatchIt 4.5.1, sandwich 3.0.2): ``lm(re78 ~ treat, data =
 match.data(m), weights = weights)`` with ``sandwich::vcovHC(fit, type = "HC3")``, the SE MatchIt's
 vignette "Estimating Effects After Matching" recommends for stratum designs
@@ -28,9 +28,14 @@ DESIGNS = {
     "exact": dict(covariates=["race", "married", "nodegree"], method="exact"),
     "cem_default": dict(covariates=COVS, method="cem"),
     "cem_user": dict(covariates=COVS, method="cem", cutpoints={"age": 4, "educ": [0, 9, 12, 16], "re74": 3}),
+    "subclass": dict(covariates=COVS, method="subclass"),  # MatchIt's default 6 subclasses, logit score
 }
 # CEM leaves strata with one group only; their ATE is refused (see test below), MatchIt's is not
-CASES = [("exact", "ATT"), ("exact", "ATE"), ("cem_default", "ATT"), ("cem_user", "ATT")]
+CASES = [("exact", "ATT"), ("exact", "ATE"), ("cem_default", "ATT"), ("cem_user", "ATT"),
+         ("subclass", "ATT"), ("subclass", "ATE"), ("subclass", "ATC")]
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::impact.errors.OverlapWarning")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +73,15 @@ def test_interacted_outcome_model_is_the_vignettes_g_computation(lalonde, design
 def test_cem_ate_with_one_sided_strata_is_refused(lalonde):
     with pytest.raises(EstimationError, match=r"estimand='ATE' needs treated and comparison units in every stratum"):
         im.matching.match(lalonde, treatment="treat", estimand="ATE", **DESIGNS["cem_default"])
+
+
+def test_subclass_input_errors(lalonde):
+    with pytest.raises(EstimationError, match="subclasses hold units of one group only"):
+        im.matching.match(lalonde, treatment="treat", covariates=COVS, method="subclass", n_subclasses=40)
+    with pytest.raises(im.errors.SpecError, match="n_subclasses must be an integer of at least 2"):
+        im.matching.match(lalonde, treatment="treat", covariates=COVS, method="subclass", n_subclasses=1)
+    with pytest.raises(im.errors.SpecError, match="n_subclasses= is for method='subclass'"):
+        im.matching.match(lalonde, treatment="treat", covariates=COVS, n_subclasses=4)
 
 
 def test_pair_matching_keeps_clustering_on_pairs(lalonde):

@@ -16,7 +16,7 @@ import numpy as np
 from impact.data import check_option
 from impact.did._randomization import rescaled_covariance
 from impact.did.pretrends import EventTimeMethods
-from impact.errors import SpecError
+from impact.errors import EstimationError, SpecError
 from impact.inference.vcov import wald_test
 from impact.results import Result, effects_table
 
@@ -132,6 +132,7 @@ def aggregate_att_gt(
     min_e: float | None = None,
     max_e: float | None = None,
     balance_e: int | None = None,
+    inference: Literal["conley_taber"] | None = None,
 ) -> ATTAggregateResult:
     """Aggregate group-time ATTs into summary effects (R ``did::aggte``).
 
@@ -149,6 +150,12 @@ def aggregate_att_gt(
     balance_e : int, optional
         Dynamic: keep only cohorts observed for at least ``balance_e`` periods after treatment, so that
         the composition of cohorts is the same for e = 0..balance_e.
+    inference : {None, "conley_taber"}
+        None: the fit's inference (randomisation inference by default with few treated units).
+        "conley_taber" (``kind="simple"`` only): Conley & Taber (2011) residual-based inference, the
+        ATT's estimation error approximated by two-way demeaned outcomes of the never-treated units
+        (:mod:`impact.inference.few_treated`); needs the fit's randomisation data (balanced panel, no
+        covariates) and never-treated units.
 
     Returns
     -------
@@ -170,6 +177,9 @@ def aggregate_att_gt(
     from impact.did.att_gt import _covariance, _standard_errors
 
     check_option("kind", kind, ("simple", "dynamic", "group", "calendar"))
+    inference_choice = inference
+    if inference is not None:
+        check_option("inference", inference, ("conley_taber",))
     if balance_e is not None and kind != "dynamic":
         raise SpecError("balance_e applies to kind='dynamic' only.")
     cells = result.group_time()
@@ -269,7 +279,11 @@ def aggregate_att_gt(
     se = np.where(zero_se, np.nan, se)  # e.g. the reference period of a universal base period
     omega = np.vstack([omega_overall, *omega_rows])
     ri = None
-    if result.randomization is not None:
+    if inference_choice is not None:
+        ri = _conley_taber(result, omega, estimates, kind, inference_choice)
+        inference = ri.description("clusters" if "clusters" in result.randomization.unit_word else "units")
+        se = np.where(zero_se, np.nan, ri.std_error)
+    elif result.randomization is not None:
         ri = result.randomization.run_cells(omega, result.level)
         inference = ri.description()
         se = np.where(zero_se, np.nan, ri.std_error)
@@ -289,7 +303,8 @@ def aggregate_att_gt(
         nan_if = lambda v: np.where(zero_se, np.nan, v)  # noqa: E731
         table = effects_table(terms, estimates, se, level=result.level, p_values=nan_if(ri.p_value),
                               conf_low=nan_if(ri.conf_low), conf_high=nan_if(ri.conf_high), **extra)
-        notes = np.where(zero_se, None, result.randomization.row_notes(ri, omega))
+        notes = (np.full(len(terms), None) if hasattr(ri, "residual") else
+                 np.where(zero_se, None, result.randomization.row_notes(ri, omega)))
         if any(n is not None for n in notes):  # why an interval is unbounded, appended by tidy()
             table["inference"] = notes
     else:
@@ -326,7 +341,8 @@ def aggregate_att_gt(
         n_units=result.n_units,
         n_treated=result.n_treated,
         n_clusters=result.n_clusters,
-        settings={**settings, "aggregation": kind, "min_e": min_e, "max_e": max_e, "balance_e": balance_e},
+        settings={**settings, "aggregation": kind, "min_e": min_e, "max_e": max_e, "balance_e": balance_e,
+                  **({"inference": inference_choice} if inference_choice else {})},
         warnings=result.warnings,
         sample_flow=result.sample_flow,
         diagnostics=diagnostics,
@@ -334,3 +350,38 @@ def aggregate_att_gt(
         influence=full_if,
         vcov=rescaled_covariance(_covariance(full_if, result.unit_clusters, result.n_clusters), se),  # table order
     )
+
+
+def _conley_taber(result: ATTGTResult, omega: np.ndarray, estimates: np.ndarray, kind: str, method: str):
+    """Conley-Taber inference on the simple ATT, from the fit's cohort-sum representation.
+
+    The ATT is sum_b alpha[k_b] . Y_b over randomisation units b (cohort k_b), so unit b's weight on its
+    own errors is alpha[k_b]; control residuals are the never-treated units' two-way demeaned outcomes.
+    Returns an object with the fields of the randomisation result that ``aggregate_att_gt`` reads.
+    """
+    from types import SimpleNamespace
+
+    from impact.inference.few_treated import residual_inference
+
+    where = "aggregate"
+    if kind != "simple":
+        raise SpecError(f"{where}: inference={method!r} is available for kind='simple' only.")
+    data = result.randomization
+    if data is None:
+        raise SpecError(
+            f"{where}: inference={method!r} needs the fit's cohort-sum representation, kept when att_gt uses "
+            "randomisation inference (balanced panel, no covariates, fewer than 50 treated units); refit att_gt "
+            "with inference='randomization'.")
+    control = data.labels == data.K
+    if control.sum() < 2:
+        raise EstimationError(f"{where}: inference={method!r} needs at least 2 never-treated units, found {int(control.sum())}.")
+    alpha = np.einsum("c,ckt->kt", omega[0], data.C)
+    A = alpha[data.labels]
+    Yc = data.Yb[control]
+    E = np.zeros_like(data.Yb, dtype=float)
+    E[control] = Yc - Yc.mean(axis=1, keepdims=True) - Yc.mean(axis=0, keepdims=True) + Yc.mean()
+    out = residual_inference(float(estimates[0]), E, A, ~control, method=method, level=result.level,
+                             n_draws=data.n_permutations, seed=data.seed, where=where)
+    return SimpleNamespace(p_value=np.array([out.p_value]), conf_low=np.array([out.conf_low]),
+                           conf_high=np.array([out.conf_high]), std_error=np.array([out.std_error]),
+                           description=out.description, residual=out)

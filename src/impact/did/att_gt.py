@@ -102,6 +102,7 @@ class ATTGTResult(Result):
         min_e: float | None = None,
         max_e: float | None = None,
         balance_e: int | None = None,
+        inference: Literal["conley_taber"] | None = None,
     ) -> Result:
         """Aggregate the ATT(g, t) into overall, event-time, cohort or calendar-time effects.
 
@@ -109,7 +110,7 @@ class ATTGTResult(Result):
         """
         from impact.did.aggregate import aggregate_att_gt
 
-        return aggregate_att_gt(self, kind, min_e=min_e, max_e=max_e, balance_e=balance_e)
+        return aggregate_att_gt(self, kind, min_e=min_e, max_e=max_e, balance_e=balance_e, inference=inference)
 
     def figures(self) -> dict[str, Callable[[Axes | None], Axes]]:
         return {"Group-time average treatment effects": self.plot_group_time}
@@ -311,7 +312,9 @@ def att_gt(
         repeated cross-sections or ``unbalanced="keep"`` (the sample differs between periods, so start
         years cannot be permuted across a fixed set of units): there "auto" is analytic, warns
         (FragileInferenceWarning) when fewer than 50 treated or untreated units/clusters exist, and
-        the result's ``inference`` text says so; "randomization" raises a SpecError.
+        the result's ``inference`` text says so; "randomization" raises a SpecError. With 4 of 20
+        regions treated the 5% test then rejects about 20% of the time under the null (Webb bootstrap
+        by region 18.5%; ``analyses/simulations/rcs_few_treated.py``): read such intervals as optimistic.
     n_permutations : int
         Randomisation inference enumerates every assignment when there are at most this many, else
         draws this many (seeded by ``seed``).

@@ -285,8 +285,10 @@ def _randomization(panel: _Panel, cells, *, inference, control_group, covs, clus
     """
     from impact.did._randomization import CohortSums
     from impact.inference.permutation import AssignmentScheme
-    from impact.inference.randomization import choose_randomization
+    from impact.inference.randomization import RI_TREATED_THRESHOLD, choose_randomization
 
+    if inference == "analytic":
+        return None
     S, Q, Y = panel.S, panel.Q, panel.Y
     N, T = Y.shape
     cohorts = np.unique(S[S > 0])
@@ -303,6 +305,9 @@ def _randomization(panel: _Panel, cells, *, inference, control_group, covs, clus
     if reason is None and np.any(labels[blocks] != code):
         reason = ("enabling dates differ within some clusters, so they were not assigned by cluster; cluster at the "
                   "level at which the programme was enabled")
+    n_treated = int(np.count_nonzero(labels != K))
+    if inference == "auto" and min(n_treated, B - n_treated) >= RI_TREATED_THRESHOLD:
+        return None  # many treated groups: the analytic path (choose_randomization's rule, decided cheaply)
     eligible = np.bincount(blocks, weights=Q.astype(float), minlength=B)
     ineligible = np.bincount(blocks, weights=(~Q).astype(float), minlength=B)
     _, strata = np.unique(np.column_stack([eligible, ineligible]), axis=0, return_inverse=True)
@@ -314,7 +319,6 @@ def _randomization(panel: _Panel, cells, *, inference, control_group, covs, clus
         reason = (f"the {word} differ in their numbers of eligible and ineligible units, so permuting enabling dates "
                   "would change the cell sizes and the DDD would not be a fixed linear map of cell sums; only "
                   f"{int(total)} assignment(s) keep every cell's size (not implemented beyond that)")
-    n_treated = int(np.count_nonzero(labels != K))
     if not choose_randomization(inference, n_treated_units=n_treated, n_untreated_units=B - n_treated,
                                 n_units=B, supported=reason, where=where):
         return None

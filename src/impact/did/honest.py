@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from impact.results import Result, effects_table
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["HonestResult", "flci_smoothness", "honest", "rm_bonferroni"]
+__all__ = ["HonestResult", "flci_smoothness", "honest", "rm_bonferroni", "rm_conditional"]
 
 Method = Literal["relative_magnitude", "smoothness"]
 ORIGINAL = "original"
@@ -229,6 +230,204 @@ def rm_bonferroni(
             "critical_value": z}
 
 
+# -- relative magnitudes: the conditional and hybrid tests of Andrews, Roth & Pakes ----------------------
+
+RMTest = Literal["hybrid", "conditional", "bonferroni"]
+_MAX_BASES = 400_000  # candidate bases of the dual polytope enumerated at once (beyond: Bonferroni)
+
+
+def _rm_polyhedra(n_pre: int, n_post: int, Mbar: float) -> list[np.ndarray]:
+    """Delta^RM(Mbar) as a union of polyhedra {delta: A delta <= 0}, one per pre-period first difference s
+    (the largest) and its sign, in the coordinates (delta_pre without e=-1, delta_post). Only the rows that
+    involve post-period coordinates are kept (HonestDiD's ``postPeriodMomentsOnly``): the others restrict
+    pre-period coefficients alone, which the test does not need to be valid."""
+    n = n_pre + n_post
+    # first differences over the full grid (pre, reference e=-1, post): n rows, n + 1 columns
+    diff = np.zeros((n, n + 1))
+    diff[np.arange(n), np.arange(n)] = -1.0
+    diff[np.arange(n), np.arange(n) + 1] = 1.0
+    out = []
+    for s in range(n_pre):  # the s-th pre-period difference (the last one steps into e=-1)
+        for sign in (1.0, -1.0):
+            bound = sign * diff[s]
+            scale = np.where(np.arange(n) < n_pre, 1.0, Mbar)[:, None]
+            A = np.vstack([diff - scale * bound, -diff - scale * bound])
+            A = np.delete(A, n_pre, axis=1)  # delta(-1) = 0
+            keep = np.abs(A[:, n_pre:]).sum(axis=1) > 1e-12
+            out.append(A[keep])
+    return out
+
+
+def _paired_rays(X: np.ndarray) -> np.ndarray | None:
+    """Extreme rays of the cone {lambda >= 0: X'lambda = 0} when the rows of X come in pairs (x_i, -x_i)
+    and the x_i have a one-dimensional dependency mu (sum mu_i x_i = 0), as for Delta^RM: the pairs
+    e_i+ + e_i- and the dependency split by sign, (mu+, mu-) and (mu-, mu+). None if X is not of that form."""
+    m, k = X.shape
+    h = m // 2
+    if m != 2 * h or not np.allclose(X[:h], -X[h:], atol=1e-12 * max(1.0, float(np.abs(X).max()))):
+        return None
+    _, sv, vt = np.linalg.svd(X[:h].T)  # k x h
+    if h - int(np.sum(sv > 1e-10 * max(1.0, float(sv.max(initial=0.0))))) != 1:
+        return None
+    mu = vt[-1]
+    rays = [np.concatenate([np.eye(h)[i], np.eye(h)[i]]) for i in range(h)]
+    rays += [np.concatenate([np.clip(mu, 0, None), np.clip(-mu, 0, None)]),
+             np.concatenate([np.clip(-mu, 0, None), np.clip(mu, 0, None)])]
+    return np.array(rays).T  # m x (h + 2)
+
+
+def _dual_vertices(sd: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Vertices of {lambda >= 0: lambda'sd = 1, X'lambda = 0} (columns): the extreme rays of the cone
+    {lambda >= 0: X'lambda = 0}, scaled to lambda'sd = 1 (closed form for Delta^RM, else by enumerating bases).
+
+    The ARP statistic ``eta(y) = min_gamma max_j (y_j - X_j gamma) / sd_j`` equals ``max over these vertices
+    of lambda'y`` (LP duality), so once the vertices are known every grid point, every simulated draw and
+    the truncation bounds are matrix products, not linear programmes."""
+    m, k = X.shape
+    if k == 0:
+        return np.diag(1.0 / sd)
+    rays = _paired_rays(X)
+    if rays is not None:
+        return rays / (sd @ rays)[None, :]
+    if math.comb(m, k + 1) > _MAX_BASES:
+        raise EstimationError("honest: the moment inequalities have too many constraints to enumerate the vertices "
+                              "of the ARP test's dual; use test='bonferroni'.")
+    W = np.column_stack([sd, X])  # m x (k + 1)
+    bases = np.array(list(itertools.combinations(range(m), k + 1)))
+    mats = np.transpose(W[bases], (0, 2, 1))  # (nb, k+1, k+1): W_B'
+    scale = np.abs(mats).max(axis=(1, 2))
+    ok = np.abs(np.linalg.det(mats / scale[:, None, None])) > 1e-10
+    rhs = np.zeros(k + 1)
+    rhs[0] = 1.0
+    sol = np.linalg.solve(mats[ok], np.broadcast_to(rhs, (int(ok.sum()), k + 1))[..., None])[..., 0]
+    feasible = (sol >= -1e-10).all(axis=1)
+    lam = np.zeros((int(feasible.sum()), m))
+    rows = np.repeat(np.arange(lam.shape[0]), k + 1)
+    lam[rows, bases[ok][feasible].ravel()] = np.clip(sol[feasible], 0, None).ravel()
+    lam = np.unique(np.round(lam, 12), axis=0)
+    return lam.T  # m x n_vertices
+
+
+def _lf_critical_value(vertices: np.ndarray, sigma: np.ndarray, kappa: float, sims: int, seed: int) -> float:
+    """Least-favourable critical value: the 1 - kappa quantile of eta under y ~ N(0, sigma) (ARP Sec. 6.2)."""
+    draws = np.random.RandomState(seed).multivariate_normal(np.zeros(len(sigma)), sigma, size=sims)
+    return float(np.quantile((draws @ vertices).max(axis=1), 1 - kappa))
+
+
+def _arp_accept(Y: np.ndarray, sigma: np.ndarray, vertices: np.ndarray, *, alpha: float, hybrid: bool,
+                lf_cv: float, truncate_at_lf: bool) -> np.ndarray:
+    """ARP conditional (or least-favourable hybrid) test of E[y - X gamma] <= 0 for some gamma, for every
+    row of ``Y`` (G x m, one row per null value); True where the null is not rejected.
+
+    Conditioning on the optimal dual vertex gamma~ and on s = y - c gamma~'y (c = Sigma gamma~ / gamma~'Sigma
+    gamma~), eta = gamma~'y is N(gamma~'mu, gamma~'Sigma gamma~) truncated to [v_lo, v_up], the values for which
+    gamma~ stays optimal: v_lo = max over vertices with lambda'c < 1 of lambda's / (1 - lambda'c), v_up the
+    min over lambda'c > 1 (ARP 2023, Sec. 5; here over the enumerated vertices instead of by bisection)."""
+    values = Y @ vertices  # G x V
+    best = values.argmax(axis=1)
+    eta = values[np.arange(len(Y)), best]
+    g = vertices[:, best].T  # G x m
+    Sg = g @ sigma
+    var = np.einsum("gm,gm->g", Sg, g)
+    c = Sg / var[:, None]
+    s = Y - c * eta[:, None]
+    num = s @ vertices
+    den = 1.0 - c @ vertices
+    tol = 1e-9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = num / den
+        v_lo = np.where(den > tol, ratio, -np.inf).max(axis=1)
+        v_up = np.where(den < -tol, ratio, np.inf).min(axis=1)
+    size = (alpha - (alpha / 10)) / (1 - alpha / 10) if hybrid else alpha
+    if hybrid and truncate_at_lf:
+        v_up = np.minimum(v_up, lf_cv)
+    sd = np.sqrt(var)
+    z, z_lo, z_up = eta / sd, v_lo / sd, v_up / sd
+    inside = (z >= z_lo) & (z <= z_up)
+    crit = np.full(len(Y), np.inf)
+    if inside.any():
+        lo, up = z_lo[inside], z_up[inside]
+        p_lo, p_up = special.ndtr(lo), special.ndtr(up)
+        # the (1 - size) quantile of N(0, 1) truncated to [lo, up], from the upper tail for accuracy
+        q = np.where(lo > 0, -special.ndtri(special.ndtr(-up) + size * (special.ndtr(-lo) - special.ndtr(-up))),
+                     special.ndtri(p_lo + (1 - size) * (p_up - p_lo)))
+        crit[inside] = np.maximum(0.0, q)
+    reject = inside & (z > crit)
+    if hybrid:
+        reject |= eta > lf_cv
+    return ~reject
+
+
+def rm_conditional(
+    estimates: np.ndarray, vcov: np.ndarray, event_time: np.ndarray, l_post: np.ndarray, Mbar: float, *,
+    alpha: float, hybrid: bool = True, grid: np.ndarray | None = None, grid_points: int = 1000,
+    sims: int = 1000, seed: int = 0,
+) -> dict[str, float]:
+    """Confidence set under Delta^RM(Mbar) by test inversion: ARP's conditional test or its
+    least-favourable hybrid (Rambachan & Roth 2023, Sec. 5.3; HonestDiD's default for relative magnitudes).
+
+    For each polyhedron of the union (which pre-period difference is largest, and its sign) and each null
+    ``l'tau_post = theta`` on ``grid``, the moments ``A beta_hat - A_post c theta - A_post N gamma <= 0`` (``c``:
+    ``l'c = 1``; ``N``: a basis of ``l``'s orthogonal complement, the nuisance) are tested; theta is in the set
+    when some polyhedron accepts it. The hybrid (kappa = alpha / 10) first rejects when eta exceeds the
+    least-favourable critical value (``sims`` draws, ``seed``), then runs the conditional test at level
+    (alpha - kappa) / (1 - kappa) truncated at that value. The interval reported is the hull of the accepted
+    grid points; ``grid`` defaults to ``grid_points`` values around the Bonferroni set, widened until no
+    end point is accepted, then a second grid of ``grid_points`` over the accepted hull (so the ends are
+    exact to a fraction of the first grid's step)."""
+    pre, _post, _ = _grid(event_time, "honest")
+    est = np.asarray(estimates, dtype=float)
+    Sigma = np.asarray(vcov, dtype=float)
+    n_pre, n_post = len(pre), len(l_post)
+    l_post = np.asarray(l_post, dtype=float)
+    c1 = l_post / float(l_post @ l_post)
+    nuisance = np.linalg.svd(l_post[None, :])[2][1:].T  # n_post x (n_post - 1)
+    tests = []
+    for A in _rm_polyhedra(n_pre, n_post, float(Mbar)):
+        A_post = A[:, n_pre:]
+        X = A_post @ nuisance
+        sigma_y = A @ Sigma @ A.T
+        sd = np.sqrt(np.diag(sigma_y))
+        V = _dual_vertices(sd, X)
+        lf = _lf_critical_value(V, sigma_y, alpha / 10, sims, seed) if hybrid else np.inf
+        tests.append((A @ est, A_post @ c1, sigma_y, V, lf))
+
+    def accepted(thetas: np.ndarray) -> np.ndarray:
+        ok = np.zeros(len(thetas), dtype=bool)
+        for y0, slope, sigma_y, V, lf in tests:
+            Y = y0[None, :] - np.outer(thetas, slope)
+            ok |= _arp_accept(Y, sigma_y, V, alpha=alpha, hybrid=hybrid, lf_cv=lf, truncate_at_lf=n_post > 1)
+        return ok
+
+    center = float(l_post @ est[n_pre:])
+    if grid is None:
+        bonf = rm_bonferroni(est, Sigma, event_time, l_post, Mbar, alpha=alpha)
+        half = max(center - bonf["conf_low"], bonf["conf_high"] - center)
+        for _ in range(8):
+            grid = np.linspace(center - 1.5 * half, center + 1.5 * half, grid_points)
+            ok = accepted(grid)
+            if not (ok[0] or ok[-1]):
+                break
+            half *= 2
+        if ok.any() and not (ok[0] or ok[-1]):
+            # a second grid over the accepted hull (plus a step either side) sharpens the end points
+            step = grid[1] - grid[0]
+            grid = np.linspace(grid[ok].min() - step, grid[ok].max() + step, grid_points)
+            ok = accepted(grid)
+    else:
+        grid = np.asarray(grid, dtype=float)
+        ok = accepted(grid)
+    sd = math.sqrt(float(l_post @ Sigma[n_pre:, n_pre:] @ l_post))
+    if not ok.any():
+        low = high = math.nan
+    else:
+        low, high = float(grid[ok].min()), float(grid[ok].max())
+    return {"estimate": center, "std_error": sd, "conf_low": low, "conf_high": high,
+            "grid_low": float(grid[0]), "grid_high": float(grid[-1]), "grid_points": len(grid),
+            "grid_step": float(grid[1] - grid[0]) if len(grid) > 1 else 0.0,
+            "open_end": bool(ok[0] or ok[-1]), "accepted": ok.tolist()}
+
+
 def honest(
     result: Result,
     *,
@@ -237,6 +436,8 @@ def honest(
     M: Sequence[float] | None = None,
     target: str | int = "average post",
     level: float | None = None,
+    test: RMTest = "hybrid",
+    grid_points: int = 1000,
 ) -> HonestResult:
     """Robust confidence sets for an event study under bounded violations of parallel trends.
 
@@ -256,6 +457,13 @@ def honest(
         The parameter: the average of the post-period effects, or the effect at one event time.
     level : float, optional
         Confidence level (default: the result's).
+    test : {"hybrid", "conditional", "bonferroni"}
+        Relative magnitudes only: the test inverted for the confidence set. "hybrid" (default, as
+        HonestDiD): Andrews, Roth & Pakes's conditional-least-favourable hybrid; "conditional": their
+        conditional test; "bonferroni": the simpler, conservative Bonferroni set (:func:`rm_bonferroni`).
+    grid_points : int
+        Relative magnitudes with an ARP test: number of grid points on which the test is inverted (HonestDiD's
+        default 1,000); the interval is the hull of the accepted points, so its ends are exact to one grid step.
 
     Returns
     -------
@@ -277,18 +485,21 @@ def honest(
     trend-annihilating set) and :math:`cv_\\alpha(t)` is the :math:`1-\\alpha` quantile of :math:`|N(t,1)|`.
 
     *Relative magnitudes*, :math:`\\Delta^{RM}(\\bar M)`: post-period first differences of :math:`\\delta` bounded
-    by :math:`\\bar M` times the largest pre-period first difference. HonestDiD's default here is the
-    conditional-least-favourable hybrid test of Andrews, Roth & Pakes; impact instead reports a simpler
-    **Bonferroni** set (documented in :func:`rm_bonferroni`): the identified set
-    :math:`l'\\beta_{post} \\pm \\bar M \\bar D \\sum_j |L_j|` with :math:`\\bar D` replaced by its upper
-    :math:`1-\\alpha/2` confidence bound and :math:`l'\\hat\\beta_{post}` by its :math:`1-\\alpha/2` interval. It is
-    valid but conservative (wider than HonestDiD's hybrid intervals); the breakdown value is therefore a
-    lower bound on HonestDiD's.
+    by :math:`\\bar M` times the largest pre-period first difference. :math:`\\Delta^{RM}` is a union of
+    polyhedra (which pre-period difference is the largest, and its sign); the confidence set is the union of
+    the sets that invert, on a grid of :math:`\\theta`, the conditional-least-favourable hybrid test of
+    Andrews, Roth & Pakes (2023) for each polyhedron (:func:`rm_conditional`; HonestDiD's default). The
+    test's linear programme is solved once per polyhedron by enumerating the vertices of its dual, so the
+    grid, the least-favourable draws and the truncation bounds are matrix products. ``test="bonferroni"``
+    gives the simpler, conservative set of :func:`rm_bonferroni`.
 
     References
     ----------
     Rambachan, A. & Roth, J. (2023). A more credible approach to parallel trends. *Review of Economic Studies*
     90(5), 2555-2591. https://doi.org/10.1093/restud/rdad018
+
+    Andrews, I., Roth, J. & Pakes, A. (2023). Inference for linear conditional moment inequalities. *Review of
+    Economic Studies* 90(6), 2763-2791. https://doi.org/10.1093/restud/rdad004
 
     Armstrong, T. B. & Kolesár, M. (2018). Optimal inference in a class of regression models. *Econometrica*
     86(2), 655-683. https://doi.org/10.3982/ECTA14434
@@ -302,6 +513,9 @@ def honest(
     """
     where = "honest"
     check_option("method", method, ("relative_magnitude", "smoothness"))
+    check_option("test", test, ("hybrid", "conditional", "bonferroni"))
+    if isinstance(grid_points, bool) or not isinstance(grid_points, int | np.integer) or grid_points < 10:
+        raise SpecError(f"{where}: grid_points must be an integer of at least 10; got {grid_points!r}.")
     if not isinstance(result, Result):
         raise SpecError(f"{where}: expected an event-study Result, got {type(result).__name__}.")
     level = result.level if level is None else level
@@ -320,7 +534,11 @@ def honest(
         else:
             bounds = list(Mbar)
             name = "Mbar"
-            solve = lambda b: rm_bonferroni(est, V, e, l_post, b, alpha=alpha)
+            if test == "bonferroni":
+                solve = lambda b: rm_bonferroni(est, V, e, l_post, b, alpha=alpha)
+            else:
+                solve = lambda b: rm_conditional(est, V, e, l_post, b, alpha=alpha, hybrid=test == "hybrid",
+                                                 grid_points=int(grid_points))
         bounds = [float(b) for b in bounds]
         if not bounds or any((not math.isfinite(b)) or b < 0 for b in bounds):
             raise SpecError(f"{where}: {name} must be a non-empty sequence of non-negative numbers, got {bounds}.")
@@ -346,7 +564,10 @@ def honest(
             "event_times_used": [int(x) for x in e],
         }
         method_text = ("fixed-length confidence interval (FLCI, Rambachan & Roth 2023 Sec. 4.2)" if method == "smoothness"
-                       else "Bonferroni confidence set (conservative; not HonestDiD's conditional/hybrid test)")
+                       else "Bonferroni confidence set (conservative; not HonestDiD's conditional/hybrid test)"
+                       if test == "bonferroni" else
+                       f"Andrews-Roth-Pakes {'conditional-least-favourable hybrid' if test == 'hybrid' else 'conditional'} "
+                       f"test inverted on a grid of {int(grid_points):,} points (HonestDiD's {'C-LF' if test == 'hybrid' else 'Conditional'})")
         res = HonestResult(
             design="honest",
             estimand=f"{target_label} effect of {result.design}",
@@ -356,6 +577,7 @@ def honest(
             n_obs=result.n_obs, outcome=result.outcome, level=level, n_units=result.n_units,
             n_treated=result.n_treated, n_clusters=result.n_clusters,
             settings={"method": method, "bound_name": name, "bounds": bounds, "target": target_label,
+                      "test": test if method == "relative_magnitude" else None,
                       "source_design": result.design,
                       "assumption": ("Violations of parallel trends after treatment are at most Mbar times the largest "
                                      "pre-treatment change" if method == "relative_magnitude" else

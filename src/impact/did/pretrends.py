@@ -214,19 +214,20 @@ class EventTimeMethods:
         M: Sequence[float] | None = None,
         target: str | int = "average post",
         level: float | None = None,
+        test: str = "hybrid",
     ) -> Result:
         """Sensitivity to violations of parallel trends: ``impact.did.honest(self, ...)``."""
         from impact.did.honest import honest
 
-        return honest(self, method=method, Mbar=Mbar, M=M, target=target, level=level)  # type: ignore[arg-type]
+        return honest(self, method=method, Mbar=Mbar, M=M, target=target, level=level, test=test)  # type: ignore[arg-type]
 
     def honest_relative_magnitude(
         self, *, Mbar: Sequence[float] = (0.0, 0.5, 1.0, 1.5, 2.0), target: str | int = "average post",
-        level: float | None = None,
+        level: float | None = None, test: str = "hybrid",
     ) -> Result:
         """``honest(self, method="relative_magnitude", ...)``: for chains whose ``method`` key names the
         method to call (``then = [{method = "honest_relative_magnitude", Mbar = [0, 0.5, 1]}]``)."""
-        return self.honest(method="relative_magnitude", Mbar=Mbar, target=target, level=level)
+        return self.honest(method="relative_magnitude", Mbar=Mbar, target=target, level=level, test=test)
 
     def honest_smoothness(
         self, *, M: Sequence[float] | None = None, target: str | int = "average post", level: float | None = None,

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import stats
 
 from impact.data import check_option
+from impact.inference.resampling import chunk_generators, chunk_starts, map_chunks, pieces
 from impact.inference.vcov import group_sums
 from impact.errors import SpecError
 
@@ -111,6 +112,7 @@ def multiplier_bootstrap(
     scale: Literal["iqr", "sd"] = "iqr",
     band: np.ndarray | None = None,
     chunk_elements: int = 16_000_000,
+    n_jobs: int | None = None,
 ) -> MultiplierDraws:
     """Multiplier bootstrap of estimates from their influence functions.
 
@@ -141,6 +143,10 @@ def multiplier_bootstrap(
         error), e.g. the event-time effects but not their average.
     chunk_elements : int
         Upper bound on the multipliers held in memory at once (rows of draws x units/clusters).
+    n_jobs : int, optional
+        Split the chunks of draws over this many workers of joblib's active backend (-1: one per
+        core); default: the enclosing :func:`impact.inference.resampling.parallel_draws`, else 1.
+        The draws are the same for a given seed whatever the number of workers.
 
     Returns
     -------
@@ -184,17 +190,26 @@ def multiplier_bootstrap(
         psi_eff, n_clusters_used = psi, None
 
     m = psi_eff.shape[0]
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     # single precision for the (B x m) @ (m x p) product: its rounding (~1e-6 relative) is far below
     # the Monte Carlo error of any bootstrap
     psi32 = psi_eff.astype(np.float32)
     colsum = psi_eff.sum(axis=0)
-    deviations = np.empty((n_draws, p))
+    # each chunk of draws has its own random stream, so the draws are the same whether the chunks run
+    # here or on workers (impact.inference.resampling); within a chunk, pieces of at most
+    # chunk_elements multipliers bound memory (each piece is one matmul)
+    starts = chunk_starts(n_draws)
+    ends = [*starts[1:], n_draws]
+    generators = chunk_generators(seed, len(starts))
     rows = max(1, min(n_draws, chunk_elements // max(m, 1)))
-    buffer = np.empty((rows, m), dtype=np.float32)  # reused: fresh pages for every chunk cost more than the work
-    for start in range(0, n_draws, rows):  # chunks of draws bound memory; each chunk is one matmul
-        stop = min(n_draws, start + rows)
-        deviations[start:stop] = _chunk(rng, buffer[: stop - start], psi32, colsum, kind)
+    reused: dict[str, np.ndarray] = {}  # one buffer per process: fresh pages for every piece cost more than the work
+
+    def work(i: int) -> np.ndarray:
+        if "buffer" not in reused:
+            reused["buffer"] = np.empty((min(rows, ends[0]), m), dtype=np.float32)
+        return np.concatenate([_chunk(generators[i], reused["buffer"][: stop - start], psi32, colsum, kind)
+                               for start, stop in pieces(starts[i], ends[i], min(rows, ends[0]))])
+
+    deviations = np.concatenate(map_chunks(work, len(starts), n_jobs=n_jobs))
     deviations /= n
 
     if scale == "iqr":

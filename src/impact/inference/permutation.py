@@ -48,6 +48,7 @@ import numpy as np
 from scipy import special
 
 from impact.errors import EstimationError, SpecError
+from impact.inference.resampling import chunk_generators, chunk_starts, map_chunks, pieces
 
 __all__ = [
     "AssignmentScheme",
@@ -348,6 +349,7 @@ def null_distribution(
     seed: int | np.random.Generator | None = None,
     exact: bool | Literal["auto"] = "auto",
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    n_jobs: int | None = None,
 ) -> NullDistribution:
     """Evaluate ``statistic`` at the observed assignment and under the null assignment distribution.
 
@@ -367,6 +369,11 @@ def null_distribution(
         them; ``True`` always enumerates (error beyond :data:`MAX_ENUMERATION`); ``False`` never.
     chunk_bytes : int
         Memory budget per chunk of draws; peak memory is about this plus the (draws, q) output.
+    n_jobs : int, optional
+        Split the chunks of draws over this many workers of joblib's active backend (-1: one per
+        core); default: the enclosing :func:`impact.inference.resampling.parallel_draws`, else 1.
+        The draws are the same for a given seed whatever the number of workers (``statistic`` must
+        then be picklable).
     """
     if exact not in (True, False, "auto"):
         raise SpecError(f"exact={exact!r} is not valid; choose True, False or 'auto'.")
@@ -380,18 +387,30 @@ def null_distribution(
     enumerate_all = exact is True or (exact == "auto" and total <= n_permutations)
     if enumerate_all:
         labels, weights = scheme.enumerate()
+        starts = chunk_starts(len(labels))
+        ends = [*starts[1:], len(labels)]
         rows = _chunk_rows(scheme.m, q, chunk_bytes)
-        parts = [np.asarray(statistic(labels[i : i + rows]), dtype=float).reshape(-1, q) for i in range(0, len(labels), rows)]
-        draws = np.concatenate(parts)
+
+        def every(i: int) -> np.ndarray:
+            return np.concatenate([np.asarray(statistic(labels[a:b]), dtype=float).reshape(-1, q)
+                                   for a, b in pieces(starts[i], ends[i], rows)])
+
+        draws = np.concatenate(map_chunks(every, len(starts), n_jobs=n_jobs))
     else:
         if total <= 1:
             raise EstimationError("the assignment scheme allows a single assignment: there is nothing to permute.")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        # each chunk has its own random stream (the same draws here or on workers); pieces bound memory
+        n = int(n_permutations)
+        starts = chunk_starts(n)
+        ends = [*starts[1:], n]
         rows = _chunk_rows(scheme.m, q, chunk_bytes)
-        draws = np.empty((int(n_permutations), q))
-        for start in range(0, int(n_permutations), rows):
-            size = min(rows, int(n_permutations) - start)
-            draws[start : start + size] = np.asarray(statistic(scheme.sample(size, rng)), dtype=float).reshape(size, q)
+        generators = chunk_generators(seed, len(starts))
+
+        def work(i: int) -> np.ndarray:
+            return np.concatenate([np.asarray(statistic(scheme.sample(b - a, generators[i])), dtype=float).reshape(b - a, q)
+                                   for a, b in pieces(starts[i], ends[i], rows)])
+
+        draws = np.concatenate(map_chunks(work, len(starts), n_jobs=n_jobs))
         weights = None
     if single:
         draws = draws[:, 0]
@@ -435,6 +454,7 @@ def permutation_test(
     exact: bool | Literal["auto"] = "auto",
     alternative: Alternative = "two-sided",
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    n_jobs: int | None = None,
 ) -> PermutationTest:
     """Fisher randomisation test of the sharp null with a vectorised statistic.
 
@@ -450,5 +470,6 @@ def permutation_test(
     >>> test.exact, round(float(test.p_value), 2)   # all 20 assignments enumerated
     (True, 1.0)
     """
-    null = null_distribution(statistic, scheme, n_permutations=n_permutations, seed=seed, exact=exact, chunk_bytes=chunk_bytes)
+    null = null_distribution(statistic, scheme, n_permutations=n_permutations, seed=seed, exact=exact, chunk_bytes=chunk_bytes,
+                             n_jobs=n_jobs)
     return PermutationTest(null.observed, permutation_p_values(null, alternative), null, alternative)

@@ -52,6 +52,7 @@ from scipy import stats
 
 from impact.errors import EstimationError, FewAssignmentsWarning, SpecError, warn
 from impact.inference.permutation import AssignmentScheme
+from impact.inference.resampling import chunk_generators, chunk_starts, map_chunks, pieces
 
 __all__ = [
     "LinearComponents",
@@ -279,6 +280,7 @@ def adoption_randomization(
     studentize: bool = True,
     unit_word: str = "units",
     chunk: int = 2_000,
+    n_jobs: int | None = None,
 ) -> AdoptionRandomization:
     """Randomisation p-values and test-inversion intervals for every row of ``components``.
 
@@ -294,32 +296,51 @@ def adoption_randomization(
         draw this many uniformly.
     studentize : bool
         Permute the t statistic (RI-t, default) rather than the coefficient (RI-beta).
+    n_jobs : int, optional
+        Split the chunks of assignments over this many workers of joblib's active backend (-1: one
+        per core); default: the enclosing :func:`impact.inference.resampling.parallel_draws`, else 1.
+        The draws are the same for a given seed whatever the number of workers.
     """
     total = scheme.n_assignments()
     observed = components(scheme.labels.astype(np.int8)[None, :])
-    labels, exact = _assignments(scheme, n_permutations, seed)
-    parts = [components(labels[i : i + chunk]) for i in range(0, len(labels), chunk)]
-    draws = LinearComponents.concatenate(parts)
+    draws, exact, n_draws = _draws(components, scheme, n_permutations, seed, chunk, n_jobs)
     stat = (lambda c, tau: c.t2(tau)) if studentize else (lambda c, tau: (c.a - tau * c.b) ** 2)
     p0 = _p_from(stat(observed, 0.0)[0], stat(draws, 0.0), exact)
     low, high = _invert(stat, observed, draws, exact, level)
     z = stats.norm.ppf(0.5 + level / 2)
     with np.errstate(invalid="ignore"):
         se = np.where(np.isfinite(low) & np.isfinite(high), (high - low) / (2 * z), np.nan)
-    return AdoptionRandomization(p0, low, high, se, observed, draws, exact, total, len(labels), studentize, level, unit_word)
+    return AdoptionRandomization(p0, low, high, se, observed, draws, exact, total, n_draws, studentize, level, unit_word)
 
 
-def _assignments(scheme: AssignmentScheme, n_permutations: int, seed: int | None) -> tuple[np.ndarray, bool]:
-    """Every other assignment (exact) when there are at most ``n_permutations``, else uniform draws."""
+def _draws(components: Callable[[np.ndarray], LinearComponents], scheme: AssignmentScheme, n_permutations: int,
+           seed: int | None, chunk: int, n_jobs: int | None) -> tuple[LinearComponents, bool, int]:
+    """The components under every other assignment (exact) when there are at most ``n_permutations``,
+    else under uniform draws; in chunks of assignments, each drawn from its own random stream, so that
+    they are the same here or on workers (:mod:`impact.inference.resampling`). Returns the components,
+    whether they are exact, and the number of assignments."""
     if not isinstance(n_permutations, int | np.integer) or isinstance(n_permutations, bool) or n_permutations < 99:
         raise SpecError(f"n_permutations must be an integer of at least 99 (e.g. 9999); got {n_permutations!r}.")
-    if scheme.n_assignments() <= n_permutations:
+    exact = scheme.n_assignments() <= n_permutations
+    if exact:
         labels, _ = scheme.enumerate(limit=max(int(n_permutations), 1))
         # drop the observed assignment: it is counted once, as the "1 +" of the p-value
         same = np.all(labels == scheme.labels.astype(np.int8)[None, :], axis=1)
-        return labels[~same], True
-    # a fixed default seed: the same data give the same p-values and intervals in every report
-    return scheme.sample(int(n_permutations), np.random.default_rng(DEFAULT_SEED if seed is None else seed)), False
+        labels = labels[~same]
+        n = len(labels)
+    else:
+        n = int(n_permutations)
+        # a fixed default seed: the same data give the same p-values and intervals in every report
+        generators = chunk_generators(DEFAULT_SEED if seed is None else seed, len(chunk_starts(n)))
+    starts = chunk_starts(n)
+    ends = [*starts[1:], n]
+
+    def work(i: int) -> LinearComponents:
+        parts = [components(labels[a:b]) if exact else components(scheme.sample(b - a, generators[i]))
+                 for a, b in pieces(starts[i], ends[i], chunk)]
+        return parts[0] if len(parts) == 1 else LinearComponents.concatenate(parts)
+
+    return LinearComponents.concatenate(map_chunks(work, len(starts), n_jobs=n_jobs)), exact, n
 
 
 def randomization_joint_test(
@@ -332,6 +353,7 @@ def randomization_joint_test(
     studentize: bool = True,
     unit_word: str = "units",
     chunk: int = 2_000,
+    n_jobs: int | None = None,
 ) -> dict:
     """Randomisation test that the given rows are jointly zero (e.g. every pre-treatment effect).
 
@@ -340,17 +362,16 @@ def randomization_joint_test(
     makes the analytic Wald test explode); its null distribution comes from the same assignments.
     """
     observed = components(scheme.labels.astype(np.int8)[None, :])
-    labels, exact = _assignments(scheme, n_permutations, seed)
-    draws = LinearComponents.concatenate([components(labels[i : i + chunk]) for i in range(0, len(labels), chunk)])
+    draws, exact, n_draws = _draws(components, scheme, n_permutations, seed, chunk, n_jobs)
     rows = np.asarray(rows, dtype=np.intp)
     stat_obs = float(_joint(observed, rows, studentize)[0])
     p = float(_p_from(stat_obs, _joint(draws, rows, studentize), exact))
     total = scheme.n_assignments()
-    how = (f"all {int(total):,} assignments" if exact else f"{len(labels):,} random draws of the {total:,.3g} assignments")
+    how = (f"all {int(total):,} assignments" if exact else f"{n_draws:,} random draws of the {total:,.3g} assignments")
     method = (f"randomisation test over {how} of start years across {unit_word}; statistic: sum of squared "
               f"{'studentised ' if studentize else ''}pre-period effects")
     return {"statistic": stat_obs, "df_num": float(len(rows)), "df_denom": None, "p_value": p,
-            "method": method, "n_assignments": total, "exact": exact, "smallest_p": 1.0 / (len(labels) + 1)}
+            "method": method, "n_assignments": total, "exact": exact, "smallest_p": 1.0 / (n_draws + 1)}
 
 
 def _invert(stat, observed: LinearComponents, draws: LinearComponents, exact: bool, level: float) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from impact.errors import EstimationError, SpecError
+from impact.inference.resampling import chunk_generators, chunk_starts, map_chunks
 from impact.inference.vcov import group_sums
 
 __all__ = ["WEIGHT_TYPES", "WildBootstrap", "wild_cluster_bootstrap", "bootstrap_weights"]
@@ -66,17 +67,47 @@ def bootstrap_weights(n_draws: int, n_clusters: int, *, weight_type: str, seed: 
                       enumerate_up_to: int = 20) -> tuple[np.ndarray, bool]:
     """Cluster weights (n_draws x G): Rademacher or Webb; all 2^G sign vectors when 2^G <= n_draws and
     G <= ``enumerate_up_to`` (the result's ``enumerated`` flag records which was done)."""
+    if _enumerates(n_draws, n_clusters, weight_type, enumerate_up_to):
+        return np.array(list(itertools.product((-1.0, 1.0), repeat=n_clusters))), True
+    starts = chunk_starts(n_draws)
+    generators = chunk_generators(seed, len(starts))
+    return np.concatenate([_drawn_weights(rng, n, n_clusters, weight_type)
+                           for rng, n in zip(generators, np.diff([*starts, n_draws]), strict=True)]), False
+
+
+def _enumerates(n_draws: int, n_clusters: int, weight_type: str, enumerate_up_to: int) -> bool:
+    """Check the options; True when all 2^G Rademacher sign vectors are used instead of draws."""
     if weight_type not in WEIGHT_TYPES:
         raise SpecError(f"weight_type={weight_type!r} is not valid; choose one of {WEIGHT_TYPES}.")
     if not isinstance(enumerate_up_to, int | np.integer) or isinstance(enumerate_up_to, bool) or not 0 <= enumerate_up_to <= 25:
         raise SpecError(f"enumerate_up_to must be an integer between 0 and 25 (2^25 sign vectors); got {enumerate_up_to!r}.")
-    if weight_type == "rademacher" and n_clusters <= enumerate_up_to and 2**n_clusters <= n_draws:
-        grid = np.array(list(itertools.product((-1.0, 1.0), repeat=n_clusters)))
-        return grid, True
-    rng = np.random.default_rng(seed)
+    return weight_type == "rademacher" and n_clusters <= enumerate_up_to and 2**n_clusters <= n_draws
+
+
+def _drawn_weights(rng: np.random.Generator, n_draws: int, n_clusters: int, weight_type: str) -> np.ndarray:
+    """One chunk of random weights: each chunk draws from its own stream (impact.inference.resampling)."""
     if weight_type == "rademacher":
-        return rng.choice(np.array([-1.0, 1.0]), size=(n_draws, n_clusters)), False
-    return _WEBB[rng.integers(0, 6, size=(n_draws, n_clusters))], False
+        return rng.choice(np.array([-1.0, 1.0]), size=(int(n_draws), n_clusters))
+    return _WEBB[rng.integers(0, 6, size=(int(n_draws), n_clusters))]
+
+
+def _weighted_terms(terms: tuple[np.ndarray, ...], n_draws: int, G: int, *, weight_type: str, seed: int | None,
+                    enumerate_up_to: int, n_jobs: int | None) -> tuple[tuple[np.ndarray, ...], int, bool]:
+    """``V @ term`` for every term, with V the weights of :func:`bootstrap_weights`, made in chunks of
+    draws that run here or on workers with the same numbers (:mod:`impact.inference.resampling`)."""
+    enumerated = _enumerates(n_draws, G, weight_type, enumerate_up_to)
+    grid = bootstrap_weights(n_draws, G, weight_type=weight_type, seed=None, enumerate_up_to=enumerate_up_to)[0] if enumerated else None
+    total = len(grid) if enumerated else n_draws
+    starts = chunk_starts(total)
+    ends = [*starts[1:], total]
+    generators = None if enumerated else chunk_generators(seed, len(starts))
+
+    def work(i: int) -> tuple[np.ndarray, ...]:
+        V = grid[starts[i] : ends[i]] if enumerated else _drawn_weights(generators[i], ends[i] - starts[i], G, weight_type)
+        return tuple(V @ term for term in terms)
+
+    parts = map_chunks(work, len(starts), n_jobs=n_jobs)
+    return tuple(np.concatenate([part[j] for part in parts]) for j in range(len(terms))), total, enumerated
 
 
 def _cluster_terms(x: np.ndarray, r: np.ndarray, Z: np.ndarray, ZtZ_inv: np.ndarray,
@@ -118,6 +149,7 @@ def wild_cluster_bootstrap(
     absorbed: int = 0,
     enumerate_up_to: int = 20,
     subclusters: np.ndarray | None = None,
+    n_jobs: int | None = None,
 ) -> WildBootstrap:
     """Restricted wild cluster bootstrap test and confidence interval for coefficient ``coef``.
 
@@ -148,6 +180,10 @@ def wild_cluster_bootstrap(
         absorbed fixed effects must be nested within subclusters. With few (treated) clusters the
         ordinary WCR bootstrap has too few distinct draws and under-rejects badly; bootstrapping by
         subcluster restores power at little cost in size when the within-cluster correlation is modest.
+    n_jobs : int, optional
+        Split the chunks of weights over this many workers of joblib's active backend (-1: one per
+        core); default: the enclosing :func:`impact.inference.resampling.parallel_draws`, else 1. The
+        draws are the same for a given seed whatever the number of workers.
 
     Notes
     -----
@@ -197,12 +233,12 @@ def wild_cluster_bootstrap(
     if subclusters is not None:
         groups, cluster_of_group = _check_subclusters(subclusters, clusters, G)
     H = G if cluster_of_group is None else len(cluster_of_group)
-    V, enumerated = bootstrap_weights(n_bootstrap, H, weight_type=weight_type, seed=seed, enumerate_up_to=enumerate_up_to)
     # restricted residuals are linear in the null value b: u(b) = y~ - b x~
-    VT_y = V @ _cluster_terms(x_t, y_t, Z, ZtZ_inv, clusters, G, groups, cluster_of_group)
-    VT_x = V @ _cluster_terms(x_t, x_t, Z, ZtZ_inv, clusters, G, groups, cluster_of_group)
-    Vs_y = V @ np.bincount(groups, weights=x_t * y_t, minlength=H)
-    Vs_x = V @ np.bincount(groups, weights=x_t * x_t, minlength=H)
+    terms = (_cluster_terms(x_t, y_t, Z, ZtZ_inv, clusters, G, groups, cluster_of_group),
+             _cluster_terms(x_t, x_t, Z, ZtZ_inv, clusters, G, groups, cluster_of_group),
+             np.bincount(groups, weights=x_t * y_t, minlength=H), np.bincount(groups, weights=x_t * x_t, minlength=H))
+    (VT_y, VT_x, Vs_y, Vs_x), n_draws, enumerated = _weighted_terms(
+        terms, n_bootstrap, H, weight_type=weight_type, seed=seed, enumerate_up_to=enumerate_up_to, n_jobs=n_jobs)
 
     def p_value(b: float) -> float:
         scores = VT_y - b * VT_x                      # B x G bootstrap cluster scores
@@ -237,7 +273,7 @@ def wild_cluster_bootstrap(
         return (inside + outside) / 2
 
     low, high = bound(-1.0), bound(1.0)
-    return WildBootstrap(beta, se, (beta - null) / se, p_null, low, high, len(V), weight_type, enumerated,
+    return WildBootstrap(beta, se, (beta - null) / se, p_null, low, high, n_draws, weight_type, enumerated,
                          n_weight_groups=H, subcluster=subclusters is not None)
 
 

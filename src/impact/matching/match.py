@@ -33,14 +33,14 @@ from impact.results import FlowStep, effects_table
 
 __all__ = ["Matching", "match"]
 
-Method = Literal["nearest", "mahalanobis", "exact", "cem"]
-METHODS = ("nearest", "mahalanobis", "exact", "cem")
+Method = Literal["nearest", "mahalanobis", "exact", "cem", "subclass"]
+METHODS = ("nearest", "mahalanobis", "exact", "cem", "subclass")
 CALIPER_SCALES = ("sd", "logit")
 ORDERS = ("largest", "smallest", "random", "data")
 DISCARDS = ("none", "treated", "control", "both")
 ESTIMANDS = ("ATT", "ATC", "ATE")
 SE_KINDS = ("cluster", "robust", "abadie_imbens", "abadie_imbens_2016")
-STRATUM_METHODS = ("exact", "cem")
+STRATUM_METHODS = ("exact", "cem", "subclass")
 ConditionalVariance = Literal["sample_variance", "abadie_imbens_2006"]
 CONDITIONAL_VARIANCE = ("sample_variance", "abadie_imbens_2006")
 OUTCOME_MODELS = ("additive", "interacted")
@@ -169,7 +169,7 @@ class Matching:
             Default (None): the convention of the peer that recommends one for the design
             (:attr:`default_se`):
 
-            - exact and coarsened exact matching (strata): ``"robust"``, the HC3
+            - exact, coarsened exact matching and subclassification (strata): ``"robust"``, the HC3
               heteroskedasticity-robust SE of the weighted regression of the outcome on treatment,
               as MatchIt's vignette "Estimating Effects After Matching" recommends for stratum
               designs (``marginaleffects::avg_comparisons(fit, vcov = "HC3")``; equal to
@@ -612,6 +612,7 @@ def match(
     seed: int | None = None,
     outcome: str | None = None,
     ties: bool = False,
+    n_subclasses: int = 6,
 ) -> Matching:
     """Match treated and comparison units on covariates.
 
@@ -624,10 +625,12 @@ def match(
     covariates : list of str
         Matching covariates. Text or categorical columns are dummy coded (reference level: the
         first category, or the first in sorted order), all levels shown in balance tables.
-    method : {"nearest", "mahalanobis", "exact", "cem"}
+    method : {"nearest", "mahalanobis", "exact", "cem", "subclass"}
         Greedy nearest neighbour on a score; greedy nearest neighbour in Mahalanobis distance (on the
         pooled within-group covariance of the covariates); exact matching on all covariate values;
-        coarsened exact matching.
+        coarsened exact matching; subclassification on the score (``n_subclasses`` strata between
+        quantiles of the score of the treated for the ATT, comparison units for the ATC, all units
+        for the ATE, as MatchIt's ``method = "subclass"``; weights as for exact matching).
     distance : {"logit", "probit"} or str
         Score for ``method="nearest"``: a logit or probit propensity score estimated on
         ``covariates``, or the name of a column holding a score of the user's.
@@ -666,6 +669,8 @@ def match(
     outcome : str, optional
         Outcome column for :meth:`Matching.effect` when it is called without one (programme specs
         pass the outcome to every design). It plays no part in matching.
+    n_subclasses : int
+        Number of subclasses for ``method="subclass"`` (MatchIt's default 6).
     ties : bool
         Score matching with replacement only. False (default, MatchIt): exactly ``ratio`` matches,
         ties going to the unit first in the data. True: every comparison unit as near as the
@@ -733,7 +738,7 @@ def match(
         )
     if method == "mahalanobis" and caliper is not None:
         raise SpecError(f"{where}: caliper= applies to score matching (method='nearest'), not to Mahalanobis matching.")
-    if method in ("exact", "cem") and (caliper is not None or replace or ratio != 1):
+    if method in STRATUM_METHODS and (caliper is not None or replace or ratio != 1):
         raise SpecError(f"{where}: caliper, replace and ratio apply to nearest-neighbour matching, not method={method!r}.")
     if cutpoints is not None and method != "cem":
         raise SpecError(f"{where}: cutpoints= is for method='cem'.")
@@ -745,7 +750,11 @@ def match(
         if outcome in covs or outcome == treatment:
             raise SpecError(f"{where}: the outcome {outcome!r} cannot also be the treatment or a covariate.")
     user_score = distance not in ("logit", "probit")
-    score_col = distance if (user_score and method == "nearest") else None
+    score_col = distance if (user_score and method in ("nearest", "subclass")) else None
+    if not isinstance(n_subclasses, int | np.integer) or isinstance(n_subclasses, bool) or n_subclasses < 2:
+        raise SpecError(f"{where}: n_subclasses must be an integer of at least 2, got {n_subclasses!r}.")
+    if n_subclasses != 6 and method != "subclass":
+        raise SpecError(f"{where}: n_subclasses= is for method='subclass'.")
     extra_numeric = [score_col] if score_col else []
 
     with recording_warnings() as log:
@@ -770,7 +779,7 @@ def match(
         # -- score ---------------------------------------------------------------------------
         score_model = None
         score = None
-        if method == "nearest" or discard != "none":
+        if method in ("nearest", "subclass") or discard != "none":
             if score_col:
                 score = frame[score_col].to_numpy(dtype=float)
             else:
@@ -888,7 +897,10 @@ def match(
 
         # -- exact and coarsened exact ---------------------------------------------------------
         else:
-            cols = covs + [c for c in exact_cols if c not in covs]
+            if method == "subclass":
+                strata = _subclasses(score, treated, keep, n_subclasses, estimand)
+                settings["n_subclasses"] = int(n_subclasses)
+            cols = [] if method == "subclass" else covs + [c for c in exact_cols if c not in covs]
             keys = []
             bins_used: dict[str, Any] = {}
             sturges = int(math.ceil(math.log2(n) + 1))
@@ -904,7 +916,8 @@ def match(
                 unknown = sorted(set(cutpoints) - set(covs))
                 if unknown:
                     raise SpecError(f"{where}: cutpoints given for {unknown}, which are not covariates.")
-            strata = pd.factorize(pd.MultiIndex.from_arrays(keys))[0] if len(keys) > 1 else pd.factorize(keys[0])[0]
+            if method != "subclass":
+                strata = pd.factorize(pd.MultiIndex.from_arrays(keys))[0] if len(keys) > 1 else pd.factorize(keys[0])[0]
             strata = np.where(keep, strata, -1)
             n_s = strata.max() + 1
             valid = strata >= 0
@@ -912,6 +925,13 @@ def match(
             nc = np.bincount(strata[valid & ~treated], minlength=n_s)
             both = (nt > 0) & (nc > 0)
             in_matched = valid & both[np.clip(strata, 0, None)]
+            one_sided = int(((nt > 0) ^ (nc > 0)).sum())
+            if method == "subclass" and one_sided:
+                raise EstimationError(
+                    f"{where}: {one_sided} of {n_subclasses} propensity-score subclasses hold units of one group "
+                    "only; use fewer subclasses (n_subclasses=) or discard units outside common support "
+                    "(discard='both'). (MatchIt moves units between subclasses instead.)"
+                )
             if not in_matched.any():
                 raise EstimationError(f"{where}: no stratum holds both treated and comparison units; coarsen more (cutpoints=) or use fewer covariates.")
             if estimand == "ATE":
@@ -973,6 +993,16 @@ def match(
         _match_sets=match_sets,
         _match_metric=metric,
     )
+
+
+def _subclasses(score: np.ndarray, treated: np.ndarray, keep: np.ndarray, k: int, estimand: str) -> np.ndarray:
+    """Propensity-score subclass of every unit (MatchIt ``method = "subclass"``): breaks at the
+    quantiles 0, 1/k, ..., 1 (R's default type 7) of the score among the treated (ATT), the
+    comparison units (ATC) or all units (ATE), intervals closed on the left with the outer ones
+    extended (R ``findInterval(..., all.inside = TRUE)``)."""
+    ref = {"ATT": treated, "ATC": ~treated}.get(estimand, np.ones_like(treated)) & keep
+    breaks = np.quantile(score[ref], np.linspace(0.0, 1.0, k + 1))
+    return np.clip(np.searchsorted(breaks, score, side="right"), 1, k) - 1
 
 
 def _pooled_cov(X: np.ndarray, treated: np.ndarray) -> np.ndarray:

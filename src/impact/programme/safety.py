@@ -252,7 +252,7 @@ ALLOWED_STEPS: Mapping[str, StepRule] = MappingProxyType(dict([
     _rule("leave_one_out", "leave-one-out synthetic controls"),
     # "honest" itself is not listed: its `method` argument collides with the step's `method` key
     _rule("honest_relative_magnitude", "HonestDiD relative-magnitudes sensitivity", Mbar=_numbers, target=_scalar,
-          level=_level),
+          level=_level, test=_choice("hybrid", "conditional", "bonferroni")),
     _rule("honest_smoothness", "HonestDiD smoothness sensitivity", M=_numbers, target=_scalar, level=_level),
     _rule("effect", "the effect in a matched sample", se=_choice("cluster", "robust", "abadie_imbens", "abadie_imbens_2016"),
           covariates=lambda v: _short_text(v) or (isinstance(v, list) and all(_short_text(x) for x in v)),

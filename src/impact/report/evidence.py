@@ -65,6 +65,22 @@ _PROFILES = {
             "Units chose or were chosen for the programme; a shock that coincides with the start would be attributed to it.",
         ),
     ),
+    "ddd": DesignProfile(
+        family="Triple differences",
+        sms_level="3",
+        sms_reason="Compares the change in the gap between eligible and ineligible units in groups where the "
+                   "programme started with the same change in groups where it did not, removing group-specific "
+                   "and eligibility-specific trends.",
+        assumption=(
+            "DDD parallel trends: without the programme, the gap between the outcome trends of eligible and "
+            "ineligible units would have been the same in treated and comparison groups; no effect before the "
+            "programme started and no spill-over to ineligible units."
+        ),
+        limitations=(
+            "The assumption cannot be tested directly; pre-period effects (where shown) only make it more or less plausible.",
+            "Effects on ineligible units in treated groups (spill-overs, displacement) are subtracted from the estimate.",
+        ),
+    ),
     "matching": DesignProfile(
         family="Matching / weighting on observed characteristics",
         sms_level="3",
@@ -147,6 +163,8 @@ def profile(design: str) -> DesignProfile:
     module, _, function = name.partition(".")
     if "before_after" in function:
         return _PROFILES["before_after"]
+    if module == "did" and function in ("ddd", "ddd_gt"):
+        return _PROFILES["ddd"]
     if module == "did" and function == "dose_response":
         return _DOSE_RESPONSE
     return _PROFILES.get(module, _UNKNOWN)

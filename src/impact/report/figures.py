@@ -63,6 +63,9 @@ def render_figure(title: str, draw: Callable[[Any], Any], size: tuple[float, flo
         if all(figure_is_empty(a) for a in axes):
             return Figure(title, error="the drawing function drew nothing")
         fig.tight_layout()
+        # tight_layout leaves a placeholder layout engine behind, and savefig then lays out every tick
+        # and label once more in a draw that renders nothing; the layout is already final
+        fig.set_layout_engine(None)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
         return Figure(title, base64.b64encode(buffer.getvalue()).decode("ascii"))

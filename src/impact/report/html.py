@@ -8,6 +8,7 @@ column names) goes through Jinja2's autoescaping; the effect-chain SVG escapes i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import textwrap
@@ -50,7 +51,10 @@ LONG_TABLE_ROWS = 10
 _ROUNDED_BY_SE = ("estimate", "conf_low", "conf_high", "std_error")
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
+    """The one template environment of the process: its template cache keeps every template compiled
+    once (a fresh environment per page recompiled them for each of the 40-odd pages of a run)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,

@@ -1,7 +1,8 @@
 ## Reference SEs for effect() after exact and coarsened exact matching, following MatchIt's vignette
 ## "Estimating Effects After Matching" (Greifer, MatchIt >= 4.0): fit lm(Y ~ A, weights) on the
 ## matched data and use a heteroskedasticity-robust SE, vcov = "HC3", for stratum designs (exact,
-## CEM, subclassification); cluster-robust by subclass only for pair matching.
+## CEM, subclassification); cluster-robust by subclass only for pair matching. Subclassification:
+## matchit(f, method = "subclass") with its default 6 subclasses on the logit propensity score.
 ## marginaleffects is not installed here, so its avg_comparisons() is computed by hand:
 ##  * without covariates the contrast is the coefficient on treat and its SE is
 ##    sqrt(sandwich::vcovHC(fit, type = "HC3")["treat", "treat"]);
@@ -33,7 +34,8 @@ designs <- list(
   exact = list(formula = treat ~ race + married + nodegree, method = "exact", cutpoints = NULL),
   cem_default = list(formula = f_all, method = "cem", cutpoints = NULL),
   cem_user = list(formula = f_all, method = "cem",
-                  cutpoints = list(age = 4, educ = c(0, 9, 12, 16), re74 = 3)))
+                  cutpoints = list(age = 4, educ = c(0, 9, 12, 16), re74 = 3)),
+  subclass = list(formula = f_all, method = "subclass", cutpoints = NULL))
 outcome_covs <- c("age", "educ", "re74", "re75")
 
 gcomp <- function(fit, md, target) {
@@ -49,7 +51,7 @@ gcomp <- function(fit, md, target) {
 results <- list()
 for (name in names(designs)) {
   spec <- designs[[name]]
-  for (estimand in c("ATT", "ATE")) {
+  for (estimand in if (spec$method == "subclass") c("ATT", "ATE", "ATC") else c("ATT", "ATE")) {
     args <- list(spec$formula, data = d, method = spec$method, estimand = estimand)
     if (!is.null(spec$cutpoints)) args$cutpoints <- spec$cutpoints
     m <- do.call(matchit, args)
@@ -57,7 +59,7 @@ for (name in names(designs)) {
     fit0 <- lm(re78 ~ treat, data = md, weights = weights)
     fit1 <- lm(as.formula(paste("re78 ~ treat * (", paste(outcome_covs, collapse = " + "), ")")),
                data = md, weights = weights)
-    target <- if (estimand == "ATT") md$treat == 1 else rep(TRUE, nrow(md))
+    target <- switch(estimand, ATT = md$treat == 1, ATC = md$treat == 0, rep(TRUE, nrow(md)))
     results[[paste(name, estimand, sep = "_")]] <- list(
       call = paste0("matchit(", deparse(spec$formula), ", method = '", spec$method, "', estimand = '", estimand, "'",
                     if (!is.null(spec$cutpoints)) ", cutpoints = list(age = 4, educ = c(0, 9, 12, 16), re74 = 3)" else "", ")"),
