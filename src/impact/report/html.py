@@ -634,6 +634,11 @@ def _evaluation_context(outcome: Outcome, library: Any, names: Mapping[str, str]
                            interval=(f"[{fmt_estimate(low, se)}, {fmt_estimate(high, se)}]"
                                      if math.isfinite(low) and math.isfinite(high) else "none"),
                            p_value=r.p_value, n_obs=r.n_obs, inference=r.inference)
+                # a matching check can switch the default SE (e.g. replace=False: clustered on pairs)
+                main_res = outcome.result
+                if (item is not outcome and item.design.removeprefix("impact.").startswith("matching.")
+                        and main_res is not None and r.inference != main_res.inference):
+                    row["changes"] += f"; SE: {r.inference}"
             checks.append(row)
     ctx["checks"] = checks
     ctx["sensitivity"] = sensitivity
