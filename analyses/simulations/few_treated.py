@@ -186,8 +186,9 @@ def markdown(table: pd.DataFrame, units: int = N) -> str:
     """The README table: one row per method, size (het. / hom.) for 1, 2, 3, 5, 8 treated, then power."""
     part = table.loc[table["units"] == units]
     cols = sorted(part["treated"].unique())
-    lines = ["| method (het. / hom. errors) | " + " | ".join(f"{k} treated" if i == 0 else f"{k}" for i, k in enumerate(cols))
-             + " | power (effect 1), " + " / ".join(str(k) for k in cols) + " treated, het. |",
+    power_cols = sorted(part.loc[part["effect"] == 1.0, "treated"].unique())
+    lines = ["| size: het. / hom. errors | " + " | ".join(f"{k} treated" if i == 0 else f"{k}" for i, k in enumerate(cols))
+             + " | power (effect 1), " + " / ".join(str(k) for k in power_cols) + " treated, het. |",
              "|---|" + "---|" * (len(cols) + 1)]
 
     def cell(effect: float, k: int, errors: str, method: str) -> str:
@@ -197,7 +198,7 @@ def markdown(table: pd.DataFrame, units: int = N) -> str:
     methods = sorted(part["method"].unique(), key=lambda m: (m.split(":")[0], "default" not in m, m))
     for m in methods:
         size = [f"{cell(0.0, k, 'heteroskedastic', m)} / {cell(0.0, k, 'homoskedastic', m)}" for k in cols]
-        power = " / ".join(cell(1.0, k, "heteroskedastic", m) for k in cols)
+        power = " / ".join(cell(1.0, k, "heteroskedastic", m) for k in power_cols)
         name = m.replace("default (randomisation)", "**default** (randomisation)")
         lines.append(f"| {name} | " + " | ".join(size) + f" | {power} |")
     for effect, what in ((0.0, "size"), (1.0, "power")):
