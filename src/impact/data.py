@@ -609,9 +609,11 @@ def cluster_codes(
                       "off when clusters differ much in size or few are treated, so read p-values near the "
                       "threshold with care.")
         else:
-            advice = ("Prefer small-sample corrected (CR2) or wild cluster bootstrap inference with Webb weights "
-                      "(vcov='CR2' or vcov='wild' in regression designs; bootstrap with bootstrap_weights='webb' "
-                      "in att_gt).")
+            advice = ("The DiD designs' default (inference='auto') uses randomisation inference over the "
+                      "assignment of start years here where it can; the result's inference text names the method "
+                      "used. Where it says analytic, prefer small-sample corrected (CR2) or wild cluster bootstrap "
+                      "inference with Webb weights (vcov='CR2' or vcov='wild' in regression designs; bootstrap "
+                      "with bootstrap_weights='webb' in att_gt).")
         warn(
             FewClustersWarning,
             f"{where}: only {n_clusters} clusters in {name!r}{extra}; analytic cluster-robust standard "
@@ -622,7 +624,9 @@ def cluster_codes(
             FewTreatedClustersWarning,
             f"{where}: only {n_treated} treated cluster(s) out of {n_clusters} in {name!r}; with so few "
             "treated clusters every cluster-based method (analytic, CR2, wild bootstrap) can be "
-            "unreliable. Report randomisation/permutation inference or synthetic control alongside.",
+            "unreliable. Randomisation inference over the assignment of treatment (the DiD designs' default "
+            "with inference='auto' where it applies; the result's inference text says whether it was used) or "
+            "synthetic control is the valid choice.",
         )
     return codes.astype(np.int64), n_clusters
 
