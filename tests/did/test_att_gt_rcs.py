@@ -208,16 +208,92 @@ def test_clustering_and_bootstrap_use_the_rows() -> None:
     assert boot.aggregate("dynamic").tidy()["band_low"].notna().iloc[1:].all()
 
 
-def test_auto_stays_analytic_and_warns_with_few_treated_clusters() -> None:
-    data = _cross_sections()
-    # adoption by region: 4 treated regions of 20
-    region = np.random.default_rng(5).integers(0, 20, size=len(data))
-    data = data.assign(region=region, g=np.select([region < 2, region < 4], [3, 4], 0))
-    with pytest.warns(FragileInferenceWarning, match="randomisation inference is not used"):
-        res = im.did.att_gt(data, **RC, cluster="region")
-    assert "not available for repeated cross-sections" in res.inference
+def _regional(seed: int = 5, regions: int = 20) -> pd.DataFrame:
+    """Adoption by region: regions 0-1 from period 3, 2-3 from period 4, the others never."""
+    data = _cross_sections(seed=seed)
+    region = np.random.default_rng(seed).integers(0, regions, size=len(data))
+    return data.assign(region=region, g=np.select([region < 2, region < 4], [3, 4], 0))
+
+
+def test_auto_uses_randomisation_across_clusters_with_few_treated_clusters() -> None:
+    data = _regional()
+    res = im.did.att_gt(data, **RC, cluster="region", n_permutations=999)
+    assert res.settings["inference"] == "randomization"
+    assert "random draws of the 29,070 assignments of start years across 20 clusters (region)" in res.inference
+    assert "randomisation inference" in res.aggregate("dynamic").inference
+    assert "randomisation test" in res.diagnostics["pretrend_wald"]["method"]
+    # the estimates are those of the analytic fit; only p-values, intervals and implied SEs change
+    analytic = im.did.att_gt(data, **RC, cluster="region", inference="analytic")
+    np.testing.assert_allclose(res.tidy()["estimate"], analytic.tidy()["estimate"], rtol=1e-12)
+
+
+def test_auto_stays_analytic_and_warns_with_covariates() -> None:
+    data, reason = _regional(), "with covariates"
+    kw = {**RC, "cluster": "region", "covariates": "x"}
+    with pytest.warns(FragileInferenceWarning, match=reason):
+        res = im.did.att_gt(data, **kw)
     assert res.settings["inference"] == "analytic"
-    assert "not available for repeated cross-sections" in res.aggregate("dynamic").inference
+    assert "inference='auto' is analytic" in res.aggregate("dynamic").inference
+    with pytest.raises(SpecError, match=reason):
+        im.did.att_gt(data, **kw, inference="randomization")
+
+
+def test_cohort_varying_within_cluster_or_unsampled_cluster_stays_analytic() -> None:
+    data = _regional()
+    mixed = data.assign(g=np.where(np.arange(len(data)) == 0, 3, data["g"]))  # one observation off its region's cohort
+    with pytest.raises(SpecError, match="start years differ within some clusters"):
+        im.did.att_gt(mixed.loc[mixed["region"] >= 0], **RC, cluster="region", inference="randomization")
+    gap = data.loc[~((data["region"] == 7) & (data["t"] == 2))]
+    with pytest.raises(SpecError, match="not sampled in every period"):
+        im.did.att_gt(gap, **RC, cluster="region", inference="randomization")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # the few-cluster warnings of 8 regions, once per refit
+def test_randomisation_equals_refitting_every_assignment() -> None:
+    """Exact enumeration (168 assignments of 2 + 1 treated of 8 regions) against a brute-force loop that
+    refits att_gt(panel=False, inference="analytic") on every re-assigned data set: estimates and
+    clustered SEs of every cell (tolerance 1e-10 relative), and for one cell also the shifted data
+    Y - tau D of the sharp null (tau = 0.3), and the resulting p-values (exact equality of counts)."""
+    rng = np.random.default_rng(11)
+    n = 8 * 5 * 6  # 8 regions x 5 periods x 6 observations
+    region, t = np.repeat(np.arange(8), 30), np.tile(np.repeat(np.arange(1, 6), 6), 8)
+    start = np.array([3, 3, 4, 0, 0, 0, 0, 0])
+    data = pd.DataFrame({"region": region, "t": t, "g": start[region], "w": rng.uniform(0.5, 2.0, n),
+                         "y": rng.normal(size=8)[region] + 0.2 * t + rng.normal(size=n)})
+    kw = {**RC, "cluster": "region", "weights": "w"}
+    res = im.did.att_gt(data, **kw, inference="randomization", n_permutations=999)
+    ctx = res.randomization
+    table = res.tidy()
+    assert "all 168 assignments" in res.inference
+    p = len(ctx.cell_cohort)
+    omega = np.eye(p)
+    j = int(np.flatnonzero(table["term"].to_numpy()[1:] == "g=3,t=4")[0])
+    M = ctx.treated_mask(omega)
+    comps = ctx.components_rc(omega, M, ctx.Yb)
+    labels, _ = ctx.scheme().enumerate(limit=999)  # every assignment, the engine's order
+    labels = labels[~np.all(labels == ctx.labels[None, :], axis=1)]  # the observed one is the "1 +" of p
+    assert len(labels) == 167
+    fast = comps(labels)
+    tau = 0.3
+    d = ((data["g"] == 3) & (data["t"] == 4)).to_numpy(float)  # the observed treated cells of row g=3,t=4
+    starts = np.array([3.0, 4.0, 0.0])  # cohort codes 0, 1 and K = 2 (never treated)
+    for i, lab in enumerate(labels):
+        permuted = data.assign(g=starts[lab[data["region"]]])
+        refit = im.did.att_gt(permuted, **kw, inference="analytic").tidy().iloc[1:]
+        np.testing.assert_allclose(fast.a[i], refit["estimate"], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(np.sqrt(fast.v0[i]), refit["std_error"].fillna(0), rtol=1e-10, atol=1e-12)
+        if i % 8 == 0:
+            shifted = im.did.att_gt(permuted.assign(y=data["y"] - tau * d), **kw, inference="analytic").tidy().iloc[1 + j]
+            np.testing.assert_allclose(fast.a[i, j] - tau * fast.b[i, j], shifted["estimate"], rtol=1e-10)
+            var = fast.v0[i, j] - 2 * tau * fast.v1[i, j] + tau**2 * fast.v2[i, j]
+            np.testing.assert_allclose(np.sqrt(var), shifted["std_error"], rtol=1e-10)
+    # the p-value: share of all assignments (the observed one included) with |t| at least the observed
+    t_obs = table["estimate"].to_numpy()[1:] / im.did.att_gt(data, **kw, inference="analytic").tidy()["std_error"].to_numpy()[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_all = np.abs(fast.a / np.sqrt(fast.v0))
+    active = ~ctx.cell_reference
+    expected = (1 + (t_all[:, active] >= np.abs(t_obs[active]) * (1 - 1e-9)).sum(axis=0)) / 168
+    np.testing.assert_allclose(table["p_value"].to_numpy()[1:][active], expected, rtol=1e-12)
 
 
 def test_keep_on_a_balanced_panel_is_the_panel_estimator() -> None:

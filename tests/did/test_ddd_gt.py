@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import impact as im
-from impact.errors import DataError, FragileInferenceWarning
+from impact.errors import DataError, FragileInferenceWarning, ImpactWarning
 
 REF = Path(__file__).parent / "reference"
 COVS = ["cov1", "cov2", "cov3", "cov4"]
@@ -212,6 +212,14 @@ def test_bad_input_raises_typed_errors():
     before = df.copy()
     im.did.ddd_gt(df, **KW, inference="analytic")
     pd.testing.assert_frame_equal(df, before)  # the user's frame is not modified
+    # a time-varying covariate is not an error (the first-period value is used) but it is never silent
+    drifting = df.assign(x=df["x"] + 0.1 * df["time"])
+    with pytest.warns(ImpactWarning, match="'x' vary within .* first-period value is used"):
+        im.did.ddd_gt(drifting, **KW, covariates="x", inference="analytic")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        im.did.ddd_gt(df, **KW, covariates="x", inference="analytic")
+    assert not any("vary within" in str(w.message) for w in caught)
 
 
 @pytest.mark.filterwarnings("ignore::impact.errors.ImpactWarning")

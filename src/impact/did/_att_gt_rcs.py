@@ -15,6 +15,10 @@ Steps: :func:`_prepare_rows` (validate, code cohorts, drop what cannot be used) 
 (which comparison each ATT(g, t) is, and whether its four groups are sampled) -> estimate the cells
 (:func:`_cells_unconditional`, all at once from block sums, or :func:`_cells_with_covariates`, one
 cross-section fit per cell) -> :func:`_assemble` (standard errors, overall ATT, pre-trend test).
+
+With few treated clusters, repeated cross-sections without covariates and with one cohort per cluster
+get randomisation inference over the assignment of cohorts to clusters (:func:`_cluster_randomization`,
+:class:`impact.did._randomization.CrossSectionSums`; the engine of :mod:`impact.inference.randomization`).
 """
 
 from __future__ import annotations
@@ -42,9 +46,6 @@ _METHOD_TEXT_RC = {
           "drdid_rc, the estimator R did uses)",
 }
 SMALL_CELL = 10
-RI_UNAVAILABLE = ("randomisation inference permutes start years across the units of a balanced panel; "
-                  "with {what} the sample differs between periods, so that permutation is not implemented")
-
 
 @dataclass
 class _Rows:
@@ -256,7 +257,7 @@ def _cells_with_covariates(cells, data: _Rows, n_scale: float, backend: str, nam
 
 def att_gt_repeated(df, *, outcome, unit, time, cohort, covs, control_group, method, anticipation, base_period,
                     weights, cluster, keep_units, bootstrap, bootstrap_weights, seed, level, missing, inference,
-                    where, log):
+                    where, log, n_permutations=9_999):
     """``att_gt`` for repeated cross-sections (``keep_units=False``) or an unbalanced panel kept whole
     (None when a panel given with ``unbalanced="keep"`` is balanced: the caller runs the panel path)."""
     from impact.did.aggregate import aggregate_influence, simple_weights
@@ -309,9 +310,13 @@ def att_gt_repeated(df, *, outcome, unit, time, cohort, covs, control_group, met
         n_levels = n_clusters
     else:
         n_treated_levels, n_levels = int(np.count_nonzero(G > 0)), N
-    choose_randomization(inference, n_treated_units=n_treated_levels,
-                         n_untreated_units=n_levels - n_treated_levels, n_units=N,
-                         supported=RI_UNAVAILABLE.format(what=what), where=where)
+    randomization = None
+    if bootstrap is None:
+        reason = _ri_reason(data, covs, clusters, n_clusters, keep_units, what)
+        if choose_randomization(inference, n_treated_units=n_treated_levels,
+                                n_untreated_units=n_levels - n_treated_levels,
+                                n_units=n_levels if reason is None else N, supported=reason, where=where):
+            randomization = _cluster_randomization(data, cells, clusters, n_clusters, cluster, n_permutations, seed, where)
 
     reference = np.array([c["reference"] for c in cells])
     groups_cell = np.array([c["group"] for c in cells])
@@ -320,7 +325,13 @@ def att_gt_repeated(df, *, outcome, unit, time, cohort, covs, control_group, met
     overall_att, overall_if = aggregate_influence(att, IF, keepers, simple_weights(groups_cell, keepers, G, unit_weights),
                                                   G=G, unit_weights=unit_weights, groups_cell=groups_cell, with_wif=True)
     estimates = np.concatenate([[overall_att], att])
-    if bootstrap is None:
+    ri = omega = None
+    if randomization is not None:
+        omega = np.vstack([np.zeros((1, len(cells))), np.eye(len(cells))])
+        omega[0, keepers] = simple_weights(groups_cell, keepers, G, unit_weights)
+        ri = randomization.run_cells(omega, level)
+        se, text, band, crit = ri.std_error.copy(), ri.description(), None, None
+    elif bootstrap is None:
         se_cells, text, band, crit = _standard_errors(IF, att, clusters, n_clusters, None, seed, level, None, None)
         se = np.concatenate([_standard_errors(overall_if[:, None], estimates[:1], clusters, n_clusters, None, seed, level,
                                               None, None)[0], se_cells])
@@ -332,9 +343,11 @@ def att_gt_repeated(df, *, outcome, unit, time, cohort, covs, control_group, met
         f"each of the {N} observations is a sampling unit"
     note = f" [{what}: {sampling}]"
     text = text.replace("(units as the sampling level)", "(units as the sampling level)" if keep_units else "(observations)")
-    if bootstrap is None and inference == "auto":
-        note += "; randomisation inference is not available for " + what + ", so inference='auto' is analytic"
-    text += note
+    if randomization is None and bootstrap is None and inference == "auto":
+        note += "; randomisation inference needs repeated cross-sections without covariates and a cluster with one " \
+                "cohort per cluster sampled in every period, so inference='auto' is analytic"
+    if randomization is None:  # randomisation inference permutes clusters: the sampling note does not apply
+        text += note
     se[1:][reference] = np.nan
     n_treated_obs = int(treated_obs.sum())
     extra = {
@@ -348,7 +361,18 @@ def att_gt_repeated(df, *, outcome, unit, time, cohort, covs, control_group, met
     if band is not None:
         extra["band_low"], extra["band_high"] = band
     terms = ["ATT"] + [f"g={c['group']:g},t={c['time']:g}" for c in cells]
-    table = effects_table(terms, estimates, se, level=level, **extra)
+    if ri is not None:
+        p_ri, low_ri, high_ri = ri.p_value.copy(), ri.conf_low.copy(), ri.conf_high.copy()
+        for arr in (p_ri, low_ri, high_ri):
+            arr[1:][reference] = np.nan
+        table = effects_table(terms, estimates, se, level=level, p_values=p_ri, conf_low=low_ri, conf_high=high_ri,
+                              **extra)
+        notes = randomization.row_notes(ri, omega)
+        notes[1:][reference] = None
+        if any(n is not None for n in notes):  # why an interval is unbounded, appended by tidy()
+            table["inference"] = notes
+    else:
+        table = effects_table(terms, estimates, se, level=level, **extra)
     pre = np.flatnonzero((times_cell < groups_cell - anticipation) & ~reference)
     diagnostics: dict[str, Any] = {
         "n_cells": len(cells),
@@ -358,7 +382,11 @@ def att_gt_repeated(df, *, outcome, unit, time, cohort, covs, control_group, met
         "data_structure": what,
         "n_rows": n_rows,
     }
-    if len(pre):
+    if len(pre) and randomization is not None:
+        test = randomization.joint_test_cells(np.eye(len(cells))[pre], att)
+        diagnostics["pretrend_wald"] = {**test, "n_pre_cells": len(pre),
+                                        "null": "all pre-treatment ATT(g, t) = 0 (parallel pre-trends)"}
+    elif len(pre):
         test = wald_test(att[pre], _covariance(IF[:, pre], clusters, n_clusters))
         diagnostics["pretrend_wald"] = {**test, "n_pre_cells": len(pre), "method": "Wald test, analytic covariance",
                                         "null": "all pre-treatment ATT(g, t) = 0 (parallel pre-trends)"}
@@ -376,12 +404,59 @@ def att_gt_repeated(df, *, outcome, unit, time, cohort, covs, control_group, met
         "anticipation": anticipation, "base_period": base_period, "covariates": covs, "weights": weights,
         "cluster": cluster, "bootstrap": bootstrap, "seed": seed, "multiplier": bootstrap_weights if bootstrap else None,
         "unbalanced": "keep" if keep_units else None, "panel": keep_units, "assumption": assumption,
-        "inference": "bootstrap" if bootstrap else "analytic", "inference_note": note,
+        "inference": "randomization" if randomization is not None else ("bootstrap" if bootstrap else "analytic"),
+        "inference_note": "" if randomization is not None else note, "n_permutations": n_permutations,
     }
     return ATTGTResult(
         design="att_gt", estimand="ATT(g,t)", effects=table, headline="ATT", inference=text, n_obs=n_rows,
         outcome=outcome, level=level, n_units=N, n_treated=int(np.count_nonzero(G > 0)), n_clusters=n_clusters,
         settings=settings, warnings=tuple(log), sample_flow=tuple(flow), diagnostics=diagnostics, influence=IF,
         unit_cohort=G, unit_weights=unit_weights, unit_clusters=clusters, periods=tuple(float(x) for x in data.periods),
-        randomization=None)
+        randomization=randomization)
+
+
+def _ri_reason(data: _Rows, covs, clusters, n_clusters, keep_units: bool, what: str) -> str | None:
+    """None when start years can be permuted across clusters of repeated cross-sections, else why not."""
+    if keep_units:
+        return ("randomisation inference for an unbalanced panel kept whole is not implemented (the panel's units "
+                "would be permuted, but the sample differs between periods)")
+    if covs:
+        return "with covariates each assignment needs its own comparison fits (not implemented); drop covariates"
+    if clusters is None:
+        return ("with repeated cross-sections start years are permuted across the clusters to which treatment was "
+                "assigned: pass cluster= (e.g. the region) with one cohort per cluster")
+    first = np.full(n_clusters, -1)
+    first[clusters] = data.cohort_index
+    if np.any(first[clusters] != data.cohort_index):
+        return ("start years differ within some clusters, so adoption was not assigned by cluster and cannot be "
+                "permuted across clusters; cluster at the level at which start years were decided")
+    sampled = np.zeros((n_clusters, len(data.periods)), dtype=bool)
+    sampled[clusters, data.period_index] = True
+    if not sampled.all():
+        b, t = np.argwhere(~sampled)[0]
+        return (f"some clusters are not sampled in every period (e.g. cluster {data.cluster_values[clusters == b][0]!r} "
+                f"in {data.periods[t]:g}), so re-assigned cohorts could lack observations in a cell (not implemented)")
+    return None
+
+
+def _cluster_randomization(data: _Rows, cells, clusters, n_clusters, cluster_name, n_permutations, seed, where):
+    """The randomisation context that permutes cohorts across clusters (:class:`CrossSectionSums`)."""
+    from impact.did._randomization import CrossSectionSums
+    from impact.inference.randomization import adoption_scheme
+
+    K, T = len(data.cohorts), len(data.periods)
+    labels = np.full(n_clusters, K)
+    labels[clusters] = data.cohort_index
+    index = clusters * T + data.period_index
+    S0 = np.bincount(index, weights=data.w, minlength=n_clusters * T).reshape(n_clusters, T)
+    S1 = np.bincount(index, weights=data.w * data.y, minlength=n_clusters * T).reshape(n_clusters, T)
+    word = f"{n_clusters} clusters ({cluster_name})"
+    adoption_scheme(labels, never_code=K, where=where, unit_word=word)
+    return CrossSectionSums(
+        Yb=S1, labels=labels.astype(np.int64), K=K, block_units=np.ones(n_clusters), unit_word=word,
+        n_permutations=int(n_permutations), seed=seed, C=np.zeros((len(cells), K + 1, T)),
+        cell_cohort=np.array([c["k"] for c in cells]), cell_time=np.array([c["ti"] for c in cells]),
+        cell_post=np.array([c["post"] for c in cells]), cell_reference=np.array([c["reference"] for c in cells]),
+        S0=S0, cell_base=np.array([c["base"] for c in cells]),
+        cell_comparison=np.array([np.asarray(c["comparison"], dtype=bool) for c in cells]))
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from impact.inference.randomization import AdoptionRandomization, LinearComponents, adoption_randomization
 
-__all__ = ["CohortSums", "cell_matrix"]
+__all__ = ["CohortSums", "CrossSectionSums", "cell_matrix"]
 
 
 def cell_matrix(cells: list[dict], K: int, T: int, cohort_units: np.ndarray) -> np.ndarray:
@@ -159,6 +159,85 @@ class CohortSums(CohortLinear):
         for j in np.flatnonzero(self.cell_post & ~self.cell_reference):
             effects[self.cell_cohort[j], self.cell_time[j]] = cell_att[j]
         return self.joint_test(np.einsum("rj,jkt->rkt", omega, self.C), effects, "estimated ATT(g, t)")
+
+
+@dataclass(frozen=True)
+class CrossSectionSums(CohortSums):
+    """:class:`CohortSums` for att_gt on repeated cross-sections sampled within clusters (no covariates).
+
+    The randomisation units are the clusters (cohort constant within each). ``Yb`` (B, T) holds the
+    cluster-by-period sums ``S1 = sum w y`` and ``S0`` (B, T) the sums ``sum w``. Under an assignment
+    every group mean of a cell is a ratio of cohort sums of ``S1`` and ``S0``, so the ATT(g, t) are
+    linear in the outcome with coefficients that depend on the assignment (cohort sizes in observations
+    change when clusters differ in size), and each cluster's sum of the influence function of a cell is
+    ``+-(S1[b, t] - mean S0[b, t]) / (sum of S0 over the group)``: the cluster-robust variance of the
+    analytic path, recomputed for every assignment from (assignments, clusters, cells) arrays. The
+    weights ``omega`` of aggregated rows are held at their observed values (a fixed statistic).
+    """
+
+    S0: np.ndarray = None  # type: ignore[assignment]
+    cell_base: np.ndarray = None  # type: ignore[assignment]
+    cell_comparison: np.ndarray = None  # type: ignore[assignment]  # (p, K+1) comparison cohorts of each cell
+
+    def _cells(self, labels: np.ndarray, S1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cell ATTs (P, p) and cluster sums of their influence functions (P, B, p) under ``labels``."""
+        onehot = (labels[:, :, None] == np.arange(self.K + 1)[None, None, :]).astype(float)  # (P, B, K+1)
+        roles = ((onehot[:, :, self.cell_cohort], 1.0), (onehot @ self.cell_comparison.T.astype(float), -1.0))
+        active = (~self.cell_reference).astype(float)
+        att = np.zeros((labels.shape[0], len(self.cell_cohort)))
+        IF = np.zeros((labels.shape[0], labels.shape[1], len(self.cell_cohort)))
+        for period, sign in ((self.cell_time, 1.0), (self.cell_base, -1.0)):
+            x0, x1 = self.S0[:, period], S1[:, period]  # (B, p)
+            for mask, role in roles:
+                n0 = np.einsum("pbj,bj->pj", mask, x0)
+                n0 = np.where(n0 > 0, n0, np.inf)  # reference cells (no comparison): contribute 0
+                mean = np.einsum("pbj,bj->pj", mask, x1) / n0
+                att += sign * role * active * mean
+                IF += (sign * role) * active * mask * (x1[None] - mean[:, None, :] * x0[None]) / n0[:, None, :]
+        return att, IF
+
+    def components_rc(self, omega: np.ndarray, M: np.ndarray, S1: np.ndarray):
+        """``components(labels)`` of the rows ``omega`` (R, p) under the sharp nulls that shift the
+        observed treated cohort-periods ``M`` (R, K+1, T) of each row by tau."""
+        omega = omega * (~self.cell_reference)[None, :]
+        masks: dict[bytes, list[int]] = {}
+        for r in range(omega.shape[0]):
+            masks.setdefault(M[r].tobytes(), []).append(r)
+        shifted = [(rows, self.S0 * M[rows[0]][self.labels]) for rows in masks.values()]  # (B, T) sums of w d
+
+        def components(labels: np.ndarray) -> LinearComponents:
+            att, IF = self._cells(labels, S1)
+            a, e0 = att @ omega.T, IF @ omega.T  # (P, R), (P, B, R)
+            b, e1 = np.zeros_like(a), np.zeros_like(e0)
+            for rows, Sd in shifted:  # one pass per distinct shifted set (rows sharing it share the pass)
+                att_d, IF_d = self._cells(labels, Sd)
+                b[:, rows], e1[:, :, rows] = att_d @ omega[rows].T, IF_d @ omega[rows].T
+            return LinearComponents(a, b, np.sum(e0 * e0, axis=1), np.sum(e0 * e1, axis=1), np.sum(e1 * e1, axis=1))
+
+        return components
+
+    def run(self, alpha, M, level, Y=None):  # noqa: D102  (rows come as omega, see run_cells)
+        raise NotImplementedError("CrossSectionSums works on cell weights: use run_cells")
+
+    def run_cells(self, omega: np.ndarray, level: float) -> AdoptionRandomization:
+        return adoption_randomization(self.components_rc(omega, self.treated_mask(omega), self.Yb), self.scheme(),
+                                      n_permutations=self.n_permutations, seed=self.seed, level=level,
+                                      studentize=self.studentize, unit_word=self.unit_word, chunk=250)
+
+    def joint_test_cells(self, omega: np.ndarray, cell_att: np.ndarray) -> dict:
+        from impact.inference.randomization import randomization_joint_test
+
+        effects = np.zeros((self.K + 1, self.Yb.shape[1]))
+        for j in np.flatnonzero(self.cell_post & ~self.cell_reference):
+            effects[self.cell_cohort[j], self.cell_time[j]] = cell_att[j]
+        S1_0 = self.Yb - effects[self.labels] * self.S0  # imputed untreated outcomes, as cluster-period sums
+        components = self.components_rc(omega, np.zeros((omega.shape[0], self.K + 1, self.Yb.shape[1])), S1_0)
+        test = randomization_joint_test(components, self.scheme(), np.arange(omega.shape[0]),
+                                        n_permutations=self.n_permutations, seed=self.seed,
+                                        studentize=self.studentize, unit_word=self.unit_word, chunk=250)
+        test["assumption"] = ("sharp null: no pre-trends, and post-treatment effects equal to the estimated "
+                              "ATT(g, t) (removed before permuting start years)")
+        return test
 
 
 @dataclass(frozen=True)

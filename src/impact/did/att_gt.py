@@ -308,13 +308,19 @@ def att_gt(
         most 5,000 units exist: the analytic Wald test of many pre-period cells rejects a true null
         31% of the time with 50 treated of 120 units (``analyses/simulations/few_treated.py``).
         Randomisation inference needs no covariates, no weights and clusters of equal size; otherwise
-        "auto" falls back to analytic with a FragileInferenceWarning. It is not available for
-        repeated cross-sections or ``unbalanced="keep"`` (the sample differs between periods, so start
-        years cannot be permuted across a fixed set of units): there "auto" is analytic, warns
-        (FragileInferenceWarning) when fewer than 50 treated or untreated units/clusters exist, and
-        the result's ``inference`` text says so; "randomization" raises a SpecError. With 4 of 20
-        regions treated the 5% test then rejects about 20% of the time under the null (Webb bootstrap
-        by region 18.5%; ``analyses/simulations/rcs_few_treated.py``): read such intervals as optimistic.
+        "auto" falls back to analytic with a FragileInferenceWarning. With repeated cross-sections
+        (``panel=False``) it permutes start years across the clusters of ``cluster`` (e.g. the regions
+        in which individuals are surveyed), under the same rule, when there are no covariates, the
+        cohort is constant within each cluster and every cluster is sampled in every period (weights
+        may vary: they enter the cluster-by-period sums); each cell is recomputed from the re-assigned
+        cohorts' sums and studentised by its clustered influence-function SE, aggregation weights are
+        held at their observed values. With 4 of 20 regions treated its 5% test of the dynamic ATT
+        rejects 7.5% (Monte Carlo se 1.3%; the test is exact by construction under random assignment) under the null, against 0.205 for the analytic SEs and 0.185 for the Webb
+        bootstrap by region (400 replications, ``analyses/simulations/rcs_few_treated.py``). Otherwise
+        (covariates, cohorts varying within a cluster, no ``cluster``, clusters missing in a period,
+        ``unbalanced="keep"``) "auto" is analytic, warns (FragileInferenceWarning) when fewer than 50
+        treated or untreated units/clusters exist, and the result's ``inference`` text says so;
+        "randomization" raises a SpecError: read such intervals as optimistic.
     n_permutations : int
         Randomisation inference enumerates every assignment when there are at most this many, else
         draws this many (seeded by ``seed``).
@@ -397,7 +403,8 @@ def att_gt(
                 df, outcome=outcome, unit=unit, time=time, cohort=cohort, covs=covs, control_group=control_group,
                 method=method, anticipation=anticipation, base_period=base_period, weights=weights, cluster=cluster,
                 keep_units=panel, bootstrap=bootstrap, bootstrap_weights=bootstrap_weights, seed=seed, level=level,
-                missing=missing, inference=inference, where=where, log=log)
+                missing=missing, inference=inference, where=where, log=log,
+                n_permutations=n_permutations)
         if result is not None:
             return result
 

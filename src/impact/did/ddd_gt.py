@@ -48,6 +48,7 @@ from impact.did.att_gt import ATTGTResult, _covariance, _standard_errors
 from impact.did.drdid import PanelComparison
 from impact.errors import (
     DataError,
+    ImpactWarning,
     SampleWarning,
     SmallComparisonWarning,
     SmallTreatedGroupWarning,
@@ -138,6 +139,17 @@ def _prepare(df, *, where, outcome, unit, time, cohort, partition, covs, cluster
     S = frame[cohort].to_numpy(dtype=float)[first_row]
     Q = frame[partition].to_numpy(dtype=float)[first_row] == 1
     X = frame[covs].to_numpy(dtype=float)[order_first] if covs else None
+    if covs:
+        values = frame[covs].to_numpy(dtype=float)
+        spread = np.zeros((N, len(covs)), dtype=bool)
+        np.logical_or.at(spread, unit_codes, values != X[unit_codes])
+        varying = [c for c, v in zip(covs, spread.any(axis=0)) if v]
+        if varying:
+            units = unit_labels[spread.any(axis=1)]
+            warn(ImpactWarning, f"{where}: covariate(s) {', '.join(map(repr, varying))} vary within {len(units)} unit(s) "
+                 f"(first: {', '.join(map(str, units[:5]))}); each unit's first-period value is used, as the "
+                 "estimator conditions on pre-treatment characteristics. Pass time-invariant (baseline) covariates "
+                 "to silence this.")
     clusters = frame[cluster].to_numpy()[first_row] if cluster else None
     if (S < 0).any():
         raise DataError(f"{where}: cohort {cohort!r} must hold the first period in which the programme is enabled "
