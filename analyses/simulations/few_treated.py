@@ -204,7 +204,8 @@ def markdown(table: pd.DataFrame, units: int = N) -> str:
     for effect, what in ((0.0, "size"), (1.0, "power")):
         n = part.loc[part["effect"] == effect, "replications"]
         if len(n):
-            lines.append(f"\n{what}: {n.min()}-{n.max()} replications per cell")
+            span = f"{n.min():,}" if n.min() == n.max() else f"{n.min():,} to {n.max():,}"
+            lines.append(f"\n{what}: {span} replications per cell")
     return "\n".join(lines)
 
 
