@@ -295,6 +295,7 @@ def assess(outcome: Any) -> Assessment:
     items = [(outcome.name, outcome)] + [(c.name, c) for c in getattr(outcome, "robustness", ())]
     concerns: list[str] = []
     passed: list[str] = []
+    passed_pretrend_p: list[float] = []
     for name, item in items:
         res = getattr(item, "result", None)
         if res is None:
@@ -303,6 +304,8 @@ def assess(outcome: Any) -> Assessment:
         check_family = item.design.removeprefix("impact.").partition(".")[0]
         if family in ("did", "matching") and check_family in ("did", "matching"):
             for label, p in _pretrend_tests(name, diag):
+                if p >= ALPHA:
+                    passed_pretrend_p.append(p)
                 (concerns if p < ALPHA else passed).append(
                     f"pre-trend test {'rejects' if p < ALPHA else 'does not reject'} parallel pre-trends in {label}, {_show_p(p)}")
         attrition = None
@@ -341,5 +344,11 @@ def assess(outcome: Any) -> Assessment:
         reason = (f"Lowered from level {prof.sms_level} (what a {prof.family.lower()} can reach) because the "
                   f"diagnostics put its identifying assumption in doubt: " + "; ".join(concerns) + ".")
     else:
-        reason = prof.sms_reason + (" Diagnostics run: " + "; ".join(passed) + "." if passed else "")
+        shown = passed
+        if len(passed_pretrend_p) > 2:  # one summary instead of a sentence per check (the diagnostics section lists each)
+            others = [text for text in passed if not text.startswith("pre-trend test does not reject")]
+            shown = [f"pre-trend tests do not reject parallel pre-trends in any of the {len(passed_pretrend_p)} run on this "
+                     f"evaluation and its robustness checks (p = {min(passed_pretrend_p):.3g} to "
+                     f"{max(passed_pretrend_p):.3g})", *others]
+        reason = prof.sms_reason + (" Diagnostics run: " + "; ".join(shown) + "." if shown else "")
     return Assessment(prof, level, reason, tuple(concerns), tuple(passed))
