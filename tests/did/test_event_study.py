@@ -127,7 +127,8 @@ def test_trimmed_window_drops_observations_and_weights():
 
 
 def test_pretrend_test_is_the_joint_wald_of_the_leads(mpdta):
-    res = quiet(im.did.event_study, mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat")
+    res = quiet(im.did.event_study, mpdta, outcome="lemp", unit="countyreal", time="year", cohort="first.treat",
+                inference="analytic")
     test = res.diagnostics["pretrend_test"]
     idx = np.flatnonzero((res.tidy()["event_time"] < -1).to_numpy())
     b = res.tidy()["estimate"].to_numpy()[idx]
@@ -142,13 +143,31 @@ def test_pretrend_test_is_the_joint_wald_of_the_leads(mpdta):
         pretrend_wald([0, 1], [0.1, 0.2], np.eye(2))
 
 
+def test_default_pretrend_test_above_the_threshold_is_a_randomisation_test(mpdta):
+    # mpdta: 309 treated and 191 untreated counties, so "auto" keeps the effects analytic (CR1), but the
+    # pre-trend F-test over-rejects with cohorts of this size (analyses/simulations/few_treated_threshold.csv:
+    # 0.077-0.087 at 5%), so the default pre-test permutes start years (500 units <= RI_MAX_UNITS)
+    kw = {"outcome": "lemp", "unit": "countyreal", "time": "year", "cohort": "first.treat"}
+    for design in (im.did.event_study, im.did.sun_abraham):
+        res = quiet(design, mpdta, **kw, n_permutations=199, seed=1)
+        assert "randomisation" not in res.tidy()["inference"].iloc[0]  # the effects stay analytic
+        test = pretrend_test(res)
+        assert "randomisation" in test["method"] and 0 < test["p_value"] <= 1
+        analytic = pretrend_test(quiet(design, mpdta, **kw, inference="analytic"))
+        assert "randomisation" not in analytic["method"]
+
+
 def test_simulation_twfe_contaminated_but_truth_in_sun_abraham():
     """Heterogeneous dynamic effects: the dynamic TWFE shows spurious pre-trends (true leads are 0)."""
     d = simulate(seed=1)
     es = quiet(im.did.event_study, d, outcome="y", unit="unit", time="time", cohort="cohort")
     leads = es.tidy().loc[lambda t: t["event_time"] <= -4, "estimate"]
     assert leads.min() > 0.2  # bias of at least 0.2 at every lead e <= -4 (truth 0, SE about 0.03)
-    assert es.diagnostics["pretrend_test"]["p_value"] < 1e-6
+    # the default pre-test (300 treated units: randomisation over start years, 9,999 draws) rejects with
+    # the smallest p-value it can attain; the analytic F-test agrees
+    assert es.diagnostics["pretrend_test"]["p_value"] <= 1 / 10_000 + 1e-12
+    analytic = quiet(im.did.event_study, d, outcome="y", unit="unit", time="time", cohort="cohort", inference="analytic")
+    assert analytic.diagnostics["pretrend_test"]["p_value"] < 1e-6
 
 
 def test_homogeneous_effects_recovered_with_coverage():

@@ -326,10 +326,14 @@ def event_study(
             from impact.did._randomization import event_time_randomization
 
             L, _ = _rows_matrix(where, event_times, refs, len(fit.coef))
-            ri = event_time_randomization(
-                effects, V, L=L, fit=fit, panel=panel, obs=np.flatnonzero(keep), obs_event_time=be,
-                inference=inference, reason=None, n_permutations=n_permutations, seed=seed, level=level,
-                where=where, cluster_name=cluster or unit, unit_name=unit)
+
+            def run(mode):
+                return event_time_randomization(
+                    effects, V, L=L, fit=fit, panel=panel, obs=np.flatnonzero(keep), obs_event_time=be,
+                    inference=mode, reason=None, n_permutations=n_permutations, seed=seed, level=level,
+                    where=where, cluster_name=cluster or unit, unit_name=unit)
+
+            ri = run(inference)
         if ri is not None:
             effects, V, test, text = ri
             res = res.replace(effects=effects, vcov=V, settings={**res.settings, "inference": "randomization"}, inference=(
@@ -338,8 +342,10 @@ def event_study(
             if test is not None:
                 diagnostics["pretrend_test"] = test
         elif low < min(refs):
-            test = pretrend_test(res)
-            diagnostics["pretrend_test"] = test
+            from impact.did._randomization import pretrend_randomization
+
+            test = pretrend_randomization(run, n_units=res.n_units) if wants_ri and inference == "auto" else None
+            diagnostics["pretrend_test"] = test if test is not None else pretrend_test(res)
         res = res.replace(warnings=tuple(log), diagnostics=diagnostics)
     return res
 

@@ -237,11 +237,15 @@ def sun_abraham(
             from impact.did._randomization import event_time_randomization
 
             L, _ = _rows_matrix(where, show, [reference], len(fit.coef), combination[rows], head)
-            ri = event_time_randomization(
-                effects, V, L=L, fit=fit, panel=panel, obs=sub, obs_event_time=np.where(treated[sub], e[sub], np.nan),
-                inference=inference, reason=None if control == "never" else "control='last' drops periods (unbalanced)",
-                n_permutations=n_permutations, seed=seed, level=level, where=where, cluster_name=cluster or unit,
-                unit_name=unit)
+
+            def run(mode):
+                return event_time_randomization(
+                    effects, V, L=L, fit=fit, panel=panel, obs=sub, obs_event_time=np.where(treated[sub], e[sub], np.nan),
+                    inference=mode, reason=None if control == "never" else "control='last' drops periods (unbalanced)",
+                    n_permutations=n_permutations, seed=seed, level=level, where=where, cluster_name=cluster or unit,
+                    unit_name=unit)
+
+            ri = run(inference)
         if ri is not None:
             effects, V, test, text = ri
             res = res.replace(effects=effects, vcov=V, settings={**res.settings, "inference": "randomization"},
@@ -249,6 +253,9 @@ def sun_abraham(
             if test is not None:
                 diagnostics["pretrend_test"] = test
         elif (effects["event_time"] < reference).any():
-            diagnostics["pretrend_test"] = pretrend_test(res)
+            from impact.did._randomization import pretrend_randomization
+
+            test = pretrend_randomization(run, n_units=res.n_units) if wants_ri and inference == "auto" else None
+            diagnostics["pretrend_test"] = test if test is not None else pretrend_test(res)
         res = res.replace(warnings=tuple(log), diagnostics=diagnostics)
     return res
