@@ -32,9 +32,9 @@ from scipy import sparse
 
 from impact.data import check_constant_within, cluster_codes, prepare
 from impact.did._rcs import cross_section_att
-from impact.did._staggered import group_time_layout
+from impact.did._staggered import group_time_layout, group_time_table
 from impact.errors import DataError, SampleWarning, SmallComparisonWarning, SmallTreatedGroupWarning, warn
-from impact.results import FlowStep, effects_table
+from impact.results import FlowStep
 
 __all__ = ["att_gt_repeated"]
 
@@ -361,18 +361,8 @@ def att_gt_repeated(df, *, outcome, unit, time, cohort, covs, control_group, met
     if band is not None:
         extra["band_low"], extra["band_high"] = band
     terms = ["ATT"] + [f"g={c['group']:g},t={c['time']:g}" for c in cells]
-    if ri is not None:
-        p_ri, low_ri, high_ri = ri.p_value.copy(), ri.conf_low.copy(), ri.conf_high.copy()
-        for arr in (p_ri, low_ri, high_ri):
-            arr[1:][reference] = np.nan
-        table = effects_table(terms, estimates, se, level=level, p_values=p_ri, conf_low=low_ri, conf_high=high_ri,
-                              **extra)
-        notes = randomization.row_notes(ri, omega)
-        notes[1:][reference] = None
-        if any(n is not None for n in notes):  # why an interval is unbounded, appended by tidy()
-            table["inference"] = notes
-    else:
-        table = effects_table(terms, estimates, se, level=level, **extra)
+    table = group_time_table(terms, estimates, se, level=level, extra=extra, reference=reference,
+                             randomization=randomization, ri=ri, omega=omega)
     pre = np.flatnonzero((times_cell < groups_cell - anticipation) & ~reference)
     diagnostics: dict[str, Any] = {
         "n_cells": len(cells),

@@ -24,6 +24,7 @@ from impact.data import (
 )
 from impact.errors import DataError, SampleWarning, warn
 from impact.inference.absorb import FixedEffects
+from impact.results import effects_table
 
 __all__ = ["StaggeredPanel", "staggered_panel"]
 
@@ -414,3 +415,23 @@ def fe_regression(
         design_coef=coef,
         design_names=tuple(design_names),
     )
+
+
+def group_time_table(terms, estimates, se, *, level: float, extra: dict, reference: np.ndarray,
+                     randomization: Any = None, ri: Any = None, omega: Any = None) -> pd.DataFrame:
+    """The effects table of ``att_gt`` (overall ATT, then one row per group-time cell).
+
+    With randomisation inference (``randomization`` the context, ``ri`` its result for the rows
+    ``omega``) the p-values, intervals and the notes on unbounded intervals are the randomisation ones,
+    blank on the reference rows (``reference`` flags the cells, i.e. rows 1:)."""
+    if randomization is None:
+        return effects_table(terms, estimates, se, level=level, **extra)
+    p_ri, low_ri, high_ri = ri.p_value.copy(), ri.conf_low.copy(), ri.conf_high.copy()
+    for arr in (p_ri, low_ri, high_ri):
+        arr[1:][reference] = np.nan
+    table = effects_table(terms, estimates, se, level=level, p_values=p_ri, conf_low=low_ri, conf_high=high_ri, **extra)
+    notes = randomization.row_notes(ri, omega)
+    notes[1:][reference] = None
+    if any(n is not None for n in notes):  # why an interval is unbounded, appended by tidy()
+        table["inference"] = notes
+    return table

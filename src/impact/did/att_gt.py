@@ -31,7 +31,7 @@ from impact.data import (
     cluster_codes,
     prepare,
 )
-from impact.did._staggered import group_time_layout
+from impact.did._staggered import group_time_layout, group_time_table
 from impact.did.drdid import PanelComparison
 from impact.errors import (
     DataError,
@@ -45,7 +45,7 @@ from impact.errors import (
 )
 from impact.inference.multiplier import multiplier_bootstrap
 from impact.inference.vcov import group_sums, wald_test
-from impact.results import FlowStep, Result, effects_table
+from impact.results import FlowStep, Result
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -649,6 +649,7 @@ def att_gt(
         if randomization is None and bootstrap is None and inference == "auto":
             pretrend_ri = _pretrend_context(Y, cohort_index, K, cells, clusters, n_clusters, W, covs, cluster or unit,
                                             n_permutations, seed, where)
+        ri = omega = None
         if randomization is not None:
             omega = np.vstack([np.zeros((1, len(cells))), np.eye(len(cells))])
             omega[0, keepers] = simple_weights(groups_cell, keepers, G, weights_unit)
@@ -680,18 +681,8 @@ def att_gt(
         }
         if band is not None:
             extra["band_low"], extra["band_high"] = band
-        if randomization is not None:
-            p_ri, low_ri, high_ri = ri.p_value.copy(), ri.conf_low.copy(), ri.conf_high.copy()
-            for arr in (p_ri, low_ri, high_ri):
-                arr[1:][reference] = np.nan
-            table = effects_table(terms, estimates, se, level=level, p_values=p_ri, conf_low=low_ri,
-                                  conf_high=high_ri, **extra)
-            notes = randomization.row_notes(ri, omega)
-            notes[1:][reference] = None
-            if any(n is not None for n in notes):  # why an interval is unbounded, appended by tidy()
-                table["inference"] = notes
-        else:
-            table = effects_table(terms, estimates, se, level=level, **extra)
+        table = group_time_table(terms, estimates, se, level=level, extra=extra, reference=reference,
+                                 randomization=randomization, ri=ri, omega=omega)
         # event_time for group-time rows would turn the default coefficient plot into an event study of
         # overlapping cohorts: keep the column for users, but plot with plot_group_time instead.
 
