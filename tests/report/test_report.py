@@ -67,6 +67,12 @@ def test_report_content_for_a_regional_programme(job):
     assert "estimated: New firm formation" in html
     assert "evaluation sample: programme in [&#39;bsp&#39;, &#39;none&#39;]" in html  # sample flow step, escaped
     assert "Few clusters." in html  # the FewClustersWarning in words
+    # the 20-row effects table of each evaluation is folded away, its headline ATT row stays in view
+    estimates = html.split('<section id="estimates">', 1)[1].split("</section>", 1)[0]
+    for block in estimates.split('<div class="evaluation"')[1:]:
+        before_fold = block.split("<details>", 1)[0]
+        assert "<details><summary>All 20 estimated effects" in block
+        assert "<td>ATT</td>" in before_fold, before_fold[-600:]
 
 
 def test_portfolio_index(job):
@@ -194,4 +200,5 @@ def test_number_formatting():
     assert fmt_number(0.19060) == "0.191"
     assert fmt_number(float("nan")) == "–" and fmt_number(None) == "–"
     assert fmt_number(1.0, 4) == "1" and fmt_number(-2500.0) == "−2,500"
+    assert fmt_number(0.1003, 2) == "0.1" and fmt_number(0.1003, 2, trailing_zeros=True) == "0.10"  # SE column
     assert fmt_p(0.0004) == "< 0.001" and fmt_p(0.0312) == "0.031"

@@ -89,6 +89,8 @@ class ATTGTResult(Result):
     # the randomisation context of the joint pre-trend tests when the effects are analytic ("auto" above the
     # threshold): with cohorts of tens of units, Wald tests of many pre-period cells still over-reject
     pretrend_randomization: Any = field(default=None, repr=False, compare=False)
+    # out-of-core fits (did.out_of_core): cohort moments replace the unit-level influence functions
+    moments: Any = field(default=None, repr=False, compare=False)
 
     def group_time(self) -> pd.DataFrame:
         """The ATT(g, t) rows of ``tidy()`` (without the overall row)."""

@@ -231,7 +231,7 @@ def _effects_rows(result: Any) -> tuple[list[str], list[list[str]], str | None]:
             [
                 str(rec["term"]),
                 fmt_estimate(rec["estimate"], se),
-                fmt_number(rec["std_error"], 2),
+                fmt_number(rec["std_error"], 2, trailing_zeros=True),
                 fmt_number(rec["statistic"], 3),
                 fmt_p(rec["p_value"]),
                 f"[{fmt_estimate(rec['conf_low'], se)}, {fmt_estimate(rec['conf_high'], se)}]" if has_ci
@@ -603,6 +603,8 @@ def _evaluation_context(outcome: Outcome, library: Any, names: Mapping[str, str]
             effect_rows=rows,
             effect_inference=shared,
             effects_long=len(rows) > LONG_TABLE_ROWS,
+            # a long table is folded away; its headline row stays in view above it
+            effect_headline_rows=[r for r in rows if r[0] == str(res.headline)],
             diagnostics=shown.once(_diagnostic_blocks(res.diagnostics, names), outcome.name),
             figures=figures,
             settings=[(k, _cell(v, k)) for k, v in settings.items() if k != "assumption"],
