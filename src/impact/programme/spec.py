@@ -667,12 +667,33 @@ def _confined_file(rel: str, what: str, ctx: _Context, keypath: list[str | int],
     return path
 
 
+def _check_source_expressions(item: Mapping[str, Any], ctx: _Context, kp: list[str | int]) -> None:
+    """Check a data source's derive and query expressions against the allow-list alone (no columns):
+    used when the source's file cannot be read, so a spec with a bad path and unsafe expressions is
+    refused with both problems at once rather than in two rounds."""
+    derive = item.get("derive", [])
+    expressions = [([*kp, "derive", j, "expr"], d.get("expr")) for j, d in enumerate(derive) if isinstance(d, Mapping)] \
+        if isinstance(derive, list) else []
+    expressions.append(([*kp, "query"], item.get("query")))
+    for keypath, expr in expressions:
+        if isinstance(expr, str):
+            with ctx.collect():
+                try:
+                    check_expression(expr)
+                except SpecError as exc:
+                    raise ctx.error(keypath, str(exc)) from None
+
+
 def _parse_source(item: Any, i: int, ctx: _Context, base: Path, roots: tuple[Path, ...]) -> DataSource:
     kp: list[str | int] = ["data", i]
     ctx.keys(item, _DATA_KEYS, kp, required=("name", "path"))
     name = ctx.string(item, "name", kp)
     rel = ctx.string(item, "path", kp)
-    path = _confined_file(rel, "data file", ctx, [*kp, "path"], base, roots)
+    try:
+        path = _confined_file(rel, "data file", ctx, [*kp, "path"], base, roots)
+    except SpecError:
+        _check_source_expressions(item, ctx, kp)  # unsafe expressions are reported in this same pass
+        raise
     fmt = item.get("format") or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
     if fmt not in ("csv", "parquet"):
         raise ctx.error([*kp, "format"], f"format {fmt!r} is not supported; use 'csv' or 'parquet'.")
