@@ -232,7 +232,8 @@ def load_source(source: DataSource) -> LoadedData:
                      f"{frame.shape[1]} columns" + (" selected" if source.select else ""))]
     if read.pushed is not None:  # the reader applied the filter: record it as its own step all the same
         flow.append(FlowStep(f"data filter ({source.name}): {read.pushed}", len(frame), None,
-                             f"{rows - len(frame):,} rows not matching the condition removed (in the Parquet reader)"))
+                             f"{rows - len(frame):,} rows not matching the condition removed "
+                             + ("(in DuckDB)" if source.sql else "(in the Parquet reader)")))
     try:
         for derived in source.derive:
             check_expression(derived.expr)  # again here: a DataSource can be built without load_spec
