@@ -174,6 +174,24 @@ def test_sql_errors_do_not_quote_the_data(tmp_path):
     assert loaded.frame is None and "ConversionException" in loaded.error and "Alabama" not in loaded.error
 
 
+def test_an_endless_query_is_stopped_at_the_time_limit(tmp_path, monkeypatch):
+    """A hostile or careless spec (an endless WITH RECURSIVE) must not occupy a shared machine: the
+    query is interrupted at MAX_SQL_SECONDS (0.5 s here) and the source fails with a SpecError."""
+    import dataclasses
+
+    from impact.programme import safety
+    from impact.programme.runner import load_source
+
+    _organ_parquet(tmp_path)
+    spec = load_spec(_spec(tmp_path, 'path = "../organ.parquet"\nsql = "SELECT * FROM data"'), data_roots=(tmp_path,))
+    endless = dataclasses.replace(spec.data[0], sql=(
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) "
+        "SELECT d.* FROM data d, (SELECT count(*) AS c FROM t) WHERE c > 0"))
+    monkeypatch.setattr(safety, "MAX_SQL_SECONDS", 0.5)
+    loaded = load_source(endless)
+    assert loaded.frame is None and "SpecError" in loaded.error and "more than 0.5 s" in loaded.error
+
+
 def test_sql_excludes_select_and_query(tmp_path):
     from impact.errors import SpecError
 

@@ -139,11 +139,11 @@ def read_source(source: DataSource) -> ReadFrame:
 
 def _read_sql(source: DataSource) -> ReadFrame:
     """Run a spec's SQL over its file in the sandboxed DuckDB connection; only the result reaches pandas."""
-    from impact.programme.safety import check_sql, sql_connection
+    from impact.programme.safety import check_sql, run_sql, sql_connection
 
     check_sql(source.sql)  # again here: a DataSource can be built without load_spec
     con = sql_connection(source.path, source.format)
-    frame = con.sql(source.sql).df()
+    frame = run_sql(con, source.sql)
     rows = int(con.sql("SELECT count(*) FROM data").fetchall()[0][0])
     if source.dtypes:
         frame = frame.astype(dict(source.dtypes))

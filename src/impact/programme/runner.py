@@ -224,6 +224,8 @@ def load_source(source: DataSource) -> LoadedData:
     sha = _sha256(source.path)
     try:
         read = read_source(source)
+    except SpecError as exc:  # impact's own message (e.g. a query stopped at its time limit) quotes no data
+        return LoadedData(source, None, (), sha, 0, f"SpecError: {exc}")
     except Exception as exc:  # noqa: BLE001 - any reader failure is reported in the run, not raised
         return LoadedData(source, None, (), sha, 0, f"DataError: cannot read {source.relative_path} as {source.format} "
                           f"({type(exc).__name__}); check the file's format and the dtypes in the spec.")

@@ -32,9 +32,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from impact.errors import SpecError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "MAX_EXPRESSION_LENGTH",
@@ -319,6 +322,38 @@ def check_sql(sql: Any) -> str:
         raise SpecError(f"sql must be exactly one SELECT statement over the table 'data' (found: {found}); "
                         "specs may read data, not write files, attach databases, load extensions or change settings.")
     return sql
+
+
+MAX_SQL_SECONDS = 600.0  # a spec's query is stopped after this long (an endless WITH RECURSIVE, a huge cross join)
+
+
+def run_sql(con: Any, sql: str, *, seconds: float | None = None) -> pd.DataFrame:
+    """Run a checked query in a :func:`sql_connection` and return its result, stopping it (DuckDB's
+    interrupt) once it has run ``seconds`` (default :data:`MAX_SQL_SECONDS`): a spec from another
+    region must not be able to occupy a shared machine indefinitely."""
+    import threading
+
+    limit = MAX_SQL_SECONDS if seconds is None else seconds
+    out: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            out["frame"] = con.sql(sql).df()
+        except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+            out["error"] = exc
+
+    worker = threading.Thread(target=work, name="impact-sql", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        con.interrupt()
+        worker.join(30)
+        raise SpecError(f"the data source's sql ran for more than {limit:g} s and was stopped; simplify the query "
+                        "(an endless WITH RECURSIVE or a cross join of large tables never finishes) or aggregate the "
+                        "data before the spec reads it.")
+    if "error" in out:
+        raise out["error"]
+    return out["frame"]
 
 
 def sql_connection(path: Path, fmt: str) -> Any:
