@@ -801,6 +801,8 @@ def render_portfolio(
             diag = res.diagnostics
             interval = diag.get("prediction_interval") or {}
             item.update(estimate=res.estimate, conf_low=low, conf_high=high, p_value=res.p_value,
+                        clustered=res.settings.get("cluster"), pooled_inference=res.inference,
+                        pooled_warnings=[w.split(": ", 1)[-1] for w in res.warnings],
                         i2=diag.get("I2"), tau2=diag.get("tau2"), pi_low=interval.get("low"), pi_high=interval.get("high"),
                         figures=[render_figure(f"{entry['code']}: {title}", draw, size=(10.0, 0.5 * entry["k"] + 2.4))
                                  for title, draw in res.figures().items()])
