@@ -373,3 +373,80 @@ def test_interval_ends_are_exact_against_brute_force_and_a_fine_bisection(seed):
         assert end == pytest.approx(inside, abs=1e-9 * width)
         assert _brute_p(y, D, all_labels, end - direction * 1e-7 * width) > 0.1
         assert _brute_p(y, D, all_labels, end + direction * 1e-7 * width) <= 0.1
+
+
+def _pretrend_null_panel():
+    """Six units, seven years, singleton cohorts starting in years 4 and 5 (30 assignments). Untreated
+    outcomes with parallel trends and unit-specific noise; treatment effects that are large and differ by
+    unit and year (nothing like a constant effect that could be estimated and removed)."""
+    rng = np.random.default_rng(11)
+    n, T = 6, 7
+    y0 = rng.normal(0, 1, n)[:, None] + 0.3 * np.arange(1, T + 1) + rng.normal(0, 1, (n, T)) * rng.uniform(0.5, 2, n)[:, None]
+    effect = rng.normal(0, 5, (n, T)) + 8 * rng.uniform(-1, 1, n)[:, None]
+    return y0, effect, np.array([4, 5, 0, 0, 0, 0])
+
+
+def _realisations():
+    """The data under every possible realised assignment of the start years (effects after each start)."""
+    y0, effect, start = _pretrend_null_panel()
+    n, T = y0.shape
+    years = np.arange(1, T + 1)
+    for assignment in _assignments(start):
+        s = np.asarray(assignment)
+        D = (s[:, None] > 0) & (years[None, :] >= s[:, None])
+        yield pd.DataFrame({"unit": np.repeat(np.arange(n), T), "year": np.tile(years, n),
+                            "y": (y0 + effect * D).ravel(), "cohort": np.repeat(s, T)})
+
+
+@pytest.mark.parametrize("design", ["event_study", "sun_abraham", "imputation"])
+def test_pretrend_test_is_exact_brute_force_over_every_realised_assignment(design):
+    # Exactness by brute force: write every one of the 30 possible realised assignments of the start years
+    # into the data (outcomes = untreated outcomes + effects after each unit's start), run the default
+    # pre-trend test on each and collect its p-value. An exact test compares one fixed function f of the
+    # assignment with itself over all assignments (p(z) = #{z': f(z') >= f(z)} / 30), so across the 30
+    # possible realisations, whatever the effects, every attained p-value v is attained or undercut by
+    # exactly 30 v of them: P(p <= v) = v (1/30, 2/30, ...; assignments that f cannot tell apart, e.g. two
+    # singleton cohorts swapped within the window, tie and share a rank).
+    kw = {"outcome": "y", "unit": "unit", "time": "year", "cohort": "cohort", "inference": "randomization"}
+    p = [_quiet(getattr(im.did, design), df, **kw).diagnostics["pretrend_test"]["p_value"] for df in _realisations()]
+    assert len(p) == 30 and _is_exact(p)
+
+
+def _is_exact(p) -> bool:
+    p = np.asarray(p)
+    return all(np.count_nonzero(p <= v + 1e-12) == round(len(p) * v) for v in np.unique(p))
+
+
+def test_att_gt_pretrend_tests_are_exact_and_removing_estimated_effects_is_not():
+    # the brute-force check above for att_gt's two pre-trend tests (event-time leads, every pre-period
+    # ATT(g, t)); and the check has teeth: the earlier test (post-period effects estimated and removed
+    # before permuting, still used when the engine is not given the start years) fails it on the same panels
+    import dataclasses
+
+    p_dynamic, p_cells, p_removed = [], [], []
+    for df in _realisations():
+        res = _quiet(im.did.att_gt, df, outcome="y", unit="unit", time="year", cohort="cohort", inference="randomization")
+        p_dynamic.append(im.did.pretrend_test(res.aggregate("dynamic"))["p_value"])
+        test = res.diagnostics["pretrend_wald"]
+        assert "before the earliest start" in test["method"] and test["pre_periods"] == 3
+        p_cells.append(test["p_value"])
+        engine = res.randomization
+        cells = res.effects["estimate"].to_numpy(dtype=float)[1:]  # the headline ATT, then the ATT(g, t)
+        assert len(cells) == len(engine.cell_post)
+        pre = np.eye(len(cells))[~engine.cell_post & ~engine.cell_reference]
+        removed = dataclasses.replace(engine, onset=None).joint_test_cells(pre, cells)
+        assert "approximately" in removed["assumption"]
+        p_removed.append(removed["p_value"])
+    assert _is_exact(p_dynamic) and _is_exact(p_cells)
+    assert not _is_exact(p_removed)
+
+
+def test_pretrend_test_without_two_periods_before_the_earliest_start_says_it_is_approximate():
+    # a cohort starting in the second period leaves one period before the earliest start: no contrast is
+    # exact there, so the test falls back to removing the estimated effects and says so
+    df = _panel(n_units=10, n_periods=6, starts=(2, 4, 5), seed=2)
+    for res in (_quiet(im.did.att_gt, df, outcome="y", unit="unit", time="year", cohort="cohort"),
+                _quiet(im.did.event_study, df, outcome="y", unit="unit", time="year", cohort="cohort")):
+        test = res.diagnostics["pretrend_wald" if "pretrend_wald" in res.diagnostics else "pretrend_test"]
+        assert "approximately exact" in test["assumption"] and "earliest start" not in test["method"]
+        assert 0 < test["p_value"] <= 1

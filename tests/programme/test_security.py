@@ -312,3 +312,18 @@ def test_a_refused_step_points_at_its_line(spec_dir):
         load_spec(spec_dir(text))
     assert all(f"line {line}, key evaluations[0].then[" in p for p in err.value.problems)
     assert len(err.value.problems) == 2  # tidy and to_csv: both reported
+
+
+def test_a_bad_path_and_unsafe_expressions_are_refused_in_one_pass(spec_dir):
+    """A source whose path leaves the data roots still has its derive and query expressions checked,
+    so the author sees every problem at once instead of fixing the path to learn of the rest."""
+    text = derive("\"__import__('os').system('touch pwned.txt')\"")(spec_dir.base)
+    text = data_path('"/etc/passwd"')(text).replace('path = "/etc/passwd"', 'path = "/etc/passwd"\nquery = "year.__class__ == 1"')
+    with pytest.raises(SpecError) as err:
+        load_spec(spec_dir(text))
+    problems = err.value.problems
+    assert len(problems) == 3, problems
+    assert OUTSIDE in problems[0] and "key data[0].path" in problems[0]
+    assert any("key data[0].query" in p and NOT_ALLOWED in p for p in problems)
+    assert any("key data[0].derive[0].expr" in p and NOT_ALLOWED in p for p in problems)
+    assert not (spec_dir.folder / PWNED).exists()

@@ -13,6 +13,7 @@ from impact.did.sun_abraham import sun_abraham
 from impact.did.imputation import imputation
 from impact.did.imputation import did2s
 from impact.did.honest import honest
+from impact.did.out_of_core import att_gt_from_duckdb, twfe_from_duckdb
 
 __all__ = [
     "twfe",
@@ -31,4 +32,6 @@ __all__ = [
     "imputation",
     "did2s",
     "honest",
+    "att_gt_from_duckdb",
+    "twfe_from_duckdb",
 ]

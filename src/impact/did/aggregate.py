@@ -54,7 +54,7 @@ class ATTAggregateResult(EventTimeMethods, Result):
 
     def plot_event_study(self, ax: Axes | None = None) -> Axes:
         """Event-time effects with pointwise intervals and, if bootstrapped, uniform bands (shaded)."""
-        from impact.report.plots import PALETTE, new_axes
+        from impact.report.plots import PALETTE, integer_ticks, new_axes
 
         ax = new_axes(ax)
         rows = self.tidy()
@@ -69,6 +69,7 @@ class ATTAggregateResult(EventTimeMethods, Result):
         ax.axhline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
         ax.axvline(-0.5, color="black", linestyle=":", linewidth=1)
         ax.set_xlabel("Periods relative to treatment start (e)")
+        integer_ticks(ax.xaxis)  # event times are whole periods: no tick at -7.5
         ax.set_ylabel("ATT(e)")
         ax.legend(frameon=False, fontsize="small")
         ax.set_title(f"Event study: {self.outcome}")
@@ -87,6 +88,31 @@ def _cohort_share(groups: np.ndarray, G: np.ndarray, unit_weights: np.ndarray) -
     return share[inverse]
 
 
+def wif_coefficients(att: np.ndarray, keepers: np.ndarray, groups_cell: np.ndarray, pg: np.ndarray,
+                     cohorts: np.ndarray) -> np.ndarray:
+    """Influence of estimating the cohort-share weights ``pg`` (R ``did``'s ``wif``), per cohort.
+
+    With S = sum_k p_k and A = sum_k p_k att_k over the cells ``keepers``, unit i's term is
+    ``(w_i a(i) - A) / S - (w_i c(i) - S) A / S^2 = w_i (a(i) - c(i) A / S) / S``, where a(i) sums and
+    c(i) counts the kept cells of i's own cohort: the sampling weight times a coefficient of the
+    unit's cohort. Returns those coefficients for ``cohorts`` (0 for cohorts without kept cells).
+    """
+    S = pg.sum()
+    A = float(pg @ att[keepers])
+    h = np.zeros(len(cohorts))
+    for j, g in enumerate(cohorts):  # loop over cohorts, not units
+        own = groups_cell[keepers] == g
+        h[j] = (att[keepers][own].sum() - np.count_nonzero(own) * A / S) / S
+    return h
+
+
+def unit_wif(H: np.ndarray, cohorts: np.ndarray, G: np.ndarray, unit_weights: np.ndarray) -> np.ndarray:
+    """Per-unit weight-influence terms (n x q) from per-cohort coefficients ``H`` (q x len(cohorts))."""
+    pos = np.clip(np.searchsorted(cohorts, G), 0, len(cohorts) - 1)
+    own = cohorts[pos] == G
+    return np.where(own[:, None], H.T[pos], 0.0) * unit_weights[:, None]
+
+
 def aggregate_influence(
     att: np.ndarray,
     IF: np.ndarray,
@@ -101,27 +127,16 @@ def aggregate_influence(
     """Weighted average of ATT(g, t) over ``keepers`` and its influence function (n,).
 
     With ``with_wif`` the weights are cohort shares P(G = g_k) / sum_k P(G = g_k) estimated from the
-    sample, and their influence (R ``did``'s ``wif``) is added:
-    ``sum_k att_k [(w_i 1{G_i = g_k} - p_k) / S - (sum_j (w_i 1{G_i = g_j} - p_j)) p_k / S^2]``.
+    sample, and their influence (:func:`wif_coefficients`) is added.
     """
     estimate = float(weights @ att[keepers])
     full = np.zeros(IF.shape[1])
     full[keepers] = weights
     influence = IF @ full  # a matrix-vector product on the stored layout, no copy of the kept columns
     if with_wif:
-        pg = _cohort_share(groups_cell[keepers], G, unit_weights)
-        S = pg.sum()
-        A = float(pg @ att[keepers])
-        # per unit: sum of att_k and count of cells k whose cohort is the unit's own
         cohorts = np.unique(groups_cell[keepers])
-        att_sum = np.array([att[keepers][groups_cell[keepers] == g].sum() for g in cohorts])
-        count = np.array([np.count_nonzero(groups_cell[keepers] == g) for g in cohorts])
-        pos = np.searchsorted(cohorts, G)
-        pos = np.clip(pos, 0, len(cohorts) - 1)
-        own = cohorts[pos] == G
-        a_unit = np.where(own, att_sum[pos], 0.0)
-        c_unit = np.where(own, count[pos], 0.0)
-        influence = influence + (unit_weights * a_unit - A) / S - (unit_weights * c_unit - S) * A / S**2
+        h = wif_coefficients(att, keepers, groups_cell, _cohort_share(groups_cell[keepers], G, unit_weights), cohorts)
+        influence = influence + unit_wif(h[None, :], cohorts, G, unit_weights)[:, 0]
     return estimate, influence
 
 
@@ -188,48 +203,53 @@ def aggregate_att_gt(
     t = cells["time"].to_numpy(float)
     IF = result.influence
     G, wu = result.unit_cohort, result.unit_weights
+    moments = getattr(result, "moments", None)  # out-of-core fits: cohort moments instead of unit rows
+    share = moments.cohort_share if moments is not None else (lambda groups: _cohort_share(groups, G, wu))
+    cohorts = np.unique(g)
     reference = np.isnan(cells["std_error"].to_numpy(float)) & (att == 0)
     max_e_ = np.inf if max_e is None else float(max_e)
     min_e_ = -np.inf if min_e is None else float(min_e)
     post = (g <= t) & (t <= g + max_e_)
 
-    def agg(keepers: np.ndarray, with_wif: bool) -> tuple[float, np.ndarray]:
-        weights = simple_weights(g, keepers, G, wu)
-        return aggregate_influence(att, IF, keepers, weights, G=G, unit_weights=wu, groups_cell=g, with_wif=with_wif)
+    # every reported row is a weighted sum of the ATT(g, t) (a row of omega) and its influence function
+    # the same sum of theirs plus, where the weights are estimated cohort shares, the sampling weight
+    # times a per-cohort coefficient (a row of H): the unit-level influence functions or the cohort
+    # moments of an out-of-core fit then give the covariance
+    def agg(keepers: np.ndarray, with_wif: bool, values: np.ndarray = att, groups: np.ndarray = g
+            ) -> tuple[float, np.ndarray, np.ndarray]:
+        pg = share(groups[keepers])
+        weights = pg / pg.sum()
+        row = np.zeros(len(values))
+        row[keepers] = weights
+        h = wif_coefficients(values, keepers, groups, pg, cohorts) if with_wif else np.zeros(len(cohorts))
+        return float(weights @ values[keepers]), row, h
 
     labels: list[float] = []
-    parts: list[tuple[float, np.ndarray]] = []
-    # omega: each reported row as weights on the ATT(g, t) cells (what randomisation inference permutes)
-    omega_rows: list[np.ndarray] = []
+    parts: list[tuple[float, np.ndarray, np.ndarray]] = []
 
-    def weights_row(keepers: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        row = np.zeros(len(att))
-        row[keepers] = weights
-        return row
+    def mean_of(chosen: list[tuple[float, np.ndarray, np.ndarray]]) -> tuple[float, np.ndarray, np.ndarray]:
+        return (float(np.mean([p[0] for p in chosen])), np.mean([p[1] for p in chosen], axis=0),
+                np.mean([p[2] for p in chosen], axis=0))
 
     if kind == "simple":
         keepers = np.flatnonzero(post & ~reference)
         if not len(keepers):
             raise SpecError("no post-treatment ATT(g, t) to aggregate (check max_e).")
         overall = agg(keepers, True)
-        omega_overall = weights_row(keepers, simple_weights(g, keepers, G, wu))
     elif kind == "group":
-        cohorts = np.unique(g)
         for c in cohorts:
             k = np.flatnonzero((g == c) & post)
             if len(k):
                 labels.append(c)
-                parts.append((float(att[k].mean()), IF[:, k].mean(axis=1)))
-                omega_rows.append(weights_row(k, np.full(len(k), 1.0 / len(k))))
+                row = np.zeros(len(att))
+                row[k] = 1.0 / len(k)
+                parts.append((float(att[k].mean()), row, np.zeros(len(cohorts))))
         if not parts:
             raise SpecError("no post-treatment ATT(g, t) to aggregate (check max_e).")
         att_g = np.array([p[0] for p in parts])
-        IF_g = np.column_stack([p[1] for p in parts])
         lab = np.array(labels)
-        weights = simple_weights(lab, np.arange(len(lab)), G, wu)
-        overall = aggregate_influence(att_g, IF_g, np.arange(len(lab)), weights, G=G, unit_weights=wu,
-                                      groups_cell=lab, with_wif=True)
-        omega_overall = weights @ np.vstack(omega_rows)
+        estimate, weights, h = agg(np.arange(len(lab)), True, att_g, lab)
+        overall = (estimate, weights @ np.vstack([p[1] for p in parts]), h)
     elif kind == "dynamic":
         e_cell = t - g
         include = np.ones(len(att), dtype=bool)
@@ -245,16 +265,13 @@ def aggregate_att_gt(
             if len(k):
                 labels.append(e)
                 parts.append(agg(k, True))
-                omega_rows.append(weights_row(k, simple_weights(g, k, G, wu)))
         if not parts:
             raise SpecError("no event times left to aggregate (check min_e, max_e, balance_e).")
         lab = np.array(labels)
         positive = np.flatnonzero(lab >= 0)
         if not len(positive):
             raise SpecError("no event times e >= 0 to average into the overall effect.")
-        overall = (float(np.mean([parts[i][0] for i in positive])),
-                   np.column_stack([parts[i][1] for i in positive]).mean(axis=1))
-        omega_overall = np.vstack(omega_rows)[positive].mean(axis=0)
+        overall = mean_of([parts[i] for i in positive])
     else:  # calendar
         times = np.unique(t[t >= g.min()])
         for s in times:
@@ -262,22 +279,29 @@ def aggregate_att_gt(
             if len(k):
                 labels.append(s)
                 parts.append(agg(k, True))
-                omega_rows.append(weights_row(k, simple_weights(g, k, G, wu)))
         if not parts:
             raise SpecError("no post-treatment ATT(g, t) to aggregate (check max_e).")
-        overall = (float(np.mean([p[0] for p in parts])), np.column_stack([p[1] for p in parts]).mean(axis=1))
-        omega_overall = np.vstack(omega_rows).mean(axis=0)
+        overall = mean_of(parts)
 
-    estimates = np.array([overall[0]] + [p[0] for p in parts])
-    full_if = np.column_stack([overall[1]] + [p[1] for p in parts])
+    rows = [overall, *parts]
+    estimates = np.array([r[0] for r in rows])
+    omega = np.vstack([r[1] for r in rows])  # reported rows x cells
+    H = np.vstack([r[2] for r in rows])  # reported rows x cohorts
     settings = result.settings
-    se, inference, band, crit = _standard_errors(
-        full_if, estimates, result.unit_clusters, result.n_clusters, settings.get("bootstrap"), settings.get("seed"),
-        result.level, settings.get("multiplier") or "rademacher", band_columns=np.arange(1, len(estimates)) if len(estimates) > 1 else np.array([0]))
+    if moments is not None:
+        full_if = None
+        covariance = moments.covariance(omega, H, cohorts)
+        se = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+        inference, band, crit = result.inference, None, None
+    else:
+        full_if = IF @ omega.T + unit_wif(H, cohorts, G, wu)
+        covariance = None
+        se, inference, band, crit = _standard_errors(
+            full_if, estimates, result.unit_clusters, result.n_clusters, settings.get("bootstrap"), settings.get("seed"),
+            result.level, settings.get("multiplier") or "rademacher", band_columns=np.arange(1, len(estimates)) if len(estimates) > 1 else np.array([0]))
     inference += settings.get("inference_note") or ""  # e.g. repeated cross-sections: what the rows are
     zero_se = se <= 1e-14 * max(1.0, float(np.nanmax(np.abs(se))))
     se = np.where(zero_se, np.nan, se)  # e.g. the reference period of a universal base period
-    omega = np.vstack([omega_overall, *omega_rows])
     ri = None
     if inference_choice is not None:
         ri = _conley_taber(result, omega, estimates, kind, inference_choice)
@@ -323,7 +347,8 @@ def aggregate_att_gt(
                 "event_times": [int(v) if float(v).is_integer() else float(v) for v in lab[pre]]}
             diagnostics["pretrend_test"] = diagnostics["pretrend_wald_event_time"]  # read by pretrend_test()
         elif len(pre):
-            V = _covariance(full_if[:, 1 + pre], result.unit_clusters, result.n_clusters)
+            V = (covariance[np.ix_(1 + pre, 1 + pre)] if full_if is None
+                 else _covariance(full_if[:, 1 + pre], result.unit_clusters, result.n_clusters))
             diagnostics["pretrend_wald_event_time"] = {
                 **wald_test(estimates[1 + pre], V), "method": "Wald test, analytic covariance",
                 "null": "all pre-treatment event-time effects = 0"}
@@ -348,7 +373,8 @@ def aggregate_att_gt(
         diagnostics=diagnostics,
         kind=kind,
         influence=full_if,
-        vcov=rescaled_covariance(_covariance(full_if, result.unit_clusters, result.n_clusters), se),  # table order
+        vcov=rescaled_covariance(covariance if full_if is None else _covariance(full_if, result.unit_clusters, result.n_clusters),
+                                 se),  # table order
     )
 
 

@@ -41,8 +41,10 @@ def _minus(text: str) -> str:
     return text.replace("-", "−")
 
 
-def fmt_number(value: Any, digits: int = 3) -> str:
-    """A number as an evaluator reads it: thousands separators, about ``digits`` significant digits."""
+def fmt_number(value: Any, digits: int = 3, *, trailing_zeros: bool = False) -> str:
+    """A number as an evaluator reads it: thousands separators, about ``digits`` significant digits
+    (with ``trailing_zeros``, a value below 1 keeps all of them: 0.10, not 0.1, for a column of
+    standard errors; values a user wrote, such as options, keep their own form)."""
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -69,7 +71,7 @@ def fmt_number(value: Any, digits: int = 3) -> str:
     elif ax == 0:
         text = "0"
     else:
-        text = f"{x:.{digits}g}"
+        text = f"{x:{'#' if trailing_zeros else ''}.{digits}g}"
         if "e" in text:
             text = f"{x:.2e}"
     return _minus(text)

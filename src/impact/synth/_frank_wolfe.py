@@ -64,10 +64,8 @@ def frank_wolfe(
         A = A - A.mean(axis=1, keepdims=True)
         y = y - y.mean(axis=1, keepdims=True)
     B, n, p = A.shape
-    if B == 1:
-        x, it = _frank_wolfe_single(A[0], y[0], np.asarray(x0, dtype=float).reshape(-1),
-                                    float(np.ravel(zeta)[0]), float(np.ravel(min_decrease)[0]), max_iter)
-        return x[None], np.array([it])
+    # One problem (a point estimate) runs here too: compiled, its steps cost a fraction of scalar Python
+    # steps (a 20-unit staggered sdid fit: 27 ms instead of 97 ms), with the same recurrences.
     # Gram form: every step costs O(p) per problem instead of O(n p).
     G = np.matmul(np.transpose(A, (0, 2, 1)), A)  # (B, p, p)
     c = np.einsum("bnp,bn->bp", A, y)
@@ -180,45 +178,3 @@ def _fw_iterate_py(hg, q, cx, xw, Hc, coords, yy, thr, inv_n, max_iter, iteratio
 
 
 _fw_iterate = njit(cache=True, error_model="numpy")(_fw_iterate_py) if _HAVE_NUMBA else _fw_iterate_py
-
-
-def _frank_wolfe_single(A: np.ndarray, y: np.ndarray, x0: np.ndarray, zeta: float, min_decrease: float, max_iter: int) -> tuple[np.ndarray, int]:
-    """One problem (already centred): the same steps with scalar bookkeeping in Python floats, which
-    costs a few microseconds per step instead of the batch's array overhead."""
-    n = A.shape[0]
-    G = A.T @ A
-    c = A.T @ y
-    yy = float(y @ y)
-    zeta2 = zeta * zeta
-    eta = n * zeta2
-    threshold = min_decrease * min_decrease
-    diag = np.diag(G).copy()
-    x = x0.copy()
-    Gx = G @ x
-    xGx = float(x @ Gx)
-    cx = float(c @ x)
-    xx = float(x @ x)
-    previous = np.inf
-    t = 0
-    while t < max_iter:
-        t += 1
-        hg = Gx + eta * x - c
-        i = int(hg.argmin())
-        xi, Gxi, Gii, hgi = float(x[i]), float(Gx[i]), float(diag[i]), float(hg[i])
-        numer = float(hg @ x) - hgi
-        denom = (Gii - 2.0 * Gxi + xGx) + eta * (1.0 - 2.0 * xi + xx)
-        step = numer / denom if denom > 0 else 0.0
-        step = 0.0 if step < 0.0 else (1.0 if step > 1.0 else step)
-        keep = 1.0 - step
-        xGx = keep * keep * xGx + 2.0 * step * keep * Gxi + step * step * Gii
-        xx = keep * keep * xx + 2.0 * step * keep * xi + step * step
-        cx = keep * cx + step * float(c[i])
-        x *= keep
-        x[i] += step
-        Gx *= keep
-        Gx += step * G[i]
-        value = zeta2 * xx + (xGx - 2.0 * cx + yy) / n
-        if t >= 2 and previous - value <= threshold:
-            break
-        previous = value
-    return x, t
