@@ -295,6 +295,86 @@ def test_default_size_with_one_and_three_treated_regions_twfe_and_att_gt():
     assert defaults["rejection_rate"].between(0.02, 0.08).all(), defaults[["treated", "method", "rejection_rate"]]
 
 
+def _welch_components(y, treated_obs, weights=None):
+    """LinearComponents of the Welch t statistic of a difference in means (two arms, codes 1 = treated),
+    under the sharp null that shifts the observed treated units by tau: y - tau * D_obs."""
+    from impact.inference.randomization import LinearComponents
+
+    D = treated_obs.astype(float)
+
+    def components(labels):
+        T = (labels == 1).astype(float)
+        C = 1.0 - T
+        nT, nC = T.sum(1, keepdims=True), C.sum(1, keepdims=True)
+
+        def mean(M, n, x):
+            return (M @ x)[:, None] / n
+
+        a = (mean(T, nT, y) - mean(C, nC, y))[:, 0]
+        b = (mean(T, nT, D) - mean(C, nC, D))[:, 0]
+
+        def cov(x, z):  # sum over arms of the within-arm covariance / arm size
+            out = 0.0
+            for M, n in ((T, nT), (C, nC)):
+                mx, mz = mean(M, n, x), mean(M, n, z)
+                out = out + ((M @ (x * z))[:, None] - n * mx * mz)[:, 0] / ((n - 1) * n)[:, 0]
+            return out
+
+        return LinearComponents(a[:, None], b[:, None], cov(y, y)[:, None], cov(y, D)[:, None], cov(D, D)[:, None])
+
+    return components
+
+
+def _brute_p(y, D, all_labels, tau):
+    """Independent p-value at tau: every assignment's Welch t recomputed from the shifted outcomes."""
+    z = y - tau * D
+    ts = []
+    for lab in all_labels:
+        t, c = z[lab == 1], z[lab == 0]
+        ts.append((t.mean() - c.mean()) / np.sqrt(t.var(ddof=1) / len(t) + c.var(ddof=1) / len(c)))
+    ts = np.abs(np.array(ts))
+    t_obs = abs((z[D == 1].mean() - z[D == 0].mean()) / np.sqrt(z[D == 1].var(ddof=1) / D.sum()
+                                                                  + z[D == 0].var(ddof=1) / (len(z) - D.sum())))
+    return np.mean(ts >= t_obs * (1 - 1e-9) - 1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_interval_ends_are_exact_against_brute_force_and_a_fine_bisection(seed):
+    # Independent source: the Welch t of every one of the C(11, 4) = 330 assignments recomputed from
+    # y - tau * D (no LinearComponents), and a 60-step bisection on that brute-force p(tau). The engine's
+    # ends must agree with the fine bisection to 1e-9 of the interval width, and the brute-force p-value
+    # must be above alpha just inside each end and at most alpha just outside (1e-7 of the width).
+    from impact.inference.randomization import adoption_randomization, adoption_scheme
+
+    rng = np.random.default_rng(seed)
+    m = 11
+    labels = np.zeros(m, dtype=np.int64)
+    labels[:4] = 1
+    D = labels.astype(float)
+    y = rng.normal(size=m) * rng.uniform(0.5, 2.0, m) + 1.5 * D
+    scheme = adoption_scheme(labels, never_code=0, where="test")
+    res = adoption_randomization(_welch_components(y, labels), scheme, level=0.9)
+    assert res.exact and res.n_assignments == 330
+    all_labels, _ = scheme.enumerate()
+    low, high = float(res.conf_low[0]), float(res.conf_high[0])
+    assert np.isfinite(low) and np.isfinite(high)
+    assert res.p_value[0] == pytest.approx(_brute_p(y, D, all_labels, 0.0), abs=1e-12)
+    est = float(res.observed.a[0, 0])
+    width = high - low
+    for end, direction in ((high, 1.0), (low, -1.0)):
+        inside, outside = est, est + direction * 4 * width
+        assert _brute_p(y, D, all_labels, outside) <= 0.1
+        for _ in range(60):
+            mid = (inside + outside) / 2
+            if _brute_p(y, D, all_labels, mid) > 0.1:
+                inside = mid
+            else:
+                outside = mid
+        assert end == pytest.approx(inside, abs=1e-9 * width)
+        assert _brute_p(y, D, all_labels, end - direction * 1e-7 * width) > 0.1
+        assert _brute_p(y, D, all_labels, end + direction * 1e-7 * width) <= 0.1
+
+
 def _pretrend_null_panel():
     """Six units, seven years, singleton cohorts starting in years 4 and 5 (30 assignments). Untreated
     outcomes with parallel trends and unit-specific noise; treatment effects that are large and differ by

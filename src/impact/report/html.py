@@ -24,7 +24,7 @@ from impact.errors import warning_title
 from impact.report.chain import LEVEL_TITLES, Measured, effect_chain_svg
 from impact.report.claims import estimand_short, estimand_words, headline_claim, placebo_summary
 from impact.report.evidence import assess, profile
-from impact.report.figures import Figure, render_figure
+from impact.report.figures import Figure, content_key, render_figure
 from impact.report.format import decimals_for, fmt_estimate, fmt_number, fmt_p, fmt_value
 
 if TYPE_CHECKING:
@@ -419,6 +419,7 @@ def _figures(outcome: Outcome, names: Mapping[str, str], label: str = "") -> lis
             render_figure(
                 f"Raw data: mean {what} by {time_label} and treatment cohort (evaluation sample)",
                 lambda ax: plots.trends_plot(trends, ax=ax, outcome=label or outcome.outcome, time_label=time_label),
+                key=content_key(trends, label or outcome.outcome, time_label),  # one outcome's trends behind several evaluations
             )
         )
     res = outcome.result
