@@ -6,6 +6,19 @@ options on the first 200 replications of each size cell)::
     nice -n 10 python analyses/simulations/few_treated.py --reps 1000 --power-reps 200 --option-reps 200 \
         --perms 99 --p-only
 
+Power (all ten configurations, every default and option, 300 replications each)::
+
+    nice -n 19 python analyses/simulations/few_treated.py --reps 300 --power-reps 300 --effects 1 \
+        --perms 99 --p-only --update
+
+Pre-trend tests under a linear pre-trend (``--trend 0.5``: treated regions gain 0.5 a year relative to the
+others), written to ``few_treated_pretrend.csv`` with the test's ``variant``: "exact" (this code) and
+"estimated effects removed" (the test before the exact window, at commit 58c38f6, run with that checkout's
+``src`` on ``PYTHONPATH``)::
+
+    nice -n 19 python analyses/simulations/few_treated.py --reps 200 --effects 0 --trend 0.5 --perms 99 \
+        --p-only --option-reps 0 --only att_gt event_study sun_abraham imputation --out trend.csv
+
 ``--treated/--errors/--effects/--only GROUP`` run part of the grid and ``--update`` merges it into the
 CSV, so cells can be re-run after a fix; ``--units 120 --treated 50`` checks the analytic path of
 ``inference="auto"`` just above its threshold (fewer than 50 treated or untreated units -> randomisation).
@@ -45,7 +58,10 @@ N, T, STARTS = 20, 12, (5, 7, 9)
 COHORT_SIZES = {1: (1,), 2: (1, 1), 3: (1, 1, 1), 5: (2, 2, 1), 8: (3, 3, 2)}
 
 
-def simulate(rng: np.random.Generator, n_treated: int, hetero: bool, effect: float, n_units: int = N) -> pd.DataFrame:
+def simulate(rng: np.random.Generator, n_treated: int, hetero: bool, effect: float, n_units: int = N,
+             trend: float = 0.0) -> pd.DataFrame:
+    """One panel; ``trend`` adds ``trend * (year - start)`` to the treated regions in every year (a linear
+    pre-trend: parallel trends fail, and a pre-trend test should reject)."""
     N = n_units  # noqa: N806 (20 regions by default)
     sd = rng.uniform(0.5, 2.0, N) if hetero else np.ones(N)
     e = np.empty((N, T))
@@ -62,6 +78,7 @@ def simulate(rng: np.random.Generator, n_treated: int, hetero: bool, effect: flo
     year = np.arange(1, T + 1)
     D = (start[:, None] > 0) & (year[None, :] >= start[:, None])
     y = rng.normal(0, 1, N)[:, None] + 0.3 * year[None, :] + rng.normal(0, 0.5, T)[None, :] + e + effect * D
+    y += trend * (start[:, None] > 0) * (year[None, :] - start[:, None])
     return pd.DataFrame({"region": np.repeat(np.arange(N), T), "year": np.tile(year, N), "y": y.ravel(),
                          "cohort": np.repeat(start, T), "D": D.ravel().astype(int)})
 
@@ -126,16 +143,18 @@ def cohort_sizes(n_treated: int) -> tuple[int, ...]:
 
 def run(reps: int, perms: int, seed: int, configs: list[tuple[int, bool]], effects: list[float],
         out: Path | None = None, only: tuple[str, ...] = GROUPS, power_reps: int | None = None, boot: int = 999,
-        n_units: int = N, keep: pd.DataFrame | None = None, option_reps: int | None = None) -> pd.DataFrame:
+        n_units: int = N, keep: pd.DataFrame | None = None, option_reps: int | None = None,
+        trend: float = 0.0) -> pd.DataFrame:
     rows = []
     for effect in effects:
         n_reps = reps if effect == 0 or power_reps is None else power_reps
         for n_treated, hetero in configs:
-            rng = np.random.default_rng([seed, n_treated, int(hetero), int(effect * 10)] + ([n_units] if n_units != N else []))
+            rng = np.random.default_rng([seed, n_treated, int(hetero), int(effect * 10)] + ([n_units] if n_units != N else [])
+                                        + ([int(round(trend * 1000))] if trend else []))
             started = time.perf_counter()
             reject: dict[str, list[bool]] = {}
             for rep in range(n_reps):
-                data = simulate(rng, n_treated, hetero, effect, n_units)
+                data = simulate(rng, n_treated, hetero, effect, n_units, trend)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     options = option_reps is None or rep < option_reps
@@ -145,7 +164,7 @@ def run(reps: int, perms: int, seed: int, configs: list[tuple[int, bool]], effec
                         reject.setdefault(name, []).append(p <= 0.05)
             for name, r in reject.items():
                 rate = float(np.mean(r))
-                rows.append({"effect": effect, "units": n_units, "treated": n_treated,
+                rows.append({"effect": effect, "trend": trend, "units": n_units, "treated": n_treated,
                              "errors": "heteroskedastic" if hetero else "homoskedastic",
                              "method": name, "replications": len(r), "rejection_rate": rate,
                              "mc_std_error": np.sqrt(rate * (1 - rate) / len(r))})
@@ -156,7 +175,7 @@ def run(reps: int, perms: int, seed: int, configs: list[tuple[int, bool]], effec
     return merged(keep, pd.DataFrame(rows))
 
 
-KEY = ["effect", "units", "treated", "errors", "method"]
+KEY = ["effect", "trend", "units", "treated", "errors", "method"]
 
 
 def merged(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
@@ -165,6 +184,8 @@ def merged(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
         return new
     if new.empty:
         return old
+    if "trend" not in old.columns:  # tables written before the pre-trend alternative existed
+        old = old.assign(trend=0.0)[new.columns]
     stale = old.set_index(KEY).index.isin(new.set_index(KEY).index)
     return pd.concat([old.loc[~stale], new], ignore_index=True).sort_values(KEY, kind="stable", ignore_index=True)
 
@@ -182,30 +203,106 @@ def p_values_only() -> None:
     randomization._invert = no_interval
 
 
+def _rates(table: pd.DataFrame, units: int) -> pd.DataFrame:
+    """Rejection rates of the ``units``-region panels without a pre-trend, indexed by (effect, method, errors, treated)."""
+    part = table.loc[(table["units"] == units) & ((table["trend"] == 0) if "trend" in table.columns else True)]
+    return part.set_index(["effect", "method", "errors", "treated"])["rejection_rate"].sort_index()
+
+
+def _cells(rates: pd.Series, effect: float, method: str, cols: list[int]) -> list[str]:
+    def one(k: int, errors: str) -> str:
+        key = (effect, method, errors, k)
+        return f"{rates[key]:.3f}" if key in rates.index else "–"
+
+    return [f"{one(k, 'heteroskedastic')} / {one(k, 'homoskedastic')}" for k in cols]
+
+
+def _methods(rates: pd.Series, effect: float) -> list[str]:
+    methods = rates.loc[effect].index.get_level_values("method").unique() if effect in rates.index else []
+    return sorted(methods, key=lambda m: (m.split(":")[0], "default" not in m, m))
+
+
+def _replications(table: pd.DataFrame, units: int, effect: float) -> str:
+    n = table.loc[(table["units"] == units) & (table["effect"] == effect)
+                  & ((table["trend"] == 0) if "trend" in table.columns else True), "replications"]
+    return "" if n.empty else (f"{n.min():,}" if n.min() == n.max() else f"{n.min():,} to {n.max():,}")
+
+
 def markdown(table: pd.DataFrame, units: int = N) -> str:
-    """The README table: one row per method, size (het. / hom.) for 1, 2, 3, 5, 8 treated, then power."""
-    part = table.loc[table["units"] == units]
-    cols = sorted(part["treated"].unique())
-    power_cols = sorted(part.loc[part["effect"] == 1.0, "treated"].unique())
-    lines = ["| size: het. / hom. errors | " + " | ".join(f"{k} treated" if i == 0 else f"{k}" for i, k in enumerate(cols))
-             + " | power (effect 1), " + " / ".join(str(k) for k in power_cols) + " treated, het. |",
-             "|---|" + "---|" * (len(cols) + 1)]
-
-    def cell(effect: float, k: int, errors: str, method: str) -> str:
-        hit = part.loc[(part["effect"] == effect) & (part["treated"] == k) & (part["errors"] == errors) & (part["method"] == method)]
-        return "–" if hit.empty else f"{hit['rejection_rate'].iloc[0]:.3f}"
-
-    methods = sorted(part["method"].unique(), key=lambda m: (m.split(":")[0], "default" not in m, m))
-    for m in methods:
-        size = [f"{cell(0.0, k, 'heteroskedastic', m)} / {cell(0.0, k, 'homoskedastic', m)}" for k in cols]
-        power = " / ".join(cell(1.0, k, "heteroskedastic", m) for k in power_cols)
+    """The README size table: one row per method, size (het. / hom.) for 1, 2, 3, 5, 8 treated."""
+    rates = _rates(table, units)
+    cols = sorted(rates.index.get_level_values("treated").unique())
+    lines = ["| size: het. / hom. errors | " + " | ".join(f"{k} treated" if i == 0 else f"{k}" for i, k in enumerate(cols)) + " |",
+             "|---|" + "---|" * len(cols)]
+    for m in _methods(rates, 0.0):
         name = m.replace("default (randomisation)", "**default** (randomisation)")
-        lines.append(f"| {name} | " + " | ".join(size) + f" | {power} |")
-    for effect, what in ((0.0, "size"), (1.0, "power")):
-        n = part.loc[part["effect"] == effect, "replications"]
-        if len(n):
-            span = f"{n.min():,}" if n.min() == n.max() else f"{n.min():,} to {n.max():,}"
-            lines.append(f"\n{what}: {span} replications per cell")
+        lines.append(f"| {name} | " + " | ".join(_cells(rates, 0.0, m, cols)) + " |")
+    lines.append(f"\nsize: {_replications(table, units, 0.0)} replications per cell")
+    return "\n".join(lines)
+
+
+VALID_SIZE = 0.07  # a method counts as valid in a cell when its size there is at most this
+
+
+def power_gaps(table: pd.DataFrame, units: int = N) -> pd.DataFrame:
+    """Per design and cell, the default's power beside the best valid method's (size <= VALID_SIZE in that
+    cell, the default included): the columns ``default``, ``best``, ``best_method`` and ``gap`` (best - default)."""
+    rates = _rates(table, units)
+    rows = []
+    for method in _methods(rates, 1.0):
+        if "default" not in method or method.startswith("pretrend") or "pre-trend" in method:
+            continue
+        design = method.split(":")[0]
+        rivals = [m for m in _methods(rates, 1.0) if m.split(":")[0] == design]
+        for errors, k in sorted(rates.loc[1.0, method].index):
+            if True:
+                valid = {m: rates[(1.0, m, errors, k)] for m in rivals
+                         if (1.0, m, errors, k) in rates.index and (0.0, m, errors, k) in rates.index
+                         and rates[(0.0, m, errors, k)] <= VALID_SIZE}
+                best = max(valid, key=valid.get) if valid else method
+                default = rates[(1.0, method, errors, k)]
+                rows.append({"design": design, "errors": errors, "treated": k, "default": default,
+                             "best": valid.get(best, default), "best_method": best.split(": ", 1)[1], "gap": valid.get(best, default) - default})
+    return pd.DataFrame(rows)
+
+
+def power_markdown(table: pd.DataFrame, units: int = N) -> str:
+    """The README power table (effect 1; het. / hom. for 1, 2, 3, 5, 8 treated) of every effect row, then
+    per design how far the default is from the best valid method."""
+    rates = _rates(table, units)
+    cols = sorted(rates.loc[1.0].index.get_level_values("treated").unique())
+    lines = ["| power (effect 1): het. / hom. errors | " + " | ".join(f"{k} treated" if i == 0 else f"{k}" for i, k in enumerate(cols)) + " |",
+             "|---|" + "---|" * len(cols)]
+    for m in _methods(rates, 1.0):
+        if m.startswith("pretrend") or "pre-trend" in m:
+            continue
+        name = m.replace("default (randomisation)", "**default** (randomisation)")
+        lines.append(f"| {name} | " + " | ".join(_cells(rates, 1.0, m, cols)) + " |")
+    lines.append(f"\npower: {_replications(table, units, 1.0)} replications per cell")
+    gaps = power_gaps(table, units)
+    lines += ["", "| default vs. best valid method (size <= 0.07 in the cell) | cells | default = best | largest gap (best - default) |",
+              "|---|---|---|---|"]
+    for design, part in gaps.groupby("design", sort=True):
+        worst = part.loc[part["gap"].idxmax()]
+        where = (f"{worst['gap']:.3f} ({worst['treated']} treated, {worst['errors'][:3]}.: {worst['best_method']} "
+                 f"{worst['best']:.3f} vs {worst['default']:.3f})" if worst["gap"] > 0 else "0")
+        lines.append(f"| {design} | {len(part)} | {int((part['gap'] <= 0).sum())} | {where} |")
+    return "\n".join(lines)
+
+
+def pretrend_markdown(table: pd.DataFrame, units: int = N) -> str:
+    """Size and power (linear pre-trend) of the default pre-trend tests, before and after the exact test."""
+    part = table.loc[(table["units"] == units) & table["method"].str.contains("pre-trend|pretrend")]
+    cols = sorted(part["treated"].unique())
+    lines = ["| pre-trend test (default) | slope | test | " + " | ".join(f"{k} treated" if i == 0 else f"{k}" for i, k in enumerate(cols)) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
+    rates = part.set_index(["variant", "trend", "method", "errors", "treated"])["rejection_rate"]
+    for (method, trend, variant), _ in part.groupby(["method", "trend", "variant"], sort=True):
+        cells = []
+        for k in cols:
+            pair = [rates.get((variant, trend, method, e, k)) for e in ("heteroskedastic", "homoskedastic")]
+            cells.append(" / ".join("–" if v is None else f"{v:.3f}" for v in pair))
+        lines.append(f"| {method.split(':')[0]} | {trend:g} | {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -224,6 +321,8 @@ def main() -> None:
     parser.add_argument("--errors", choices=["homoskedastic", "heteroskedastic"], nargs="*",
                         default=["homoskedastic", "heteroskedastic"])
     parser.add_argument("--effects", type=float, nargs="*", default=[0.0, 1.0])
+    parser.add_argument("--trend", type=float, default=0.0,
+                        help="linear pre-trend slope of the treated regions (power of the pre-trend tests; e.g. 0.3)")
     parser.add_argument("--only", choices=GROUPS, nargs="*", default=list(GROUPS), help="method groups to run")
     parser.add_argument("--p-only", action="store_true", help="skip the test-inversion intervals (faster; same size)")
     parser.add_argument("--markdown", action="store_true", help="print the README table from the CSV and stop")
@@ -231,18 +330,23 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("few_treated.csv"))
     args = parser.parse_args()
     if args.markdown:
-        print(markdown(pd.read_csv(args.out), args.units))
+        table = pd.read_csv(args.out)
+        print(markdown(table, args.units), power_markdown(table, args.units), sep="\n\n")
+        pretrend = args.out.with_name("few_treated_pretrend.csv")
+        if pretrend.exists():
+            print("\n" + pretrend_markdown(pd.read_csv(pretrend), args.units))
         return
     configs = [(k, e == "heteroskedastic") for e in args.errors for k in args.treated]
     if args.p_only:
         p_values_only()
     keep = pd.read_csv(args.out) if args.update and args.out.exists() else None
     table = run(args.reps, args.perms, args.seed, configs, args.effects, args.out, tuple(args.only), args.power_reps,
-                args.bootstrap, args.units, keep, args.option_reps)
+                args.bootstrap, args.units, keep, args.option_reps, args.trend)
     table.to_csv(args.out, index=False)
-    for (effect, units), part in table.groupby(["effect", "units"]):
+    for (effect, trend, units), part in table.groupby(["effect", "trend", "units"]):
         wide = part.pivot_table(index="method", columns=["errors", "treated"], values="rejection_rate")
-        print(f"\nRejection rate at 5%, {units} units ({'size' if effect == 0 else f'power, effect {effect:g}'}):")
+        what = "size" if effect == 0 and trend == 0 else f"power, effect {effect:g}, pre-trend slope {trend:g}"
+        print(f"\nRejection rate at 5%, {units} units ({what}):")
         print(wide.to_string(float_format="{:.3f}".format))
     print(f"saved {args.out}")
 

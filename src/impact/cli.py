@@ -15,6 +15,7 @@ one ``main.add_command(...)`` line each; the error handling of :class:`ImpactGro
 from __future__ import annotations
 
 import contextlib
+import json
 import shlex
 import sys
 import traceback
@@ -163,7 +164,7 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
             failures.append(ProgrammeFailure(spec.path.name, _one_line(str(exc))))
     loaded = writable
 
-    runs = []
+    runs, records = [], []
     total = sum(count_tasks(s) for s in loaded)
     serial = jobs == 1 and scheduler is None
     if serial and sys.stderr.isatty():
@@ -185,8 +186,11 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
                                                    scheduler=scheduler, progress=tick):
             write_files(out_dir / programme_run.spec.programme.id, files, force=force)
             runs.append(programme_run)
+            # the registry records what results.json says: parsed back, not built a second time
+            records.append(json.loads(files["results.json"]))
 
-    registry_failures = [] if no_registry or not runs else _record_in_registry(runs, registry_url, out_dir, command)
+    registry_failures = [] if no_registry or not runs else _record_in_registry(runs, registry_url, out_dir, command,
+                                                                                records)
     index = None
     if many:  # after the registry (the page pools what it holds), but never lost to a registry failure
         from impact.monitoring.pages import combine_runs, write_pages
@@ -246,9 +250,11 @@ def _write_portfolio(runs: list[Any], failures: list[Any], out_dir: Path, comman
         return write_portfolio(runs, failures, out_dir, command=command, registry_url=None, follow_up=follow_up)
 
 
-def _record_in_registry(runs: list[Any], registry_url: str | None, out_dir: Path, command: str) -> list[str]:
+def _record_in_registry(runs: list[Any], registry_url: str | None, out_dir: Path, command: str,
+                        records: list[dict] | None = None) -> list[str]:
     """Record each run; return one message per run that could not be recorded (the reports are already
-    written, so a registry failure costs only the record, and the exit status says so)."""
+    written, so a registry failure costs only the record, and the exit status says so). ``records``: each
+    run's ``to_dict(command)`` when already at hand (the parsed results.json)."""
     from impact.registry.store import Registry
 
     url = registry_url or str(out_dir / "registry.sqlite")
@@ -259,8 +265,8 @@ def _record_in_registry(runs: list[Any], registry_url: str | None, out_dir: Path
         return [f"registry: not recorded ({len(runs)} programme(s)); the reports are written: {_one_line(str(exc))}"]
     failures = []
     with registry:
-        for programme_run in runs:
-            content = programme_run.to_dict(command)
+        for i, programme_run in enumerate(runs):
+            content = programme_run.to_dict(command) if records is None else records[i]
             try:
                 registry.record_run(
                     {**content["programme"], "data": content["data"], "versions": content["versions"],

@@ -174,8 +174,8 @@ def check_varies(frame: pd.DataFrame, column: str, where: str, *, role: str = "o
     values = frame[column].to_numpy(dtype=float)
     if len(values) == 0:
         return
-    spread = float(np.max(values) - np.min(values))
-    if spread <= 1e-12 * float(np.max(np.abs(values))):
+    low, high = float(np.min(values)), float(np.max(values))
+    if high - low <= 1e-12 * max(abs(low), abs(high)):
         raise DataError(
             f"{where}: {role} column {column!r} is constant ({show(values[0])} in all {len(values)} rows of "
             "the estimation sample), so there is no variation to estimate an effect from. Check that the "
@@ -385,7 +385,9 @@ def prepare(
     used = list(dict.fromkeys(c for cols in roles.values() for c in as_list(cols)))
     if len(df) == 0:
         raise DataError(f"{where}: the data has no rows (an empty DataFrame); pass the data to estimate from.")
-    frame = df.loc[:, used].copy()
+    # a new frame of the used columns; no deep copy: every later change replaces a column (frame.copy()
+    # first, or assign), and pandas 3's copy-on-write never writes through to the user's data
+    frame = df.loc[:, used]
     flow = (FlowStep("rows supplied", len(frame), int(frame[unit].nunique()) if unit else None, ""),)
     prepared = Prepared(frame, flow, dict(roles))
 
@@ -395,6 +397,10 @@ def prepare(
     frame = _require_numeric(frame, numeric, where)
 
     # +-inf is bad input exactly like a missing value: counted, reported and handled by `missing`
+    if _all_finite(frame):
+        _check_magnitude(frame, numeric, where)
+        _check_degenerate(frame, roles, where)
+        return _check_unique(Prepared(frame, prepared.flow, prepared.roles), unique, where)
     na = frame.isna()
     infinite = pd.DataFrame(False, index=frame.index, columns=frame.columns)
     for col in frame.columns:
@@ -427,7 +433,29 @@ def prepare(
     _check_magnitude(frame, numeric, where)
     prepared = Prepared(frame, prepared.flow, prepared.roles)
     _check_degenerate(frame, roles, where)
+    return _check_unique(prepared, unique, where)
 
+
+def _all_finite(frame: pd.DataFrame) -> bool:
+    """No missing or infinite value in any column (integer columns hold neither): one pass per float column."""
+    for col in frame.columns:
+        series = frame[col]
+        dtype = series.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+            continue
+        if isinstance(dtype, np.dtype) and dtype.kind == "f":
+            values = series.to_numpy()
+            if not np.isfinite(values.sum()) and not np.isfinite(values).all():  # a finite sum proves it at once
+                return False
+            continue
+        if series.isna().any() or (pd.api.types.is_float_dtype(dtype)
+                                   and np.isinf(series.to_numpy(dtype=float, na_value=np.nan)).any()):
+            return False
+    return True
+
+
+def _check_unique(prepared: Prepared, unique: Sequence[str] | None, where: str) -> Prepared:
+    frame = prepared.frame
     if unique:
         dup = frame.duplicated(subset=list(unique), keep=False)
         if dup.any():
@@ -471,6 +499,8 @@ def _parse_time(frame: pd.DataFrame, time: str, where: str) -> pd.DataFrame:
 def _check_magnitude(frame: pd.DataFrame, numeric: Sequence[str], where: str) -> None:
     for col in numeric:
         values = frame[col].to_numpy(dtype=float)
+        if len(values) == 0 or max(-float(values.min()), float(values.max())) <= MAX_MAGNITUDE:
+            continue  # two reductions instead of an |x| array and a mask
         big = np.abs(values) > MAX_MAGNITUDE
         if big.any():
             raise DataError(
@@ -628,7 +658,7 @@ def cluster_codes(
             "with inference='auto' where it applies; the result's inference text says whether it was used) or "
             "synthetic control is the valid choice.",
         )
-    return codes.astype(np.int64), n_clusters
+    return codes.astype(np.int64, copy=False), n_clusters
 
 
 def check_rank(matrix: np.ndarray, names: Sequence[str], where: str, *, context: str = "") -> None:

@@ -275,3 +275,51 @@ def test_bad_options_and_sources_raise(mpdta, tmp_path) -> None:
         im.did.att_gt_from_duckdb(duckdb.from_df(mpdta), **MP, control_group="later")
     with pytest.raises(SpecError, match="exactly one of cohort"):
         im.did.att_gt_from_duckdb(duckdb.from_df(mpdta), outcome="lemp", unit="countyreal", time="year")
+
+
+# -- twfe from the same moments ------------------------------------------------------------------------------
+
+
+def _with_treat(df: pd.DataFrame, cohort: str) -> pd.DataFrame:
+    return df.assign(treat=((df[cohort] > 0) & (df["year"] >= df[cohort])).astype(int))
+
+
+@pytest.mark.parametrize("data", ["mpdta", "simulated"])
+def test_twfe_equals_in_memory_cr1(mpdta, data) -> None:
+    # the in-memory twfe(vcov="cluster") reproduces Stata/fixest on organ donations (test_twfe.py); here the
+    # moment formulas must give its estimate, CR1 SE, df and interval to 1e-10
+    df, kw = ((_with_treat(mpdta, "first.treat"), {"outcome": "lemp", "unit": "countyreal"}) if data == "mpdta"
+              else (_with_treat(simulated_panel(n_units=800, seed=9), "first"), {"outcome": "y", "unit": "id"}))
+    cohort = "first.treat" if data == "mpdta" else "first"
+    mem = im.did.twfe(df, **kw, time="year", treatment="treat", vcov="cluster")
+    for timing in ({"treatment": "treat"}, {"cohort": cohort}):
+        ooc = im.did.twfe_from_duckdb(duckdb.from_df(df), **kw, time="year", **timing)
+        a, b = ooc.tidy().iloc[0], mem.tidy().iloc[0]
+        for column in ("estimate", "std_error", "conf_low", "conf_high", "p_value", "df"):
+            assert a[column] == pytest.approx(b[column], abs=TOL), column
+        assert "computed from DuckDB aggregates" in a["inference"]
+        assert (ooc.n_obs, ooc.n_units, ooc.n_clusters, ooc.n_treated) == (mem.n_obs, mem.n_units, mem.n_clusters, mem.n_treated)
+
+
+def test_twfe_recovers_a_homogeneous_effect() -> None:
+    df = simulated_panel(n_units=2_000, seed=11)  # constant effect 2: TWFE is unbiased here
+    res = im.did.twfe_from_duckdb(duckdb.from_df(df), outcome="y", unit="id", time="year", cohort="first")
+    assert abs(res.estimate - 2.0) < 4 * res.std_error
+
+
+def test_twfe_bad_input_raises_as_in_memory() -> None:
+    df = _with_treat(simulated_panel(n_units=600, seed=12), "first")
+    kw = {"outcome": "y", "unit": "id", "time": "year", "treatment": "treat"}
+    off = df.copy()
+    unit = off.loc[off["treat"] == 1, "id"].iloc[0]
+    off.loc[(off["id"] == unit) & (off["year"] == 2008), "treat"] = 0
+    with pytest.raises(DataError, match="switches off"):
+        im.did.twfe_from_duckdb(duckdb.from_df(off), **kw)
+    with pytest.raises(DataError, match="switches off"):
+        im.did.twfe(off, **kw, vcov="cluster")
+    # in memory twfe also takes unbalanced panels; this path needs a balanced one and says so
+    with pytest.raises(DataError, match="unbalanced"):
+        im.did.twfe_from_duckdb(duckdb.from_df(df.drop(index=[4])), **kw)
+    few = df.loc[(df["first"] == 0) | (df["id"] < 60)]
+    with pytest.raises(SpecError, match="twfe's default is randomisation inference"):
+        im.did.twfe_from_duckdb(duckdb.from_df(few), **kw)

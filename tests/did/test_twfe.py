@@ -283,3 +283,34 @@ def test_invalid_option_lists_allowed_values():
 def test_non_dataframe_input():
     with pytest.raises(DataError, match="expected a pandas DataFrame"):
         im.did.twfe({"y": [1]}, outcome="y", treatment="d", unit="unit", time="period")
+
+
+def test_sorted_and_shuffled_panels_give_the_same_fit():
+    # a panel sorted by unit and period takes the grid path (checks and demeaning by reshaping); the same
+    # rows shuffled take the general path (bincount sweeps): same estimates and SEs for every vcov
+    df = _panel()
+    assert df.equals(df.sort_values(["unit", "period"]))
+    shuffled = df.sample(frac=1.0, random_state=3)
+    for vcov in ("cluster", "CR1-fixest", "HC1", "iid"):
+        a = im.did.twfe(df, outcome="y", treatment="d", unit="unit", time="period", vcov=vcov).tidy()
+        b = im.did.twfe(shuffled, outcome="y", treatment="d", unit="unit", time="period", vcov=vcov).tidy()
+        np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(a["std_error"], b["std_error"], rtol=1e-10)
+
+
+def test_treatment_switching_off_is_named_on_sorted_and_shuffled_panels():
+    df = _panel()
+    df.loc[(df.unit == 3) & (df.period == 6), "d"] = 0
+    for data in (df, df.sample(frac=1.0, random_state=1)):
+        with pytest.raises(DataError, match=r"switches off in 1 unit.*unit=3"):
+            im.did.twfe(data, outcome="y", treatment="d", unit="unit", time="period")
+
+
+def test_sorted_period_codes_equal_pandas_factorize():
+    from impact.did.twfe import _sorted_codes
+
+    for values in (np.array([2012, 2010, 2011, 2010], dtype=np.int16), np.array([-30000, 30000, 0], dtype=np.int16),
+                   np.array([3.5, 1.0, 3.5]), np.array([7, 7], dtype=np.int64)):
+        codes, levels = _sorted_codes(values)
+        ref_codes, ref_levels = pd.factorize(values, sort=True)
+        assert np.array_equal(codes, ref_codes) and np.array_equal(levels, np.asarray(ref_levels))

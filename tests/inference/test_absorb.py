@@ -48,3 +48,37 @@ def test_input_is_not_modified():
     frame = pd.DataFrame({"g": [0, 0, 1, 1, 2, 2]})
     absorb(values, FixedEffects.from_columns(frame, ["g"]))
     assert np.array_equal(values, np.arange(6.0))
+
+
+def test_is_grid_recognises_a_panel_sorted_by_unit_and_period():
+    from impact.inference.absorb import is_grid
+
+    unit, time = np.repeat(np.arange(4), 3), np.tile(np.arange(3), 4)
+    assert is_grid(unit, time, 4, 3)
+    assert not is_grid(unit[::-1].copy(), time, 4, 3)  # units in another order
+    assert not is_grid(unit, np.tile([0, 2, 1], 4), 4, 3)  # periods not in code order within a unit
+    assert not is_grid(unit[:-1], time[:-1], 4, 3)  # incomplete
+
+
+@pytest.mark.parametrize("n_columns", [1, 3])
+def test_grid_sweep_equals_group_means_and_dummy_regression(n_columns):
+    # the reshape path (rows in unit x period order) against the bincount path on the same rows
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({"unit": np.repeat(np.arange(30), 6), "time": np.tile(np.arange(6), 30)})
+    values = rng.normal(size=(len(frame), n_columns)) * 100 + 5
+    codes = (frame["unit"].to_numpy(), frame["time"].to_numpy())
+    grid = absorb(values, FixedEffects(codes, (30, 6), ("unit", "time"), balanced=True, grid=True))
+    sweep = absorb(values, FixedEffects(codes, (30, 6), ("unit", "time"), balanced=True))
+    np.testing.assert_allclose(grid, sweep, rtol=0, atol=1e-12)
+    for j in range(n_columns):
+        np.testing.assert_allclose(grid[:, j], _dummy_residuals(values[:, j], frame, ["unit", "time"]), atol=1e-9)
+
+
+def test_overwrite_demeans_in_place_and_copies_otherwise():
+    frame = pd.DataFrame({"g": [0, 0, 1, 1]})
+    fe = FixedEffects.from_columns(frame, ["g"])
+    values = np.asfortranarray(np.array([[1.0, 2.0], [3.0, 6.0], [5.0, 1.0], [7.0, 3.0]]))
+    out = absorb(values, fe, overwrite=True)
+    assert out is values and np.allclose(values[:, 0], [-1, 1, -1, 1])
+    c_order = np.array([[1.0, 2.0], [3.0, 6.0]] * 2)
+    assert absorb(c_order, fe, overwrite=True) is not c_order  # not column-contiguous: demeaned in a copy

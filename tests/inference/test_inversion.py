@@ -54,3 +54,76 @@ def test_interval_excludes_zero_exactly_when_p_is_at_most_alpha():
         c = np.concatenate([[-1.0], rng.uniform(0, 0.3, 39)])
         res = invert_quadratic_permutation_test(a, c, np.ones(40), alpha=0.05)
         assert (res.conf_low <= 0 <= res.conf_high) == (res.p_value > 0.05)
+
+
+# --- polynomial roots and the sweep, shared with the randomisation engine --------------------------
+
+from impact.inference.inversion import acceptance_hull, acceptance_sup, real_roots  # noqa: E402
+
+
+@pytest.mark.parametrize("degree", [1, 2, 3, 4])
+def test_real_roots_equal_numpy_roots(degree):
+    # Independent source: numpy.roots (eigenvalues of the companion matrix), real roots to 1e-9.
+    rng = np.random.default_rng(degree)
+    coef = rng.normal(size=(400, degree + 1))
+    coef[:50, :degree] = 0.0  # x^d: a root of multiplicity d at 0 (numpy returns d zeros)
+    coef[:50, degree] = 1.0
+    built = rng.normal(size=(100, degree))  # polynomials with known, all-real roots
+    ours = real_roots(coef)
+    for row in range(50, 400):
+        reference = np.roots(coef[row, ::-1])
+        real = np.sort(reference[np.abs(reference.imag) < 1e-7].real)
+        found = ours[row][np.isfinite(ours[row])]
+        assert len(found) == len(real), (row, found, reference)
+        np.testing.assert_allclose(found, real, rtol=1e-8, atol=1e-9)
+    with_roots = np.array([np.polynomial.polynomial.polyfromroots(r) for r in built])
+    np.testing.assert_allclose(real_roots(with_roots), np.sort(built, axis=1), rtol=1e-6, atol=1e-6)
+    assert np.all(ours[:50][np.isfinite(ours[:50])] == pytest.approx(0.0, abs=1e-4))
+
+
+def test_a_zero_leading_coefficient_lowers_the_degree():
+    coef = np.array([[2.0, -3.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0], [-4.0, 0.0, 1.0, 0.0, 0.0]])
+    roots = real_roots(coef)
+    np.testing.assert_allclose(roots[0, :2], [1.0, 2.0])
+    assert np.isnan(roots[0, 2:]).all() and np.isnan(roots[1]).all()
+    np.testing.assert_allclose(roots[2, :2], [-2.0, 2.0])
+
+
+def _quartic_tests(seed, R=6, P=60):
+    rng = np.random.default_rng(seed)
+    coef = rng.normal(size=(R, P, 5))
+    coef[..., 4] = -np.abs(coef[..., 4])  # draws fall behind the observed one far out, as studentised ones do
+    return coef
+
+
+def _value(coef, x):
+    return sum(coef[..., j : j + 1] * x**j for j in range(5))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sweep_of_quartic_comparisons_equals_a_brute_force_grid(seed):
+    # Independent computation: count the draws with g_k(tau) >= 0 on a fine grid (step 1e-3) and read off
+    # the accepted set {p > alpha}; the exact hull and the windowed upper end must agree to the grid step.
+    coef = _quartic_tests(seed)
+    R, P, _ = coef.shape
+    alpha = 0.3
+    hull = acceptance_hull(real_roots(coef), lambda t: _value(coef, t) >= 0, base=1.0, total=1.0 + P, alpha=alpha)
+    grid = np.arange(-8, 8, 1e-3)
+    p = (1 + (_value(coef, grid[None, None, :]) >= 0).sum(axis=1)) / (1 + P)  # (R, grid)
+    for r in range(R):
+        accepted = grid[p[r] > alpha]
+        if accepted.size == 0:
+            assert hull.empty[r]
+            continue
+        if np.isfinite(hull.low[r]):
+            assert hull.low[r] == pytest.approx(accepted.min(), abs=2e-3)
+        if np.isfinite(hull.high[r]):
+            assert hull.high[r] == pytest.approx(accepted.max(), abs=2e-3)
+        inside = (grid > hull.low[r] + 2e-3) & (grid < hull.high[r] - 2e-3)
+        if np.any(p[r][inside] <= alpha):  # a rejected stretch inside the hull: the set has a hole
+            assert not hull.connected[r]
+        # windowed: from the first accepted grid point, the sup over (above, 8]
+        above = np.full(R, accepted.min())
+        sup = acceptance_sup(real_roots(coef), lambda t: _value(coef, t) >= 0, base=1.0, total=1.0 + P, alpha=alpha,
+                             above=above, below=np.full(R, 8.0))
+        assert sup[r] == pytest.approx(accepted.max(), abs=2e-3)

@@ -293,3 +293,160 @@ def test_default_size_with_one_and_three_treated_regions_twfe_and_att_gt():
     defaults = table.loc[table["method"].str.contains("default")]
     assert len(defaults) == 2 * 7
     assert defaults["rejection_rate"].between(0.02, 0.08).all(), defaults[["treated", "method", "rejection_rate"]]
+
+
+def _welch_components(y, treated_obs, weights=None):
+    """LinearComponents of the Welch t statistic of a difference in means (two arms, codes 1 = treated),
+    under the sharp null that shifts the observed treated units by tau: y - tau * D_obs."""
+    from impact.inference.randomization import LinearComponents
+
+    D = treated_obs.astype(float)
+
+    def components(labels):
+        T = (labels == 1).astype(float)
+        C = 1.0 - T
+        nT, nC = T.sum(1, keepdims=True), C.sum(1, keepdims=True)
+
+        def mean(M, n, x):
+            return (M @ x)[:, None] / n
+
+        a = (mean(T, nT, y) - mean(C, nC, y))[:, 0]
+        b = (mean(T, nT, D) - mean(C, nC, D))[:, 0]
+
+        def cov(x, z):  # sum over arms of the within-arm covariance / arm size
+            out = 0.0
+            for M, n in ((T, nT), (C, nC)):
+                mx, mz = mean(M, n, x), mean(M, n, z)
+                out = out + ((M @ (x * z))[:, None] - n * mx * mz)[:, 0] / ((n - 1) * n)[:, 0]
+            return out
+
+        return LinearComponents(a[:, None], b[:, None], cov(y, y)[:, None], cov(y, D)[:, None], cov(D, D)[:, None])
+
+    return components
+
+
+def _brute_p(y, D, all_labels, tau):
+    """Independent p-value at tau: every assignment's Welch t recomputed from the shifted outcomes."""
+    z = y - tau * D
+    ts = []
+    for lab in all_labels:
+        t, c = z[lab == 1], z[lab == 0]
+        ts.append((t.mean() - c.mean()) / np.sqrt(t.var(ddof=1) / len(t) + c.var(ddof=1) / len(c)))
+    ts = np.abs(np.array(ts))
+    t_obs = abs((z[D == 1].mean() - z[D == 0].mean()) / np.sqrt(z[D == 1].var(ddof=1) / D.sum()
+                                                                  + z[D == 0].var(ddof=1) / (len(z) - D.sum())))
+    return np.mean(ts >= t_obs * (1 - 1e-9) - 1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_interval_ends_are_exact_against_brute_force_and_a_fine_bisection(seed):
+    # Independent source: the Welch t of every one of the C(11, 4) = 330 assignments recomputed from
+    # y - tau * D (no LinearComponents), and a 60-step bisection on that brute-force p(tau). The engine's
+    # ends must agree with the fine bisection to 1e-9 of the interval width, and the brute-force p-value
+    # must be above alpha just inside each end and at most alpha just outside (1e-7 of the width).
+    from impact.inference.randomization import adoption_randomization, adoption_scheme
+
+    rng = np.random.default_rng(seed)
+    m = 11
+    labels = np.zeros(m, dtype=np.int64)
+    labels[:4] = 1
+    D = labels.astype(float)
+    y = rng.normal(size=m) * rng.uniform(0.5, 2.0, m) + 1.5 * D
+    scheme = adoption_scheme(labels, never_code=0, where="test")
+    res = adoption_randomization(_welch_components(y, labels), scheme, level=0.9)
+    assert res.exact and res.n_assignments == 330
+    all_labels, _ = scheme.enumerate()
+    low, high = float(res.conf_low[0]), float(res.conf_high[0])
+    assert np.isfinite(low) and np.isfinite(high)
+    assert res.p_value[0] == pytest.approx(_brute_p(y, D, all_labels, 0.0), abs=1e-12)
+    est = float(res.observed.a[0, 0])
+    width = high - low
+    for end, direction in ((high, 1.0), (low, -1.0)):
+        inside, outside = est, est + direction * 4 * width
+        assert _brute_p(y, D, all_labels, outside) <= 0.1
+        for _ in range(60):
+            mid = (inside + outside) / 2
+            if _brute_p(y, D, all_labels, mid) > 0.1:
+                inside = mid
+            else:
+                outside = mid
+        assert end == pytest.approx(inside, abs=1e-9 * width)
+        assert _brute_p(y, D, all_labels, end - direction * 1e-7 * width) > 0.1
+        assert _brute_p(y, D, all_labels, end + direction * 1e-7 * width) <= 0.1
+
+
+def _pretrend_null_panel():
+    """Six units, seven years, singleton cohorts starting in years 4 and 5 (30 assignments). Untreated
+    outcomes with parallel trends and unit-specific noise; treatment effects that are large and differ by
+    unit and year (nothing like a constant effect that could be estimated and removed)."""
+    rng = np.random.default_rng(11)
+    n, T = 6, 7
+    y0 = rng.normal(0, 1, n)[:, None] + 0.3 * np.arange(1, T + 1) + rng.normal(0, 1, (n, T)) * rng.uniform(0.5, 2, n)[:, None]
+    effect = rng.normal(0, 5, (n, T)) + 8 * rng.uniform(-1, 1, n)[:, None]
+    return y0, effect, np.array([4, 5, 0, 0, 0, 0])
+
+
+def _realisations():
+    """The data under every possible realised assignment of the start years (effects after each start)."""
+    y0, effect, start = _pretrend_null_panel()
+    n, T = y0.shape
+    years = np.arange(1, T + 1)
+    for assignment in _assignments(start):
+        s = np.asarray(assignment)
+        D = (s[:, None] > 0) & (years[None, :] >= s[:, None])
+        yield pd.DataFrame({"unit": np.repeat(np.arange(n), T), "year": np.tile(years, n),
+                            "y": (y0 + effect * D).ravel(), "cohort": np.repeat(s, T)})
+
+
+@pytest.mark.parametrize("design", ["event_study", "sun_abraham", "imputation"])
+def test_pretrend_test_is_exact_brute_force_over_every_realised_assignment(design):
+    # Exactness by brute force: write every one of the 30 possible realised assignments of the start years
+    # into the data (outcomes = untreated outcomes + effects after each unit's start), run the default
+    # pre-trend test on each and collect its p-value. An exact test compares one fixed function f of the
+    # assignment with itself over all assignments (p(z) = #{z': f(z') >= f(z)} / 30), so across the 30
+    # possible realisations, whatever the effects, every attained p-value v is attained or undercut by
+    # exactly 30 v of them: P(p <= v) = v (1/30, 2/30, ...; assignments that f cannot tell apart, e.g. two
+    # singleton cohorts swapped within the window, tie and share a rank).
+    kw = {"outcome": "y", "unit": "unit", "time": "year", "cohort": "cohort", "inference": "randomization"}
+    p = [_quiet(getattr(im.did, design), df, **kw).diagnostics["pretrend_test"]["p_value"] for df in _realisations()]
+    assert len(p) == 30 and _is_exact(p)
+
+
+def _is_exact(p) -> bool:
+    p = np.asarray(p)
+    return all(np.count_nonzero(p <= v + 1e-12) == round(len(p) * v) for v in np.unique(p))
+
+
+def test_att_gt_pretrend_tests_are_exact_and_removing_estimated_effects_is_not():
+    # the brute-force check above for att_gt's two pre-trend tests (event-time leads, every pre-period
+    # ATT(g, t)); and the check has teeth: the earlier test (post-period effects estimated and removed
+    # before permuting, still used when the engine is not given the start years) fails it on the same panels
+    import dataclasses
+
+    p_dynamic, p_cells, p_removed = [], [], []
+    for df in _realisations():
+        res = _quiet(im.did.att_gt, df, outcome="y", unit="unit", time="year", cohort="cohort", inference="randomization")
+        p_dynamic.append(im.did.pretrend_test(res.aggregate("dynamic"))["p_value"])
+        test = res.diagnostics["pretrend_wald"]
+        assert "before the earliest start" in test["method"] and test["pre_periods"] == 3
+        p_cells.append(test["p_value"])
+        engine = res.randomization
+        cells = res.effects["estimate"].to_numpy(dtype=float)[1:]  # the headline ATT, then the ATT(g, t)
+        assert len(cells) == len(engine.cell_post)
+        pre = np.eye(len(cells))[~engine.cell_post & ~engine.cell_reference]
+        removed = dataclasses.replace(engine, onset=None).joint_test_cells(pre, cells)
+        assert "approximately" in removed["assumption"]
+        p_removed.append(removed["p_value"])
+    assert _is_exact(p_dynamic) and _is_exact(p_cells)
+    assert not _is_exact(p_removed)
+
+
+def test_pretrend_test_without_two_periods_before_the_earliest_start_says_it_is_approximate():
+    # a cohort starting in the second period leaves one period before the earliest start: no contrast is
+    # exact there, so the test falls back to removing the estimated effects and says so
+    df = _panel(n_units=10, n_periods=6, starts=(2, 4, 5), seed=2)
+    for res in (_quiet(im.did.att_gt, df, outcome="y", unit="unit", time="year", cohort="cohort"),
+                _quiet(im.did.event_study, df, outcome="y", unit="unit", time="year", cohort="cohort")):
+        test = res.diagnostics["pretrend_wald" if "pretrend_wald" in res.diagnostics else "pretrend_test"]
+        assert "approximately exact" in test["assumption"] and "earliest start" not in test["method"]
+        assert 0 < test["p_value"] <= 1

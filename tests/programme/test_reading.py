@@ -100,3 +100,102 @@ def test_select_names_columns_of_the_file(tmp_path):
     spec = _spec(tmp_path, f'path = "{ROOT / "data" / "organ_donations.csv"}"\nselect = ["State", "Quater_Num"]')
     with pytest.raises(SpecError, match="Quater_Num"):
         load_spec(spec, data_roots=(ROOT / "data",))
+
+
+# -- a data source named by a DuckDB SQL query (issue 16): read-only, over the one confined file ---------------
+
+duckdb = pytest.importorskip("duckdb")
+
+
+def _organ_parquet(tmp_path: Path) -> pd.DataFrame:
+    organ = pd.read_csv(ROOT / "data" / "organ_donations.csv")
+    extra = organ.loc[organ["State"] == "Alaska"].assign(State="Nowhere", Rate=99.0)
+    pd.concat([organ, extra]).assign(Unused=1.0).to_parquet(tmp_path / "organ.parquet", index=False)
+    return organ
+
+
+def test_sql_source_reproduces_the_csv_estimate(tmp_path):
+    organ = _organ_parquet(tmp_path)
+    spec = _spec(tmp_path, 'path = "../organ.parquet"\n'
+                           'sql = "SELECT State, Quarter_Num, Rate FROM data WHERE State <> \'Nowhere\'"')
+    loaded_spec = load_spec(spec, data_roots=(tmp_path,))
+    assert loaded_spec.data[0].columns[:3] == ("State", "Quarter_Num", "Rate")  # learnt by binding the query
+    run = evaluate(loaded_spec)
+    loaded = run.data[0]
+    assert loaded.error is None, loaded.error
+    assert set(loaded.frame.columns) == {"State", "Quarter_Num", "Rate", "Treated"}
+    pushed = loaded.flow[1]
+    assert "SELECT State" in pushed.step and pushed.rows == len(organ) and "(in DuckDB)" in pushed.note
+    csv_run = evaluate(load_spec(ROOT / "analyses" / "organ_donations.toml"))
+    assert run.outcomes[0].result.estimate == pytest.approx(csv_run.outcomes[0].result.estimate, rel=1e-12)
+    assert run.outcomes[0].result.std_error == pytest.approx(csv_run.outcomes[0].result.std_error, rel=1e-12)
+
+
+HOSTILE_SQL = [
+    ("SELECT * FROM read_csv('/etc/passwd')", "does not run"),  # file system access is switched off
+    ("SELECT * FROM glob('/*')", "does not run"),
+    ("SELECT * FROM read_parquet('../organ.parquet')", "does not run"),  # even the permitted file, by path
+    ("SELECT * FROM '../organ.parquet'", "does not run"),
+    ("SELECT * FROM df", "does not run"),  # no scans of Python variables by name
+    ("COPY (SELECT * FROM data) TO 'pwned.csv'", "exactly one SELECT"),
+    ("ATTACH 'pwned.db'", "exactly one SELECT"),
+    ("INSTALL httpfs", "exactly one SELECT"),
+    ("SET enable_external_access = true", "exactly one SELECT"),
+    ("PRAGMA version", "exactly one SELECT"),
+    ("SELECT * FROM data; DROP TABLE data", "exactly one SELECT"),
+    ("SELECT * FROM data WHERE", "does not parse"),
+    ("", "non-empty string"),
+]
+
+
+@pytest.mark.parametrize("sql,message", HOSTILE_SQL)
+def test_hostile_sql_is_refused_and_writes_nothing(tmp_path, sql, message):
+    from impact.errors import SpecError
+
+    _organ_parquet(tmp_path)
+    spec = _spec(tmp_path, f'path = "../organ.parquet"\nsql = """{sql}"""')
+    df = pd.DataFrame({"x": [1]})  # noqa: F841 - a local a replacement scan could find
+    with pytest.raises(SpecError, match=message) as err:
+        load_spec(spec, data_roots=(tmp_path,))
+    assert "root:" not in str(err.value)  # never quotes a file
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["organ.parquet", "organ.toml", "spec"]
+
+
+def test_sql_errors_do_not_quote_the_data(tmp_path):
+    import dataclasses
+
+    from impact.programme.runner import load_source
+
+    _organ_parquet(tmp_path)
+    spec = load_spec(_spec(tmp_path, 'path = "../organ.parquet"\nsql = "SELECT * FROM data"'), data_roots=(tmp_path,))
+    # a cast that fails only when run (DuckDB's message would quote the value 'Alabama')
+    failing = dataclasses.replace(spec.data[0], sql="SELECT CAST(State AS INTEGER) AS State, Quarter_Num, Rate FROM data")
+    loaded = load_source(failing)
+    assert loaded.frame is None and "ConversionException" in loaded.error and "Alabama" not in loaded.error
+
+
+def test_an_endless_query_is_stopped_at_the_time_limit(tmp_path, monkeypatch):
+    """A hostile or careless spec (an endless WITH RECURSIVE) must not occupy a shared machine: the
+    query is interrupted at MAX_SQL_SECONDS (0.5 s here) and the source fails with a SpecError."""
+    import dataclasses
+
+    from impact.programme import safety
+    from impact.programme.runner import load_source
+
+    _organ_parquet(tmp_path)
+    spec = load_spec(_spec(tmp_path, 'path = "../organ.parquet"\nsql = "SELECT * FROM data"'), data_roots=(tmp_path,))
+    endless = dataclasses.replace(spec.data[0], sql=(
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) "
+        "SELECT d.* FROM data d, (SELECT count(*) AS c FROM t) WHERE c > 0"))
+    monkeypatch.setattr(safety, "MAX_SQL_SECONDS", 0.5)
+    loaded = load_source(endless)
+    assert loaded.frame is None and "SpecError" in loaded.error and "more than 0.5 s" in loaded.error
+
+
+def test_sql_excludes_select_and_query(tmp_path):
+    from impact.errors import SpecError
+
+    _organ_parquet(tmp_path)
+    spec = _spec(tmp_path, 'path = "../organ.parquet"\nselect = ["State"]\nsql = "SELECT * FROM data"')
+    with pytest.raises(SpecError, match="sql replaces select"):
+        load_spec(spec, data_roots=(tmp_path,))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from impact.errors import SpecError
+from impact.errors import DataError, FewClustersWarning, SpecError
 from impact.programme.interventions import check_intervention, intervention_types
 from impact.programme.runner import evaluate
 from impact.programme.spec import load_spec
@@ -102,14 +102,22 @@ def test_region_estimates_are_recorded_and_pooled_by_region(tmp_path):
         stored = reg.estimates(indicator="NB_EMPRATE", headline_only=True, role="region")
         assert sorted(stored["region"]) == sorted(TRUE_EFFECTS)
         assert set(stored["intervention"]) == {"skills"}
-        pooled = reg.pool("NB_EMPRATE", by="region")
-        assert sorted(pooled.studies()["term"]) == sorted(TRUE_EFFECTS)
+        # the regions of one evaluation share its comparison regions: nothing independent to pool
+        with pytest.raises(DataError, match="all 3 estimates are in one cluster.*report that source's own estimate"):
+            reg.pool("NB_EMPRATE", by="region")
+        # a second programme's evaluation (here a copy under another id) makes two independent clusters
+        reg.record_run({**content["programme"], "id": "regional-2", "data": content["data"],
+                        "indicators": content["indicators"]}, content["evaluations"])
+        with pytest.warns(FewClustersWarning, match="2 clusters"):
+            pooled = reg.pool("NB_EMPRATE", by="region")
+        assert sorted(pooled.studies()["term"]) == sorted(f"{r} ({p})" for r in TRUE_EFFECTS for p in ("regional", "regional-2"))
+        assert pooled.settings["cluster"] == "2 clusters" and "CR2 cluster-robust" in pooled.inference
         # each study row shows the interval of its own evaluation (CR2, Satterthwaite df)
         rows = pooled.studies().set_index("term")
         for region in TRUE_EFFECTS:
             own = stored.set_index("region").loc[region]
-            assert rows.loc[region, "conf_low"] == pytest.approx(own["conf_low"])
-            assert rows.loc[region, "df"] == pytest.approx(own["df"])
+            assert rows.loc[f"{region} (regional)", "conf_low"] == pytest.approx(own["conf_low"])
+            assert rows.loc[f"{region} (regional)", "df"] == pytest.approx(own["df"])
 
 
 def test_intervention_types_and_eu_fields():

@@ -60,7 +60,7 @@ def test_report_content_for_a_regional_programme(job):
     html = path.read_text(encoding="utf-8")
     page = parse(path)
     alts = [a for a, _ in page.images]
-    assert any(a.startswith("Raw data: mean NB_NEWFIRMS") for a in alts)
+    assert any(a.startswith("Raw data: mean New firm formation (NB_NEWFIRMS)") for a in alts)
     assert any(a.startswith("Robustness:") for a in alts)
     for code in ("NB_BUDGET", "RCO01", "RCO02", "RCO04", "RCR01", "NB_NEWFIRMS", "NB_EMPRATE"):
         assert f">{code}</text>" in html, code  # drawn in the effect-chain SVG
@@ -202,3 +202,28 @@ def test_number_formatting():
     assert fmt_number(1.0, 4) == "1" and fmt_number(-2500.0) == "−2,500"
     assert fmt_number(0.1003, 2) == "0.1" and fmt_number(0.1003, 2, trailing_zeros=True) == "0.10"  # SE column
     assert fmt_p(0.0004) == "< 0.001" and fmt_p(0.0312) == "0.031"
+
+
+def test_figures_name_the_outcome_instead_of_its_column_code():
+    """A design's own plot titles it "event_study: NB_EMPRATE"; the report shows the indicator's name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from impact.report.html import _legend_with_names
+
+    def draw(ax):
+        ax.plot([0, 1], [0, 1], label="24")
+        ax.set_title("event_study: NB_EMPRATE")
+        ax.set_ylabel("Mean NB_EMPRATE")
+        ax.set_xlabel("NB_EMPRATE_LAG")  # another column that merely starts with the code is left alone
+        ax.legend()
+        return ax
+
+    fig, ax = plt.subplots()
+    _legend_with_names(draw, {"24": "Västerbotten"}, ("NB_EMPRATE", "Employment rate, 20-64"))(ax)
+    assert ax.get_title() == "event_study: Employment rate, 20-64"
+    assert ax.get_ylabel() == "Mean Employment rate, 20-64" and ax.get_xlabel() == "NB_EMPRATE_LAG"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Västerbotten"]
+    plt.close(fig)

@@ -13,7 +13,7 @@ from impact.did.sun_abraham import sun_abraham
 from impact.did.imputation import imputation
 from impact.did.imputation import did2s
 from impact.did.honest import honest
-from impact.did.out_of_core import att_gt_from_duckdb
+from impact.did.out_of_core import att_gt_from_duckdb, twfe_from_duckdb
 
 __all__ = [
     "twfe",
@@ -33,4 +33,5 @@ __all__ = [
     "did2s",
     "honest",
     "att_gt_from_duckdb",
+    "twfe_from_duckdb",
 ]

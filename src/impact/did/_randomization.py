@@ -60,6 +60,9 @@ class CohortLinear:
     seed: int | None
     studentize: bool = True
     strata: np.ndarray | None = None  # (B,) permute within strata (e.g. blocks of equal composition); None = one
+    # (K+1,) per cohort code the first column whose outcome treatment may affect (its start year, less any
+    # anticipation; T for the never treated). Given, the pre-trend test is exact (see ``joint_test``).
+    onset: np.ndarray | None = None
 
     @property
     def _units_per_column(self) -> np.ndarray:
@@ -112,19 +115,67 @@ class CohortLinear:
         return adoption_randomization(self.components(alpha, M, Y), self.scheme(), n_permutations=self.n_permutations,
                                       seed=self.seed, level=level, studentize=self.studentize, unit_word=self.unit_word)
 
+    @property
+    def pretreatment_columns(self) -> int:
+        """Columns before the earliest onset of treatment: untreated for every unit under every
+        assignment of the observed start years (0 when ``onset`` is not known)."""
+        if self.onset is None:
+            return 0
+        onset = np.asarray(self.onset)[: self.K][self.blocks_per_cohort[: self.K] > 0]
+        return int(min(onset.min(), self.Yb.shape[1])) if onset.size else 0
+
+    def confine(self, alpha: np.ndarray) -> np.ndarray:
+        """The rows ``alpha`` (R, K+1, T) confined to the pre-treatment columns: cut at the earliest onset,
+        then two-way centred (each cohort's weights sum to zero over the kept periods, and each period's
+        unit-weighted sum over cohorts is zero) so that unit and period effects cancel, as in the rows
+        themselves. A row that lies inside the window is unchanged; rows that vanish are dropped."""
+        window = self.pretreatment_columns
+        cut = np.zeros_like(alpha)
+        cut[:, :, :window] = alpha[:, :, :window]
+        units = np.bincount(self.labels, weights=self._units_per_column[:, 0], minlength=self.K + 1)
+        share = units / units.sum()
+        cut[:, :, :window] -= cut[:, :, :window].mean(axis=2, keepdims=True)
+        cut[:, :, :window] -= np.einsum("k,rkt->rt", share, cut[:, :, :window])[:, None, :]
+        scale = np.abs(alpha).reshape(len(alpha), -1).max(axis=1)
+        kept = np.abs(cut).reshape(len(cut), -1).max(axis=1) > 1e-9 * np.maximum(scale, 1e-300)
+        return cut[kept]
+
     def joint_test(self, alpha: np.ndarray, effects: np.ndarray, what: str = "estimated effects") -> dict:
-        """Randomisation test that all rows of ``alpha`` (e.g. the pre-treatment effects) are zero,
-        permuting the imputed untreated outcomes ``Y - effects`` (``effects`` (K+1, T) per unit of each
-        treated cohort-period)."""
+        """Randomisation test that all rows of ``alpha`` (e.g. the pre-treatment effects) are zero.
+
+        Exact when ``onset`` is known: the rows are confined (:meth:`confine`) to the periods before the
+        earliest start, in which no unit is treated under any assignment of the start years, so the
+        statistic is a fixed function of untreated outcomes and its permutation distribution is the same
+        whichever assignment was realised (Fisher's sharp null: those outcomes do not depend on who
+        starts when, i.e. parallel pre-trends and no anticipation). Later pre-periods of later cohorts
+        cannot enter an exact test: under some assignment an earlier-treated unit takes their place.
+
+        Otherwise (or when no contrast is left in that window) the test permutes the imputed untreated
+        outcomes ``Y - effects`` (``effects`` (K+1, T) per unit of each treated cohort-period): only
+        approximately exact, since the removed effects are estimated from the same data."""
         from impact.inference.randomization import randomization_joint_test
 
-        Y0 = self.Yb - effects[self.labels] * self._units_per_column
-        components = self.components(alpha, np.zeros_like(alpha), Y0)
-        test = randomization_joint_test(components, self.scheme(), np.arange(alpha.shape[0]),
+        window = self.pretreatment_columns
+        rows = self.confine(alpha) if window >= 2 else alpha[:0]
+        exact = len(rows) > 0
+        if exact:
+            components = self.components(rows, np.zeros_like(rows))
+        else:
+            Y0 = self.Yb - effects[self.labels] * self._units_per_column
+            components = self.components(alpha, np.zeros_like(alpha), Y0)
+            rows = alpha
+        test = randomization_joint_test(components, self.scheme(), np.arange(rows.shape[0]),
                                         n_permutations=self.n_permutations, seed=self.seed,
                                         studentize=self.studentize, unit_word=self.unit_word)
-        test["assumption"] = (f"sharp null: no pre-trends, and post-treatment effects equal to the {what} "
-                              "(removed before permuting start years)")
+        if exact:
+            test["method"] += f", confined to the {window} periods before the earliest start"
+            test["pre_periods"] = window
+            test["assumption"] = (f"sharp null: outcomes in the {window} periods before the earliest start do not "
+                                  "depend on which units start when (parallel pre-trends, no anticipation); exact, "
+                                  "since no unit is treated in those periods under any assignment")
+        else:
+            test["assumption"] = (f"sharp null: no pre-trends, and post-treatment effects equal to the {what} "
+                                  "(removed before permuting start years; approximately exact)")
         return test
 
 
@@ -158,7 +209,14 @@ class CohortSums(CohortLinear):
         effects = np.zeros((self.K + 1, self.Yb.shape[1]))
         for j in np.flatnonzero(self.cell_post & ~self.cell_reference):
             effects[self.cell_cohort[j], self.cell_time[j]] = cell_att[j]
-        return self.joint_test(np.einsum("rj,jkt->rkt", omega, self.C), effects, "estimated ATT(g, t)")
+        alpha = np.einsum("rj,jkt->rkt", omega, self.C)
+        window = self.pretreatment_columns
+        if window >= 2:  # the exact test keeps the cells wholly before the earliest start (a row: its share of them)
+            inside = ~np.any(self.C[:, :, window:] != 0, axis=(1, 2))
+            confined = np.einsum("rj,jkt->rkt", omega * inside[None, :], self.C)
+            if np.any(confined != 0):
+                alpha = confined
+        return self.joint_test(alpha, effects, "estimated ATT(g, t)")
 
 
 @dataclass(frozen=True)
@@ -412,8 +470,9 @@ def event_time_randomization(
         M[r] = (e_cell >= 0) if np.isnan(ev) else (e_cell == ev)
     word = f"{n_blocks} {'clusters' if n_blocks < N else 'units'} ({cluster_name})"
     adoption_scheme(labels, never_code=K, where=where, unit_word=word)
+    treated_from = np.where((e_cell >= 0).any(axis=1), np.argmax(e_cell >= 0, axis=1), T)  # NaN >= 0 is False
     ctx = CohortLinear(Yb=Yb, labels=labels.astype(np.int64), K=K, block_units=block_units, unit_word=word,
-                       n_permutations=int(n_permutations), seed=seed)
+                       n_permutations=int(n_permutations), seed=seed, onset=treated_from)
     ri = ctx.run(alpha, M, level)
     out = effects.copy()
     keep = ~is_ref

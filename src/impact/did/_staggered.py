@@ -250,6 +250,12 @@ def _compact(codes: np.ndarray) -> tuple[np.ndarray, int]:
     return (np.cumsum(present) - 1)[codes], int(present.sum())
 
 
+def _column_norms(X: np.ndarray, wroot: np.ndarray | None) -> np.ndarray:
+    """Euclidean norm of each column of ``X`` (times ``wroot``), one column at a time (no n x k temporary)."""
+    cols = X.T if wroot is None else (X * wroot[:, None]).T
+    return np.sqrt(np.array([float(c @ c) for c in cols]))
+
+
 def fe_regression(
     y: np.ndarray,
     X: np.ndarray,
@@ -272,6 +278,7 @@ def fe_regression(
     balanced: bool = False,
     ssc: Any = None,
     resample_codes: np.ndarray | None = None,
+    grid: bool = False,
 ) -> FERegression:
     """OLS/WLS of ``y`` on ``X`` with unit and time effects absorbed; covariance of X's coefficients.
 
@@ -284,7 +291,8 @@ def fe_regression(
     covariance returned is CR1; the caller runs the bootstrap on ``X``/``y``/``clusters``.
 
     ``clusters`` passes cluster codes the caller has already checked; ``balanced`` (a complete,
-    duplicate-free unit x time grid) lets one unweighted sweep absorb both sets exactly.
+    duplicate-free unit x time grid) lets one unweighted sweep absorb both sets exactly; ``grid`` (rows
+    in that grid's order, :func:`impact.inference.absorb.is_grid`) makes the sweep a reshape.
     ``ssc`` (a :class:`impact.inference.vcov.SmallSampleCorrection`) sets fixest's small-sample
     switches for ``vcov="CR1-fixest"``. ``resample_codes`` (``vcov="wild"`` only): the subclusters
     whose bootstrap weights are drawn; only effects nested within them are absorbed.
@@ -311,7 +319,7 @@ def fe_regression(
         codes = None
     units, n_units = _compact(np.asarray(unit_codes, dtype=np.int64))
     times, n_times = _compact(np.asarray(time_codes, dtype=np.int64))
-    full = FixedEffects((units, times), (n_units, n_times), fe_names, balanced=balanced)
+    full = FixedEffects((units, times), (n_units, n_times), fe_names, balanced=balanced, grid=grid)
     n_fe_parameters = full.n_parameters
     nested_flags = full.nested_in(codes) if clustered else [False, False]
     if vcov == "wild" and resample_codes is not None:
@@ -343,21 +351,26 @@ def fe_regression(
         design_names.append("(Intercept)")
     design = np.column_stack(columns) if len(columns) > 1 else X
     fe = FixedEffects(tuple(full.codes[i] for i in absorbed_sets), tuple(full.sizes[i] for i in absorbed_sets),
-                      tuple(fe_names[i] for i in absorbed_sets), balanced=balanced and len(absorbed_sets) == 2)
+                      tuple(fe_names[i] for i in absorbed_sets), balanced=balanced and len(absorbed_sets) == 2,
+                      grid=grid and absorbed_sets == [0, 1])
     absorbed = n_fe_parameters if absorbed_sets == [0, 1] else (fe.n_parameters if fe.codes else 0)
     nested = sum(s for s, flag, i in zip(full.sizes, nested_flags, (0, 1)) if flag and i in absorbed_sets)
     nested_sets = sum(1 for flag, i in zip(nested_flags, (0, 1)) if flag and i in absorbed_sets)
     if ssc is not None and vcov != "CR1-fixest":
         raise SpecError(f"{where}: ssc= sets fixest's small-sample switches and applies to vcov='CR1-fixest' only; got vcov={vcov!r}.")
 
-    absorbed_all = absorb(np.column_stack([y, design]), fe, weights=weights)
-    yt, Xt = absorbed_all[:, 0], absorbed_all[:, 1:]
-    wroot = np.ones(n) if weights is None else np.sqrt(weights)
-    Xw = Xt * wroot[:, None]
+    # y and the design in one column-contiguous array, demeaned in place (no further n x p copies)
+    stacked = np.empty((n, 1 + design.shape[1]), order="F")
+    stacked[:, 0] = y
+    stacked[:, 1:] = design
     # a column the fixed effects absorb (e.g. constant within units) keeps only rounding noise; the
     # Cholesky test below compares it with itself and can pass, giving an arbitrary coefficient
-    before = np.sqrt(((design[:, :k] * wroot[:, None]) ** 2).sum(axis=0))
-    after = np.sqrt((Xw[:, :k] ** 2).sum(axis=0))
+    wroot = None if weights is None else np.sqrt(weights)
+    before = _column_norms(stacked[:, 1:1 + k], wroot)
+    absorbed_all = absorb(stacked, fe, weights=weights, overwrite=True)
+    yt, Xt = absorbed_all[:, 0], absorbed_all[:, 1:]
+    Xw = Xt if wroot is None else Xt * wroot[:, None]
+    after = _column_norms(Xw[:, :k], None)
     gone = after <= 1e-9 * np.maximum(before, 1e-300)
     if gone.any() and fe.names:
         cols = [names[j] for j in np.flatnonzero(gone)]
@@ -383,8 +396,9 @@ def fe_regression(
         except EstimationError as exc:
             raise EstimationError(f"{exc} {rank_hint}".strip()) from None
         factor = linalg.cho_factor(xtx, lower=False, check_finite=False)
-    coef = linalg.cho_solve(factor, Xw.T @ (yt * wroot), check_finite=False)
-    resid = yt - Xt @ coef
+    coef = linalg.cho_solve(factor, Xw.T @ (yt if wroot is None else yt * wroot), check_finite=False)
+    resid = Xt @ -coef  # one new n-array instead of two
+    resid += yt
     cov = linear_vcov(
         Xt,
         resid,

@@ -54,7 +54,7 @@ class ATTAggregateResult(EventTimeMethods, Result):
 
     def plot_event_study(self, ax: Axes | None = None) -> Axes:
         """Event-time effects with pointwise intervals and, if bootstrapped, uniform bands (shaded)."""
-        from impact.report.plots import PALETTE, new_axes
+        from impact.report.plots import PALETTE, integer_ticks, new_axes
 
         ax = new_axes(ax)
         rows = self.tidy()
@@ -69,6 +69,7 @@ class ATTAggregateResult(EventTimeMethods, Result):
         ax.axhline(0, color=PALETTE["zero"], linestyle="--", linewidth=1)
         ax.axvline(-0.5, color="black", linestyle=":", linewidth=1)
         ax.set_xlabel("Periods relative to treatment start (e)")
+        integer_ticks(ax.xaxis)  # event times are whole periods: no tick at -7.5
         ax.set_ylabel("ATT(e)")
         ax.legend(frameon=False, fontsize="small")
         ax.set_title(f"Event study: {self.outcome}")

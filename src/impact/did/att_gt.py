@@ -807,8 +807,12 @@ def _randomization_context(inference, Y, cohort_index, K, cells, clusters, n_clu
     word = f"{len(labels)} {'clusters' if clusters is not None else 'units'} ({level_name})"
     adoption_scheme(labels, never_code=K, where=where, unit_word=word)
     cohort_units = np.bincount(cohort_index, minlength=K + 1).astype(float)
+    onset = np.full(K + 1, Y.shape[1])  # first period a cohort's outcome may be treated: after its post cells' base
+    for c in cells:
+        if c["post"]:
+            onset[c["k"]] = min(onset[c["k"]], c["base"] + 1)
     return CohortSums(
-        Yb=Yb, labels=labels.astype(np.int64), K=K, C=cell_matrix(cells, K, Y.shape[1], cohort_units),
+        Yb=Yb, labels=labels.astype(np.int64), K=K, C=cell_matrix(cells, K, Y.shape[1], cohort_units), onset=onset,
         cell_cohort=np.array([c["k"] for c in cells]), cell_time=np.array([c["ti"] for c in cells]),
         cell_post=np.array([c["post"] for c in cells]), cell_reference=np.array([c["reference"] for c in cells]),
         block_units=units, unit_word=word, n_permutations=int(n_permutations), seed=seed)

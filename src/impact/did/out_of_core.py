@@ -41,7 +41,7 @@ from impact.inference.randomization import RI_MAX_UNITS, RI_TREATED_THRESHOLD
 from impact.inference.vcov import wald_test
 from impact.results import FlowStep, Result, effects_table
 
-__all__ = ["CohortMoments", "att_gt_from_duckdb", "cohort_moments"]
+__all__ = ["CohortMoments", "att_gt_from_duckdb", "cohort_moments", "twfe_from_duckdb"]
 
 INFERENCE_TEXT = ("analytic influence function, computed from DuckDB aggregates (units as the sampling level); "
                   "normal critical values")
@@ -551,3 +551,104 @@ def _group_time_cells(moments: CohortMoments, cohorts: np.ndarray, anticipation:
         warn(SmallTreatedGroupWarning, f"{where}: treated cohort(s) with fewer than 5 units: {', '.join(small)}; "
              "the effects of each such cohort rest on very few units.")
     return cells, A, b, att
+
+
+# -- twfe -------------------------------------------------------------------------------------------------
+
+
+def twfe_from_duckdb(
+    source: Any,
+    *,
+    outcome: str,
+    unit: str,
+    time: str,
+    treatment: str | None = None,
+    cohort: str | None = None,
+    level: float = 0.95,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+) -> Result:
+    """Two-way fixed effects DiD with CR1 standard errors clustered by unit, for a panel that need not fit in memory.
+
+    :func:`impact.did.twfe` with ``vcov="cluster"`` (Stata's CR1, the unit as cluster) on a balanced
+    panel with absorbing treatment, computed from the per-cohort moments of :func:`cohort_moments`.
+
+    Parameters
+    ----------
+    source : duckdb.DuckDBPyRelation or str or path
+        As :func:`att_gt_from_duckdb`.
+    outcome, unit, time : str
+        Column names.
+    treatment, cohort : str
+        A 0/1 absorbing treatment column, or the first treated period (0 or missing: never treated);
+        give one.
+    level : float
+        Confidence level.
+    memory_limit, temp_directory : str, optional
+        DuckDB settings when ``source`` is a path.
+
+    Returns
+    -------
+    Result
+        Term "ATT"; ``inference`` says "computed from DuckDB aggregates".
+
+    Notes
+    -----
+    With absorbing treatment every unit of cohort k has the same two-way demeaned treatment path
+    :math:`\\tilde D_k` (T values summing to zero), so
+    :math:`\\hat\\beta = \\sum_k \\tilde D_k' S_k / \\sum_k n_k \\|\\tilde D_k\\|^2` (S_k: the cohort's summed paths)
+    and unit i's score :math:`\\tilde D_k'(Y_i - \\bar Y_{\\cdot t}) - \\hat\\beta \\|\\tilde D_k\\|^2` is affine in
+    its path: the sum of squared scores is :math:`\\sum_k [\\tilde D_k' C_k \\tilde D_k + n_k c_k^2]`. CR1
+    multiplies by :math:`G/(G-1)\\,(n-1)/(n-K)` with G = N units and K = N + T parameters, as in memory.
+
+    Examples
+    --------
+    >>> import duckdb, impact as im
+    >>> organ = im.datasets.load("mpdta")
+    >>> rel = duckdb.sql('SELECT *, CAST("first.treat" > 0 AND "year" >= "first.treat" AS INT) AS treat FROM organ')
+    >>> round(im.did.twfe_from_duckdb(rel, outcome="lemp", unit="countyreal", time="year", treatment="treat").estimate, 4)
+    -0.0365
+    """
+    where = "twfe_from_duckdb"
+    level = check_level(level, where)
+    with recording_warnings() as log:
+        moments = cohort_moments(source, outcome=outcome, unit=unit, time=time, cohort=cohort, treatment=treatment,
+                                 memory_limit=memory_limit, temp_directory=temp_directory, where=where)
+        periods, n = moments.periods, moments.counts
+        N, T = int(n.sum()), len(periods)
+        D = ((moments.cohorts[:, None] > 0) & (periods[None, :] >= moments.cohorts[:, None])).astype(float)
+        ever = D.any(axis=1)
+        _refuse_few_units(int(n[ever].sum()), int(n[~ever].sum()), where, "twfe")
+        if not ever.any() or D.all():
+            raise DataError(f"{where}: treatment is {'0' if not ever.any() else '1'} in every row; a comparison "
+                            "of treated and untreated observations is needed.")
+        period_mean_D = n @ D / N
+        Dt = D - D.mean(axis=1, keepdims=True) - period_mean_D + period_mean_D.mean()  # two-way demeaned, per cohort
+        norms = (Dt**2).sum(axis=1)
+        denominator = float(n @ norms)
+        if denominator <= 1e-12 * N * T:
+            raise DataError(f"{where}: treatment has no variation left after unit and period effects (every cohort "
+                            "starts in the same period or never); the effect is not identified.")
+        period_means = n @ moments.means / N
+        beta = float(np.einsum("k,kt,kt->", n, Dt, moments.means) / denominator)
+        a = Dt
+        c = np.einsum("kt,kt->k", Dt, moments.means - period_means) - beta * norms
+        score_ss = float(np.einsum("ks,kst,kt->", a, moments.cross, a) + n @ c**2)
+        K = N + T
+        n_obs = N * T
+        variance = score_ss / denominator**2 * N / (N - 1) * (n_obs - 1) / (n_obs - K)
+        se = float(np.sqrt(max(variance, 0.0)))
+        table = effects_table(["ATT"], [beta], [se], df=float(N - 1), level=level)
+    inference = (f"cluster-robust CR1 (Stata small-sample factor), {N} clusters ({unit}), t with {N - 1} df, "
+                 "computed from DuckDB aggregates")
+    settings = {"outcome": outcome, "treatment": treatment or cohort, "unit": unit, "time": time, "covariates": [],
+                "cluster": unit, "weights": None, "vcov": "cluster", "panel": True, "absorbing": True,
+                "inference": "analytic", "level": level, "source": "duckdb",
+                "assumption": "Parallel trends: without the programme, treated and comparison units would have "
+                              "followed the same trend; effects are assumed homogeneous across units and time."}
+    diagnostics = {"fixed_effects": {"unit levels": N, "time levels": T, "absorbed parameters": N + T - 1},
+                   "treated_observations": int(n @ D.sum(axis=1))}
+    return Result(design="twfe", estimand="ATT", outcome=outcome, effects=table, headline="ATT", inference=inference,
+                  level=level, n_obs=n_obs, n_units=N, n_treated=int(n[ever].sum()), n_clusters=N, settings=settings,
+                  warnings=tuple(log), sample_flow=(FlowStep("rows in the data source (aggregated in DuckDB)", n_obs, N, ""),),
+                  diagnostics=diagnostics, vcov=np.array([[se**2]]))

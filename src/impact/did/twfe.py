@@ -21,6 +21,7 @@ from impact.data import (
 )
 from impact.errors import DataError, SpecError, recording_warnings
 from impact.did._staggered import fe_regression
+from impact.inference.absorb import is_grid
 from impact.inference.few_treated import RESIDUAL_METHODS, residual_inference
 from impact.inference.htz import LinearFit
 from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS, SmallSampleCorrection, VcovKind
@@ -31,9 +32,31 @@ __all__ = ["twfe"]
 
 
 
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values, sort=True)``; for integers of a narrow range (periods) by a lookup table,
+    three passes instead of hashing every row."""
+    if values.dtype.kind in "iu" and len(values):
+        low, high = int(values.min()), int(values.max())
+        if high - low < max(len(values), 1_000):
+            offset = values.astype(np.int64, copy=False) - low  # int64: a narrow dtype could overflow
+            present = np.zeros(high - low + 1, dtype=bool)
+            present[offset] = True
+            rank = np.cumsum(present) - 1
+            return rank[offset], np.flatnonzero(present) + low
+    codes, levels = pd.factorize(values, sort=True)
+    return codes, np.asarray(levels)
+
+
+def _absorbing_on_grid(d: np.ndarray, n_units: int, n_time: int) -> bool:
+    """On a unit x period grid: True when no unit's treatment falls from 1 to 0 (else the general check names them)."""
+    D = d.reshape(n_units, n_time)
+    return not (D[:, 1:] < D[:, :-1]).any()
+
+
 def _check_unique_codes(frame: pd.DataFrame, unit_codes: np.ndarray, time_codes: np.ndarray, n_time: int,
                         unit: str, time: str, where: str) -> None:
-    key = unit_codes.astype(np.int64) * n_time + time_codes
+    key = unit_codes * n_time
+    key += time_codes
     counts = np.bincount(key)
     if counts.max() > 1:
         dup_rows = np.flatnonzero(counts[key] > 1)
@@ -225,12 +248,16 @@ def twfe(
         d = check_binary(frame, treatment, where)
         check_treated_and_control(d, where)
         unit_codes, unit_levels = pd.factorize(frame[unit].to_numpy(), sort=False)
-        time_codes, time_levels = pd.factorize(frame[time].to_numpy(), sort=True)
+        time_codes, time_levels = _sorted_codes(frame[time].to_numpy())
+        # int64 once (factorize gives intp, int64 on 64-bit platforms: no copy); every step below reuses them
+        unit_codes, time_codes = unit_codes.astype(np.int64, copy=False), time_codes.astype(np.int64, copy=False)
         n_units, n_time = len(unit_levels), len(time_levels)
-        if panel:
+        # a panel sorted by unit and period is a grid: unique keys by construction, checks and demeaning by reshaping
+        grid = panel and is_grid(unit_codes, time_codes, n_units, n_time)
+        if panel and not grid:
             _check_unique_codes(frame, unit_codes, time_codes, n_time, unit, time, where)
-            if absorbing:
-                _check_absorbing_codes(frame, d, unit_codes, time_codes, n_units, unit, time, where)
+        if panel and absorbing and not (grid and _absorbing_on_grid(d, n_units, n_time)):
+            _check_absorbing_codes(frame, d, unit_codes, time_codes, n_units, unit, time, where)
         w = None
         if weights:
             w = frame[weights].to_numpy(dtype=float)
@@ -243,7 +270,7 @@ def twfe(
         if clustered:
             treated_cluster = d if cluster_col else None
             clusters, n_clusters = cluster_codes(frame[cluster_col], where=where, treated=treated_cluster, name=cluster_col, vcov=vcov,
-                                                 codes=unit_codes.astype(np.int64) if cluster_col == unit else None)
+                                                 codes=unit_codes if cluster_col == unit else None)
 
         subclusters = None
         if bootstrap_subcluster is not None:
@@ -253,21 +280,21 @@ def twfe(
         k_report = X.shape[1]
         fit = fe_regression(
             frame[outcome].to_numpy(dtype=float), X, names,
-            unit_codes=unit_codes.astype(np.int64), time_codes=time_codes.astype(np.int64), weights=w,
+            unit_codes=unit_codes, time_codes=time_codes, weights=w,
             cluster_name=cluster_col or unit, vcov=vcov, treated=d, where=where,
             clusters=(clusters, n_clusters) if clustered else None, fe_names=(unit, time),
-            level_labels=(unit_levels, time_levels), balanced=balanced, ssc=ssc, resample_codes=subclusters,
+            level_labels=(unit_levels, time_levels), balanced=balanced, ssc=ssc, resample_codes=subclusters, grid=grid,
         )
         permutation = None
         if wants_ri:
             permutation = _twfe_permutation(
-                frame[outcome].to_numpy(dtype=float), d, unit_codes.astype(np.int64), time_codes.astype(np.int64),
+                frame[outcome].to_numpy(dtype=float), d, unit_codes, time_codes,
                 n_units, n_time, clusters, n_clusters, covs, w, panel and absorbing and balanced, inference,
                 cluster_col, n_permutations, seed, where)
         residual = None
         if residual_method is not None:
             residual = _twfe_residual_inference(
-                fit, d, unit_codes.astype(np.int64), time_codes.astype(np.int64), n_units, n_time,
+                fit, d, unit_codes, time_codes, n_units, n_time,
                 None if group_size is None else frame[group_size].to_numpy(dtype=float), covs, w,
                 panel and balanced, residual_method, cluster_col, level, n_permutations, seed, where)
         wild_result = None
@@ -364,8 +391,14 @@ def _twfe_permutation(y, d, unit_codes, time_codes, n_units, n_time, clusters, n
                       inference, cluster_col, n_permutations, seed, where):
     """The permutation data of the TWFE coefficient, or None when ``inference="auto"`` picks analytic."""
     from impact.did._randomization import TWFEPermutation
-    from impact.inference.randomization import adoption_scheme, choose_randomization
+    from impact.inference.randomization import RI_TREATED_THRESHOLD, adoption_scheme, choose_randomization
 
+    if inference == "auto" and cluster_col is not None and n_clusters == n_units and eligible and not covs and w is None:
+        # clusters are the units (the default): with at least 50 treated and 50 untreated units "auto" is
+        # analytic whatever the checks below find, so skip them (they cost several passes over 10M rows)
+        treated_units = int(np.count_nonzero(np.bincount(unit_codes[d == 1], minlength=n_units)))
+        if min(treated_units, n_units - treated_units) >= RI_TREATED_THRESHOLD and np.array_equal(clusters, unit_codes):
+            return None
     reason = None
     if covs:
         reason = "covariates would need a regression per assignment (not implemented); drop them or use att_gt"

@@ -30,6 +30,9 @@ class FixedEffects:
     sizes: tuple[int, ...]
     names: tuple[str, ...]
     balanced: bool = False  # two sets forming a complete, duplicate-free grid: one unweighted sweep is exact
+    # ... and the rows in that grid's order (set 0 major, set 1 by code, as a panel sorted by unit and
+    # period): each sweep is then a mean over an axis of a reshaped view, without scatter or gather
+    grid: bool = False
 
     @classmethod
     def from_columns(cls, frame: pd.DataFrame, columns: Sequence[str]) -> FixedEffects:
@@ -60,6 +63,12 @@ class FixedEffects:
         """For each set, whether every level lies within a single cluster."""
         out = []
         for c, size in zip(self.codes, self.sizes):
+            if c is clusters or np.array_equal(c, clusters):  # e.g. unit effects and clusters by unit: one pass
+                out.append(True)
+                continue
+            if len(clusters) and size < int(clusters.max()) + 1:  # codes 0..G-1: each cluster needs a level of its own
+                out.append(False)
+                continue
             owner = np.empty(size, dtype=clusters.dtype)
             owner[c] = clusters  # any row's cluster; nested iff every row agrees with it
             out.append(bool(np.array_equal(owner[c], clusters)))
@@ -72,6 +81,16 @@ class FixedEffects:
         c = self.codes[0]
         w = np.ones(len(c)) if weights is None else weights
         return w / np.bincount(c, weights=w, minlength=self.sizes[0])[c]
+
+
+def is_grid(a: np.ndarray, b: np.ndarray, size_a: int, size_b: int) -> bool:
+    """Whether rows are the complete size_a x size_b grid of codes ``a`` x ``b`` in row-major order
+    (``a`` = 0,0,..,1,1,.. and ``b`` = 0,1,..,0,1,..): a long panel sorted by unit and period."""
+    if len(a) != size_a * size_b or len(a) == 0:
+        return False
+    A, B = a.reshape(size_a, size_b), b.reshape(size_a, size_b)
+    return bool(np.array_equal(B[0], np.arange(size_b)) and np.array_equal(A[:, 0], np.arange(size_a))
+                and (B == B[0]).all() and (A == A[:, :1]).all())
 
 
 def _components(a: np.ndarray, b: np.ndarray, size_a: int, size_b: int) -> int:
@@ -97,26 +116,45 @@ def absorb(
     weights: np.ndarray | None = None,
     tol: float = 1e-10,
     max_iter: int = 10_000,
+    overwrite: bool = False,
 ) -> np.ndarray:
-    """Return ``values`` (n or n x p) minus their projection on the fixed effects (a new array)."""
-    arr = np.array(values, dtype=float, copy=True)
+    """Return ``values`` (n or n x p) minus their projection on the fixed effects (a new array).
+
+    With ``overwrite`` a float64, column-contiguous (Fortran-ordered) ``values`` is demeaned in place
+    and returned, saving a copy of the n x p array."""
+    if overwrite and isinstance(values, np.ndarray) and values.dtype == np.float64 and values.flags.f_contiguous:
+        arr = values
+    else:
+        # column-contiguous: each column is swept on its own, and strided columns cost a copy per pass
+        arr = np.array(values, dtype=float, copy=True, order="F")
     squeeze = arr.ndim == 1
     if squeeze:
         arr = arr[:, None]
     if not fe.codes:
         return arr[:, 0] if squeeze else arr
-    w = np.ones(arr.shape[0]) if weights is None else np.asarray(weights, dtype=float)
-    group_weight = [np.bincount(c, weights=w, minlength=s) for c, s in zip(fe.codes, fe.sizes)]
-    scale = np.maximum(np.abs(arr).max(axis=0), 1.0)
+    if fe.grid and weights is None and len(fe.codes) == 2:
+        for j in range(arr.shape[1]):
+            grid = arr[:, j].reshape(fe.sizes)  # a view: demeaned in place, one sweep is exact
+            grid -= grid.mean(axis=1, keepdims=True)
+            grid -= grid.mean(axis=0, keepdims=True)
+        return arr[:, 0] if squeeze else arr
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    counts = [np.bincount(c, weights=w, minlength=s) for c, s in zip(fe.codes, fe.sizes)]
+    # one pass of each set is exact with a single set, and for two sets on a complete unweighted grid
+    one_sweep = len(fe.codes) == 1 or (fe.balanced and weights is None)
+    scratch = np.empty(arr.shape[0])  # the expanded group means, reused (a fresh n-array per pass costs page faults)
     for j in range(arr.shape[1]):
-        col = arr[:, j]
+        col = arr[:, j]  # a contiguous view: demeaned in place
+        scale = 1.0 if one_sweep else max(float(np.abs(col).max()), 1.0)
         for _ in range(max_iter):
             biggest = 0.0
-            for c, s, gw in zip(fe.codes, fe.sizes, group_weight):
-                means = np.bincount(c, weights=col if weights is None else col * w, minlength=s) / gw
-                col -= means[c]
-                biggest = max(biggest, float(np.abs(means).max()))
-            if len(fe.codes) == 1 or (fe.balanced and weights is None) or biggest <= tol * scale[j]:
+            for c, s, gw in zip(fe.codes, fe.sizes, counts):
+                means = np.bincount(c, weights=col if w is None else col * w, minlength=s)
+                means /= gw
+                col -= np.take(means, c, out=scratch, mode="clip")  # codes are 0..s-1: no bounds checks
+                if not one_sweep:
+                    biggest = max(biggest, float(np.abs(means).max()))
+            if one_sweep or biggest <= tol * scale:
                 break
         else:
             warn(
@@ -124,5 +162,4 @@ def absorb(
                 f"absorbing fixed effects {list(fe.names)} did not converge in {max_iter} sweeps "
                 f"(last change {biggest:.2e}); estimates may be inexact.",
             )
-        arr[:, j] = col
     return arr[:, 0] if squeeze else arr

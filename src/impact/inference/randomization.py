@@ -19,8 +19,10 @@ null ``Y(0) = Y - tau D`` with D the treated cells of the row):
 
     estimate(tau) = a - tau * b,        variance(tau) = v0 - 2 tau v1 + tau^2 v2
 
-so the p-value at any ``tau`` costs one pass over arrays of shape (P, R), and the interval is found
-by bisection on ``tau`` for all rows at once (test inversion). Assignments are enumerated exactly
+so the p-value at any ``tau`` costs one pass over arrays of shape (P, R), and whether one assignment is
+at least as extreme as the observed one is the sign of a quartic in ``tau``: the interval (test
+inversion, all rows at once) brackets each end with a few passes and then solves the quartics of the
+few assignments that change inside the bracket, so its ends are exact to rounding. Assignments are enumerated exactly
 when there are at most ``n_permutations`` distinct ones (multinomial count over the cohorts), drawn
 uniformly otherwise (:class:`impact.inference.permutation.AssignmentScheme`).
 
@@ -51,6 +53,7 @@ import numpy as np
 from scipy import stats
 
 from impact.errors import EstimationError, FewAssignmentsWarning, SpecError, warn
+from impact.inference.inversion import acceptance_sup, real_roots
 from impact.inference.permutation import AssignmentScheme
 from impact.inference.resampling import chunk_generators, chunk_starts, map_chunks, pieces
 
@@ -306,7 +309,7 @@ def adoption_randomization(
     draws, exact, n_draws = _draws(components, scheme, n_permutations, seed, chunk, n_jobs)
     stat = (lambda c, tau: c.t2(tau)) if studentize else (lambda c, tau: (c.a - tau * c.b) ** 2)
     p0 = _p_from(stat(observed, 0.0)[0], stat(draws, 0.0), exact)
-    low, high = _invert(stat, observed, draws, exact, level)
+    low, high = _invert(observed, draws, studentize, level)
     z = stats.norm.ppf(0.5 + level / 2)
     with np.errstate(invalid="ignore"):
         se = np.where(np.isfinite(low) & np.isfinite(high), (high - low) / (2 * z), np.nan)
@@ -374,42 +377,166 @@ def randomization_joint_test(
             "method": method, "n_assignments": total, "exact": exact, "smallest_p": 1.0 / (n_draws + 1)}
 
 
-def _invert(stat, observed: LinearComponents, draws: LinearComponents, exact: bool, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Interval {tau : p(tau) > alpha} for every row, by expanding then bisecting on each side."""
-    alpha = 1 - level
-    est = observed.a[0] / np.where(observed.b[0] != 0, observed.b[0], 1.0)  # tau at which the observed estimate is 0
-    spread = np.nanstd(draws.a, axis=0)
+def _invert(observed: LinearComponents, draws: LinearComponents, studentize: bool,
+            level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Interval {tau : p(tau) > alpha} of every row, with ends exact to rounding.
+
+    In ``u = (tau - est) / S`` (``est`` where the observed estimate is 0, where p = 1; ``S`` the spread
+    of the draws, so that coefficients are of order one) draw k is at least as extreme as the observed
+    assignment where ``g_k(u) = N_k(u)^2 V_0(u) - N_0(u)^2 V_k(u) >= 0`` (``V = 1`` unstudentised), a
+    polynomial of degree at most four. On each side of ``est`` the first rejected point is bracketed
+    (expanding from three spreads, then 12 halvings over all draws, in place); inside the final bracket
+    only the few draws whose indicator differs at its two ends change, so their roots, solved in closed
+    form (:func:`impact.inference.inversion.real_roots`) and swept
+    (:func:`impact.inference.inversion.acceptance_sup`), give the end exactly. (A draw that crosses
+    twice inside a bracket 2^-12 of three spreads wide is not seen, as with plain bisection.) Rows with
+    no treated cell (``b = 0``) get NaN; a side never rejected within 2^50 spreads is unbounded.
+    """
+    alpha = round(1 - level, 12)  # 1 - 0.9 is 0.09999999999999998: p = 0.1 must be rejected at 10%
+    b_obs = observed.b[0]
+    zero_b = b_obs == 0  # rows that carry no treated cell: no interval by shifting
+    safe_b = np.where(zero_b, 1.0, b_obs)
+    est = observed.a[0] / safe_b
+    with np.errstate(invalid="ignore"):
+        spread = np.nanstd(draws.a - est * draws.b, axis=0) / np.abs(safe_b)
     spread = np.where(np.isfinite(spread) & (spread > 0), spread, np.maximum(np.abs(est), 1.0))
+    obs, drw = _in_u(observed, est, spread, studentize, True), _in_u(draws, est, spread, studentize, False)
+    if studentize:  # variance coefficients that are rounding noise against the same coefficient of the draws
+        for i in (3, 4):
+            scale = 1e-10 * np.maximum(np.max(np.abs(drw[i]), axis=1, keepdims=True), np.abs(obs[i]))
+            obs[i] = np.where(np.abs(obs[i]) <= scale, 0.0, obs[i])
+            drw[i] = np.where(np.abs(drw[i]) <= scale, 0.0, drw[i])
+    total = 1.0 + drw[0].shape[1]
+    buffers = (np.empty_like(drw[0]), np.empty_like(drw[0]), np.empty(drw[0].shape, bool))
 
-    def p(tau: np.ndarray) -> np.ndarray:
-        return _p_from(stat(observed, tau)[0], stat(draws, tau), exact)
+    def accepted(count: np.ndarray) -> np.ndarray:
+        return (1.0 + count) / total > alpha
 
-    def side(direction: float) -> np.ndarray:
-        inside = est.copy()
-        step = 3 * spread  # most intervals end within three spreads: usually no expansion is needed
-        outside = est + direction * step
-        found = np.zeros(len(est), bool)
-        for _ in range(50):
-            rejected = p(outside) <= alpha
-            found |= rejected
+    ends = []
+    for side in (1.0, -1.0):  # the upper end, then the lower one as the upper end in -u
+        o = [obs[0], side * obs[1], obs[2], side * obs[3], obs[4]]
+        k = [drw[0], side * drw[1], drw[2], side * drw[3], drw[4]]
+
+        def on(u: np.ndarray, o=o, k=k) -> np.ndarray:
+            return _counted_at(o, k, u, buffers).copy()
+
+        inside, outside = np.zeros(len(est)), np.full(len(est), 3.0)
+        on_inside, on_outside = on(inside), on(outside)
+        found = ~accepted(on_outside.sum(axis=1))
+        for _ in range(50):  # expand until rejected (most ends lie within three spreads)
             if found.all():
                 break
-            inside = np.where(found, inside, outside)
-            step = np.where(found, step, step * 2)
-            outside = np.where(found, outside, est + direction * step)
-        for _ in range(24):  # 2^-24 of the bracket (about 2e-7 spreads): below any reported digit
+            step = np.where(found, outside, 2 * outside)
+            on_step = on(step)
+            now = ~found & ~accepted(on_step.sum(axis=1))
+            grow = ~found
+            inside = np.where(grow, outside, inside)
+            on_inside = np.where(grow[:, None], on_outside, on_inside)
+            outside = np.where(grow, step, outside)
+            on_outside = np.where(grow[:, None], on_step, on_outside)
+            found |= now
+        for _ in range(12):
             mid = (inside + outside) / 2
-            rejected = p(mid) <= alpha
+            on_mid = on(mid)
+            rejected = ~accepted(on_mid.sum(axis=1))
             outside = np.where(rejected, mid, outside)
+            on_outside = np.where(rejected[:, None], on_mid, on_outside)
             inside = np.where(rejected, inside, mid)
-        bound = (inside + outside) / 2
-        return np.where(found, bound, direction * np.inf)
+            on_inside = np.where(rejected[:, None], on_inside, on_mid)
+        # inside the bracket only the draws that differ at its ends change: solve and sweep those
+        changes = on_inside != on_outside
+        base = 1.0 + np.sum(on_inside & ~changes, axis=1)
+        width = max(int(changes.sum(axis=1).max()), 1)
+        pick = np.argsort(~changes, axis=1, kind="stable")[:, :width]
+        keep = np.take_along_axis(changes, pick, axis=1)
+        sub = [np.take_along_axis(x, pick, axis=1) for x in k]
+        coef = _comparison_polynomials(o, sub)
+        roots = real_roots(np.stack([np.where(keep, c, 0.0) for c in coef], axis=-1))
 
-    zero_b = observed.b[0] == 0  # rows that carry no treated cell: no interval by shifting
-    low, high = side(-1.0), side(1.0)
-    low = np.where(zero_b, np.nan, low)
-    high = np.where(zero_b, np.nan, high)
+        def counted(u: np.ndarray, o=o, sub=sub, keep=keep) -> np.ndarray:
+            return _counted(o, sub, u) & keep[..., None]
+
+        end = acceptance_sup(roots, counted, base=base, total=total, alpha=alpha, above=inside, below=outside)
+        # no root found in the bracket (rounding at its ends): its midpoint, as bisection would give
+        end = np.where(np.isfinite(end), end, (inside + outside) / 2)
+        ends.append(np.where(found, end, np.inf))
+    low = np.where(zero_b, np.nan, est - spread * ends[1])
+    high = np.where(zero_b, np.nan, est + spread * ends[0])
     return low, high
+
+
+def _in_u(c: LinearComponents, est: np.ndarray, spread: np.ndarray, studentize: bool,
+          observed: bool) -> list[np.ndarray]:
+    """[alpha, beta, w0, w1, w2], each (R, P): N(u) = alpha + beta u, V(u) = w0 + w1 u + w2 u^2 at
+    tau = est + spread u. The observed estimate is 0 at est by construction; a draw's intercept that is
+    zero to rounding is made exactly zero (its roots at est are then exact)."""
+    a, b = np.ascontiguousarray(c.a.T), np.ascontiguousarray(c.b.T)
+    e, s = est[:, None], spread[:, None]
+    if observed:
+        intercept = np.zeros_like(a)
+    else:
+        intercept = a - e * b
+        intercept = np.where(np.abs(intercept) <= 1e-12 * (np.abs(a) + np.abs(e * b)), 0.0, intercept)
+    if not studentize:
+        return [intercept, -s * b, np.ones_like(a), np.zeros_like(a), np.zeros_like(a)]
+    v0, v1, v2 = (np.ascontiguousarray(v.T) for v in (c.v0, c.v1, c.v2))
+    return [intercept, -s * b, v0 - 2 * v1 * e + v2 * e * e, 2 * s * (v2 * e - v1), v2 * s * s]
+
+
+def _comparison_polynomials(o: list[np.ndarray], k: list[np.ndarray]) -> list[np.ndarray]:
+    """Ascending coefficients (five (R, P) arrays) of ``N_k^2 V_0 - N_0^2 V_k`` (N_0 = beta_0 u); a
+    coefficient that cancels to rounding against the size of its terms is an exact zero."""
+    n2 = (k[0] * k[0], 2 * k[0] * k[1], k[1] * k[1])
+    o2 = o[1] * o[1]
+    coef, size = [], []
+    for degree in range(5):
+        value = np.zeros_like(k[0])
+        magnitude = np.zeros_like(k[0])
+        for i in range(max(0, degree - 2), min(2, degree) + 1):
+            term = n2[i] * o[2 + degree - i]
+            value += term
+            magnitude += np.abs(term)
+        if degree >= 2:
+            term = o2 * k[degree]
+            value -= term
+            magnitude += np.abs(term)
+        value[np.abs(value) <= 1e-12 * magnitude] = 0.0
+        coef.append(value)
+    return coef
+
+
+def _threshold(o: list[np.ndarray], u: np.ndarray) -> np.ndarray:
+    """The observed squared t statistic at u, less the tie tolerance of :func:`_p_from`."""
+    estimate = o[0] + o[1] * u
+    t_obs = estimate * estimate / np.maximum(o[2] + u * (o[3] + u * o[4]), 1e-300)
+    return t_obs - (_TIE * t_obs + 1e-12)
+
+
+def _counted(o: list[np.ndarray], k: list[np.ndarray], u: np.ndarray) -> np.ndarray:
+    """Whether each draw is at least as extreme as the observed assignment at u (R, P, m): the tie
+    rule of :func:`_p_from` on squared t statistics, as ``N_k^2 >= max(V_k, tiny) * threshold``."""
+    o = [x[..., None] for x in o]
+    k = [x[..., None] for x in k]
+    estimate = k[0] + k[1] * u
+    return estimate * estimate >= np.maximum(k[2] + u * (k[3] + u * k[4]), 1e-300) * _threshold(o, u)
+
+
+def _counted_at(o: list[np.ndarray], k: list[np.ndarray], u: np.ndarray,
+                buffers: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """:func:`_counted` at one point per row (u of shape (R,)), in place: the same operations in the
+    same order, so that both give the same answer at the same point."""
+    u = u[:, None]
+    estimate, variance, out = buffers
+    np.multiply(k[1], u, out=estimate)
+    np.add(k[0], estimate, out=estimate)
+    np.multiply(estimate, estimate, out=estimate)
+    np.multiply(u, k[4], out=variance)
+    np.add(k[3], variance, out=variance)
+    np.multiply(u, variance, out=variance)
+    np.add(k[2], variance, out=variance)
+    np.maximum(variance, 1e-300, out=variance)
+    np.multiply(variance, _threshold(o, u), out=variance)
+    return np.greater_equal(estimate, variance, out=out)
 
 
 def choose_randomization(

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from impact.errors import DataError, EstimationError, SpecError, recording_warnings
+from impact.errors import DataError, EstimationError, FewClustersWarning, SpecError, recording_warnings, warn
 from impact.meta import _solve
 from impact.results import Result, effects_table
 
@@ -212,6 +212,7 @@ def pool(
     study_conf_int: tuple[Sequence[float], Sequence[float]] | None = None,
     pm_solver: _solve.PaulMandelSolver = "exact",
     units: Sequence[Any] | None = None,
+    cluster: Sequence[Any] | None = None,
 ) -> MetaResult:
     r"""Pool independent estimates of one effect (across regions, programmes or studies).
 
@@ -253,6 +254,15 @@ def pool(
     units : sequence of str, optional
         Each estimate's unit of measurement (e.g. the indicator's unit); a mix of units is an error
         naming the studies, since such estimates cannot be pooled.
+    cluster : sequence, optional
+        One label per study for estimates that are not independent: e.g. the region estimates of one
+        programme evaluation, which share its comparison regions and years. The weights and the pooled
+        estimate stay those of the model; its standard error becomes the cluster-robust CR2 variance
+        (working model: the random-effects variances) with a Satterthwaite t reference (Tipton 2015),
+        as ``clubSandwich::coef_test(rma_fit, vcov = "CR2", cluster = ...)``. This replaces the
+        Knapp-Hartung or normal inference of the pooled row. Needs at least two clusters; with
+        Satterthwaite df below 4 the test is unreliable (Tipton 2015) and a
+        ``FewClustersWarning`` says so.
 
     Returns
     -------
@@ -327,8 +337,11 @@ def pool(
     k = y.size
     dof_studies, intervals = _study_inference(y, se, study_df, study_conf_int, names, level)
     groups = _groups(by, names)
+    clusters = _cluster_codes(cluster, names)
     with recording_warnings() as log:
         fit = _fit(y, se, method=method, knha=bool(knha), level=level, pm_solver=pm_solver)
+        if clusters is not None:
+            _cluster_robust(fit, y, clusters, level)
         subgroups = [] if groups is None else _subgroups(y, se, groups, method, bool(knha), level, pm_solver, dof_studies, intervals)
     settings: dict[str, Any] = {"method": method, "knha": bool(knha), **fit["settings"]}
     if method == "PM":
@@ -370,6 +383,11 @@ def pool(
         diagnostics["subgroups"] = subgroups
         diagnostics["between_groups"] = _between_groups(subgroups)
     test = f"Knapp-Hartung t with {k - 1} df" if knha else "normal (z)"
+    if clusters is not None:
+        n_clusters = int(clusters.max()) + 1
+        test = (f"pooled row: CR2 cluster-robust over {n_clusters} clusters of dependent estimates, Satterthwaite t "
+                f"with {fit['dof']:.2f} df (Tipton 2015); study rows: {test}")
+        settings["cluster"] = f"{n_clusters} clusters"
     settings["assumption"] = (
         "Studies estimate one common effect (equal-effect model)."
         if method == "FE"
@@ -459,6 +477,68 @@ def _fit(y: np.ndarray, se: np.ndarray, *, method: str, knha: bool, level: float
         "mu": mu, "se_mu": se_mu, "dof": dof, "crit": crit, "tau2": float(tau2), "w": w, "settings": settings,
         "diagnostics": diagnostics, "prediction": (float(prediction[0]), float(prediction[1])),
     }
+
+
+def _cluster_codes(cluster: Sequence[Any] | None, names: list[str]) -> np.ndarray | None:
+    """Integer codes 0..G-1 of the studies' clusters (in order of first appearance), checked."""
+    if cluster is None:
+        return None
+    labels = list(cluster)
+    if len(labels) != len(names):
+        raise DataError(f"cluster must have one label per estimate; got {len(labels)} labels for {len(names)} estimates.")
+    missing = [n for n, c in zip(names, labels, strict=True) if c is None or (isinstance(c, float) and math.isnan(c))]
+    if missing:
+        raise DataError(f"cluster labels are missing for: {', '.join(missing[:10])}. Give every estimate a cluster "
+                        "(an estimate that shares nothing with the others is a cluster of its own).")
+    codes = pd.factorize(pd.Series([str(c) for c in labels]), sort=False)[0]
+    if codes.max() < 1:
+        raise DataError(f"all {len(names)} estimates are in one cluster ({labels[0]!r}): a cluster-robust pooled "
+                        "interval needs at least two independent clusters. These estimates come from one source; "
+                        "report that source's own estimate instead of pooling its parts.")
+    return codes
+
+
+def _cluster_robust(fit: dict[str, Any], y: np.ndarray, clusters: np.ndarray, level: float) -> None:
+    """Replace the pooled row's SE, df and critical value in ``fit`` by CR2 with Satterthwaite df.
+
+    Working model Theta = diag(v_i + tau^2) = W^{-1} (inverse-variance weights); with C_j = Theta_j^{1/2},
+    A_j = C_j (C_j (I - H)_jj Theta_j C_j)^{-1/2} C_j, V = M^2 sum_j (w_j' A_j e_j)^2, M = 1/sum(w), and
+    df = (sum_j p_jj)^2 / sum_jk p_jk^2 with p_jk = g_j' Theta g_k, g_j = M (I - H)_j' A_j w_j
+    (Pustejovsky & Tipton 2018, eqs. 5 and 9; clubSandwich's CR2 with inverse_var = TRUE)."""
+    w = np.asarray(fit["w"], dtype=float)
+    k, total = w.size, float(w.sum())
+    e = y - fit["mu"]
+    n_clusters = int(clusters.max()) + 1
+    g = np.zeros((n_clusters, k))
+    meat = 0.0
+    for j in range(n_clusters):  # one small block per cluster (programme), not per study
+        idx = np.flatnonzero(clusters == j)
+        wj = w[idx]
+        root = np.diag(wj**-0.5)
+        ih = np.eye(idx.size) - np.outer(np.ones(idx.size), wj) / total  # (I - H)_jj, H = 1 M 1' W
+        values, vectors = np.linalg.eigh(root @ ih @ np.diag(1.0 / wj) @ root)
+        adjust = root @ (vectors * np.clip(values, 1e-300, None) ** -0.5) @ vectors.T @ root
+        aw = adjust @ wj  # A_j' w_j (A_j is symmetric)
+        meat += float(aw @ e[idx]) ** 2
+        rows = -np.outer(np.ones(idx.size), w) / total  # (I - H)_j, all columns
+        rows[np.arange(idx.size), idx] += 1.0
+        g[j] = aw @ rows / total
+    p = (g / w) @ g.T
+    dof = float(np.trace(p) ** 2 / (p**2).sum())
+    fit["se_mu"] = math.sqrt(meat) / total
+    fit["dof"] = dof
+    fit["crit"] = float(stats.t.ppf(0.5 + level / 2, dof))
+    # the prediction interval for a new study takes the same reference and the cluster-robust SE
+    half = fit["crit"] * math.sqrt(fit["tau2"] + fit["se_mu"] ** 2)
+    fit["prediction"] = (fit["mu"] - half, fit["mu"] + half)
+    fit["diagnostics"]["prediction_interval"].update(low=fit["prediction"][0], high=fit["prediction"][1])
+    if dof < 4:
+        warn(
+            FewClustersWarning,
+            f"the cluster-robust pooled interval rests on {n_clusters} clusters with {dof:.1f} Satterthwaite df; below "
+            "4 df its p-value and interval are unreliable (Tipton 2015). Read the pooled effect as descriptive and "
+            "the evidence as coming from that many independent sources.",
+        )
 
 
 def _study_inference(
@@ -582,7 +662,9 @@ def forest_plot(result: MetaResult, *, ax: Axes | None = None, title: str = "") 
     ax.axvline(mid, color="#2b2b2b", linestyle=":", linewidth=1)
     labels = [f"{t}  ({wt:.1f}%){' *' if u else ''}" for t, wt, u in zip(studies["term"], studies["weight"], unbounded, strict=True)]
     ticks = [*y, 0.0]
-    labels.append(f"Pooled ({result.method}{', Knapp-Hartung' if result.knha else ''})")
+    reference = (f", CR2 by {result.settings['cluster']}" if result.settings.get("cluster")
+                 else ", Knapp-Hartung" if result.knha else "")
+    labels.append(f"Pooled ({result.method}{reference})")
     if result.method != "FE":
         p_low, p_high = result.prediction_interval
         ax.hlines(-1.0, p_low, p_high, color="#7f7f7f", linewidth=4)

@@ -101,7 +101,10 @@ POOLING_TEXT = (
     "region-level estimates are pooled; otherwise one estimate per programme. Only comparable estimates "
     "are pooled (same indicator on its own scale, a standard error, the same kind of estimand); what was "
     "left out is listed with the reason. Random-effects model (REML tau², Knapp-Hartung t intervals, which "
-    "are honest, and therefore wide, with few studies). Each study's interval is the one its report shows "
+    "are honest, and therefore wide, with few studies). The region estimates of one evaluation share its "
+    "comparison regions, so they are not independent: where an evaluation contributes several regions, the "
+    "pooled interval is cluster-robust by evaluation (CR2, Satterthwaite t; Tipton 2015), and a pool whose "
+    "regions all come from one evaluation is not formed. Each study's interval is the one its report shows "
     "(its own degrees of freedom). The pooled effect is the mean of the true effects; the prediction "
     "interval is where the effect in a new, similar region or programme would be expected."
 )

@@ -6,7 +6,8 @@ often a subset of rows. For Parquet, Apache Arrow's dataset reader does the work
 the scan (row groups whose statistics exclude the condition are skipped, the rest filtered in Arrow),
 whenever the query names only columns of the file and uses what Arrow can evaluate (comparisons,
 ``in`` lists, and/or/not). Anything else is filtered by pandas after reading, with the same result.
-CSV reads only the selected columns. Queries are checked by :func:`impact.programme.safety.
+CSV reads only the selected columns. A source with ``sql`` runs that SELECT in a sandboxed DuckDB
+connection (:func:`impact.programme.safety.sql_connection`) over the file as table ``data``. Queries are checked by :func:`impact.programme.safety.
 check_expression` before they get here; this module only translates the checked syntax tree.
 """
 
@@ -112,6 +113,8 @@ def arrow_filter(query: str, columns: set[str]) -> Any | None:
 
 def read_source(source: DataSource) -> ReadFrame:
     """Read the file of ``source`` with its column selection and, for Parquet, its filter."""
+    if getattr(source, "sql", None):
+        return _read_sql(source)
     select = list(source.select) or None
     if source.format != "parquet":
         frame = pd.read_csv(source.path, usecols=select, dtype=dict(source.dtypes) or None)
@@ -132,6 +135,19 @@ def read_source(source: DataSource) -> ReadFrame:
     if source.dtypes:
         frame = frame.astype(dict(source.dtypes))
     return ReadFrame(frame, dataset.count_rows(), source.query if expression is not None else None)
+
+
+def _read_sql(source: DataSource) -> ReadFrame:
+    """Run a spec's SQL over its file in the sandboxed DuckDB connection; only the result reaches pandas."""
+    from impact.programme.safety import check_sql, run_sql, sql_connection
+
+    check_sql(source.sql)  # again here: a DataSource can be built without load_spec
+    con = sql_connection(source.path, source.format)
+    frame = run_sql(con, source.sql)
+    rows = int(con.sql("SELECT count(*) FROM data").fetchall()[0][0])
+    if source.dtypes:
+        frame = frame.astype(dict(source.dtypes))
+    return ReadFrame(frame, rows, source.sql)
 
 
 def _names(query: str) -> set[str]:

@@ -224,6 +224,8 @@ def load_source(source: DataSource) -> LoadedData:
     sha = _sha256(source.path)
     try:
         read = read_source(source)
+    except SpecError as exc:  # impact's own message (e.g. a query stopped at its time limit) quotes no data
+        return LoadedData(source, None, (), sha, 0, f"SpecError: {exc}")
     except Exception as exc:  # noqa: BLE001 - any reader failure is reported in the run, not raised
         return LoadedData(source, None, (), sha, 0, f"DataError: cannot read {source.relative_path} as {source.format} "
                           f"({type(exc).__name__}); check the file's format and the dtypes in the spec.")
@@ -232,7 +234,8 @@ def load_source(source: DataSource) -> LoadedData:
                      f"{frame.shape[1]} columns" + (" selected" if source.select else ""))]
     if read.pushed is not None:  # the reader applied the filter: record it as its own step all the same
         flow.append(FlowStep(f"data filter ({source.name}): {read.pushed}", len(frame), None,
-                             f"{rows - len(frame):,} rows not matching the condition removed (in the Parquet reader)"))
+                             f"{rows - len(frame):,} rows not matching the condition removed "
+                             + ("(in DuckDB)" if source.sql else "(in the Parquet reader)")))
     try:
         for derived in source.derive:
             check_expression(derived.expr)  # again here: a DataSource can be built without load_spec

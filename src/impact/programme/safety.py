@@ -13,6 +13,9 @@ allow-list before anything runs:
 - **Files** (data and indicator libraries): inside the spec's folder or a configured data root, after
   following symlinks; regular files only.
 - **TOML**: bounded size and nesting depth.
+- **SQL** (a data source's ``sql``): one SELECT statement, run by :func:`sql_connection`'s DuckDB
+  connection in which the spec's one confined file is the table ``data`` and every other file system
+  access, extension loading, configuration change and lookup of Python objects is switched off.
 
 Designs are checked in :func:`impact.programme.spec.resolve_design` (a public estimator of a design
 module). The runner calls these checks again before it evaluates anything (defence in depth).
@@ -29,9 +32,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from impact.errors import SpecError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "MAX_EXPRESSION_LENGTH",
@@ -46,6 +52,9 @@ __all__ = [
     "confine_path",
     "configured_roots",
     "parse_toml",
+    "check_sql",
+    "sql_connection",
+    "MAX_SQL_LENGTH",
 ]
 
 #: Longest expression accepted (characters) and largest syntax tree (nodes): enough for a filter on
@@ -288,6 +297,81 @@ def _show(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 # Files
 # ---------------------------------------------------------------------------------------------
+#: Longest SQL query accepted from a spec (characters).
+MAX_SQL_LENGTH = 20_000
+
+
+def check_sql(sql: Any) -> str:
+    """A spec's SQL query: one SELECT statement (``WITH``, joins, ``UNION`` and aggregates are SELECTs).
+
+    Other statements (COPY, ATTACH, INSTALL/LOAD, SET, PRAGMA, CREATE, EXPORT, ...) and several
+    statements are refused. What a SELECT may read is limited by :func:`sql_connection`, not here."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise SpecError("sql must be a non-empty string holding one SELECT statement.")
+    if len(sql) > MAX_SQL_LENGTH:
+        raise SpecError(f"sql is {len(sql):,} characters long; at most {MAX_SQL_LENGTH:,} are accepted.")
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error:
+        raise SpecError("sql does not parse as DuckDB SQL; write one SELECT statement over the table 'data'.") from None
+    kinds = [str(st.type).rsplit(".", 1)[-1] for st in statements]
+    if kinds != ["SELECT"]:
+        found = ", ".join(kinds) or "nothing"
+        raise SpecError(f"sql must be exactly one SELECT statement over the table 'data' (found: {found}); "
+                        "specs may read data, not write files, attach databases, load extensions or change settings.")
+    return sql
+
+
+MAX_SQL_SECONDS = 600.0  # a spec's query is stopped after this long (an endless WITH RECURSIVE, a huge cross join)
+
+
+def run_sql(con: Any, sql: str, *, seconds: float | None = None) -> pd.DataFrame:
+    """Run a checked query in a :func:`sql_connection` and return its result, stopping it (DuckDB's
+    interrupt) once it has run ``seconds`` (default :data:`MAX_SQL_SECONDS`): a spec from another
+    region must not be able to occupy a shared machine indefinitely."""
+    import threading
+
+    limit = MAX_SQL_SECONDS if seconds is None else seconds
+    out: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            out["frame"] = con.sql(sql).df()
+        except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+            out["error"] = exc
+
+    worker = threading.Thread(target=work, name="impact-sql", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        con.interrupt()
+        worker.join(30)
+        raise SpecError(f"the data source's sql ran for more than {limit:g} s and was stopped; simplify the query "
+                        "(an endless WITH RECURSIVE or a cross join of large tables never finishes) or aggregate the "
+                        "data before the spec reads it.")
+    if "error" in out:
+        raise out["error"]
+    return out["frame"]
+
+
+def sql_connection(path: Path, fmt: str) -> Any:
+    """A DuckDB connection in which the confined file ``path`` is the table ``data`` and nothing else
+    is reachable: no file system access (``read_csv('/etc/...')``, ``glob``, ``COPY``, ``ATTACH``), no
+    extension installing or loading, no scans of Python variables by name, a locked configuration, a
+    memory limit and one thread. The file is handed over as an Arrow dataset, read by impact."""
+    import duckdb
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(path, format="parquet" if fmt == "parquet" else "csv")
+    con = duckdb.connect(":memory:", config={
+        "enable_external_access": False, "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+        "python_enable_replacements": False, "memory_limit": "2GB", "threads": 1, "lock_configuration": True})
+    con.register("data", dataset)
+    return con
+
+
 def configured_roots(folder: Path) -> tuple[Path, ...]:
     """Data roots the project configures for specs in ``folder``.
 

@@ -58,7 +58,7 @@ _PROGRAMME_KEYS = {
     "intervention",
 }
 _CHAIN_ITEM_KEYS = {"text", "indicators", "measured"}
-_DATA_KEYS = {"name", "path", "description", "query", "derive", "dtypes", "format", "select"}
+_DATA_KEYS = {"name", "path", "description", "query", "derive", "dtypes", "format", "select", "sql"}
 _DERIVE_KEYS = {"name", "expr"}
 _EVALUATION_KEYS = {
     "name", "question", "outcome", "indicator", "data", "design", "options", "then", "robustness", "query",
@@ -136,6 +136,8 @@ class DataSource:
     select: tuple[str, ...] = ()
     #: the folders the file was confined to (the spec's folder and the data roots); checked again on reading
     roots: tuple[Path, ...] = ()
+    #: a DuckDB SELECT over the file as table ``data`` (instead of select/query): only its result reaches pandas
+    sql: str | None = None
 
     @property
     def format(self) -> str:
@@ -705,6 +707,10 @@ def _parse_source(item: Any, i: int, ctx: _Context, base: Path, roots: tuple[Pat
         # The reader's message can quote the file; name only the kind of failure.
         raise ctx.error([*kp, "path"], f"cannot read {rel!r} as {fmt} ({type(exc).__name__}); check that it is a "
                         f"{'Parquet file' if fmt == 'parquet' else 'UTF-8 comma-separated file with a header row'}.") from None
+    sql = None
+    if "sql" in item:
+        with ctx.collect():
+            sql, columns = _parse_sql(item, ctx, kp, path, fmt, rel, columns)
     select: tuple[str, ...] = ()
     if "select" in item:
         with ctx.collect():
@@ -766,7 +772,30 @@ def _parse_source(item: Any, i: int, ctx: _Context, base: Path, roots: tuple[Pat
         columns=tuple(available),
         select=select,
         roots=(base.resolve(), *roots),
+        sql=sql,
     )
+
+
+def _parse_sql(item: Mapping[str, Any], ctx: _Context, kp: list[str | int], path: Path, fmt: str, rel: str,
+               columns: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """A data source's ``sql``: checked (:func:`impact.programme.safety.check_sql`) and bound in the
+    sandboxed connection to learn its result columns, without running it."""
+    from impact.programme.safety import check_sql, sql_connection
+
+    clash = [k for k in ("select", "query") if k in item]
+    if clash:
+        raise ctx.error([*kp, "sql"], f"sql replaces {' and '.join(clash)}: select the columns and filter the rows "
+                        "in the SQL query (or drop sql).")
+    try:
+        sql = check_sql(item["sql"])
+    except SpecError as exc:
+        raise ctx.error([*kp, "sql"], str(exc)) from None
+    try:
+        result_columns = tuple(str(c) for c in sql_connection(path, fmt).sql(sql).columns)
+    except Exception as exc:  # noqa: BLE001 - DuckDB's message can quote the file: name only the kind
+        raise ctx.error([*kp, "sql"], f"the query does not run on {rel!r} as the table 'data' ({type(exc).__name__}); "
+                        f"check the table name and its columns ({', '.join(columns[:20])}).") from None
+    return sql, result_columns
 
 
 def _parse_data(raw: Any, ctx: _Context, base: Path, roots: tuple[Path, ...]) -> tuple[tuple[DataSource, ...], set[str]]:

@@ -916,6 +916,11 @@ class Registry:
         ``comparable_only=False`` pools them anyway (the listing stays). Each study row carries its
         stored df and confidence interval, so the forest plot shows the intervals of the reports.
 
+        Dependence: the region estimates of one evaluation share its comparison regions and years, so
+        with ``by="region"`` the pooled row is cluster-robust by evaluation (CR2 with Satterthwaite df,
+        :func:`impact.meta.pool` with ``cluster=``) whenever an evaluation contributes several regions;
+        if they all come from one evaluation there is nothing independent to pool (``DataError``).
+
         Returns
         -------
         MetaResult
@@ -966,6 +971,13 @@ class Registry:
                 f"fewer than two comparable estimates of {indicator!r} to pool by {by} ({len(table)} found; left out: "
                 f"{reasons}). Record more evaluations, or pass comparable_only=False (--all) to pool what is there."
             )
+        cluster = None
+        if by == "region":
+            # the region estimates of one evaluation share its comparison regions and years: not independent
+            source = table["parent"].where(table["role"] == "region", table["evaluation"]) if "parent" in table else table["evaluation"]
+            labels = table["programme_id"].astype(str) + ": " + source.astype(str)
+            if labels.duplicated().any():
+                cluster = labels.tolist()
         same_level = np.isclose(table["level"].astype(float).to_numpy(), level)
         intervals = None
         if same_level.all():
@@ -979,7 +991,7 @@ class Registry:
             table["estimate"].to_numpy(dtype=float), table["std_error"].to_numpy(dtype=float), method=method, knha=knha,
             level=level, labels=list(table["study"]), study_df=table["df"].to_numpy(dtype=float),
             study_conf_int=intervals, by=groups, pm_solver=pm_solver,  # type: ignore[arg-type]
-            units=[None if pd.isna(u) else u for u in table["unit"]],
+            units=[None if pd.isna(u) else u for u in table["unit"]], cluster=cluster,
         )
         settings = {
             **result.settings,

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from impact.report.figures import Figure, render_figure
+from impact.report.figures import Figure, content_key, render_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -148,8 +148,12 @@ def _pct(x: Any) -> str:
 
 
 def _figure(national: pd.DataFrame, regional: pd.DataFrame | None, code: str, name: str, names: Mapping[str, str]) -> Figure:
-    return render_figure(f"{code} {name}", lambda ax: follow_up_plot(national, code, regional=regional, region_names=names,
-                                                                      ax=ax, title=f"{code} {name}"), size=(6.4, 3.6))
+    rows = national.loc[national["indicator"] == code]
+    reg = None if regional is None else regional.loc[regional["indicator"] == code]
+    # the same indicator with the same rows (one programme's follow-up on the national page) is drawn once
+    key = content_key(rows, reg, sorted((str(k), str(v)) for k, v in names.items()))
+    return render_figure(f"{code} {name}", lambda ax: follow_up_plot(rows, code, regional=reg, region_names=names,
+                                                                      ax=ax, title=f"{code} {name}"), size=(6.4, 3.6), key=key)
 
 
 def _weights_only(table: pd.DataFrame, library: Any) -> set[str]:

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 import math
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from impact.errors import warning_title
 from impact.report.chain import LEVEL_TITLES, Measured, effect_chain_svg
 from impact.report.claims import estimand_short, estimand_words, headline_claim, placebo_summary
 from impact.report.evidence import assess, profile
-from impact.report.figures import Figure, render_figure
+from impact.report.figures import Figure, content_key, render_figure
 from impact.report.format import decimals_for, fmt_estimate, fmt_number, fmt_p, fmt_value
 
 if TYPE_CHECKING:
@@ -405,17 +406,20 @@ def unit_names(frame: Any, unit: Any) -> dict[str, str]:
     return {}
 
 
-def _figures(outcome: Outcome, names: Mapping[str, str]) -> list[Figure]:
+def _figures(outcome: Outcome, names: Mapping[str, str], label: str = "") -> list[Figure]:
+    """The evaluation's figures; ``label`` is the outcome's name, shown instead of its column code."""
     from impact.report import plots
 
     figures = []
     trends = outcome.trends
     if trends is not None and not trends.empty:
         time_label = str(outcome.options.get("time", ""))
+        what = f"{label} ({outcome.outcome})" if label else outcome.outcome
         figures.append(
             render_figure(
-                f"Raw data: mean {outcome.outcome} by {time_label} and treatment cohort (evaluation sample)",
-                lambda ax: plots.trends_plot(trends, ax=ax, outcome=outcome.outcome, time_label=time_label),
+                f"Raw data: mean {what} by {time_label} and treatment cohort (evaluation sample)",
+                lambda ax: plots.trends_plot(trends, ax=ax, outcome=label or outcome.outcome, time_label=time_label),
+                key=content_key(trends, label or outcome.outcome, time_label),  # one outcome's trends behind several evaluations
             )
         )
     res = outcome.result
@@ -444,15 +448,16 @@ def _figures(outcome: Outcome, names: Mapping[str, str]) -> list[Figure]:
                 if len(table) == 1:
                     continue  # one coefficient: its table row says everything a plot would
                 size = (7.2, 0.42 * len(table) + 1.2)
-        draw = _legend_with_names(draw, names)
+        draw = _legend_with_names(draw, names, (outcome.outcome, label) if label else None)
         figures.append(render_figure(title, draw, size=size) if size else render_figure(title, draw))
     return figures
 
 
-def _legend_with_names(draw: Any, names: Mapping[str, str]) -> Any:
+def _legend_with_names(draw: Any, names: Mapping[str, str], outcome: tuple[str, str] | None = None) -> Any:
     """Wrap a design's drawing function so that legend entries naming a unit by its code
-    ("24", "synthetic 24", "24: 3.10") show the unit's name instead."""
-    if not names:
+    ("24", "synthetic 24", "24: 3.10") show the unit's name instead, and titles and axis labels naming
+    the outcome by its column code (``outcome = (code, name)``: "Mean NB_EMPRATE") show its name."""
+    if not names and not outcome:
         return draw
 
     def rename(label: str) -> str:
@@ -471,6 +476,11 @@ def _legend_with_names(draw: Any, names: Mapping[str, str]) -> Any:
             legend = axes.get_legend()
             for text in legend.get_texts() if legend is not None else ():
                 text.set_text(rename(text.get_text()))
+            if outcome:
+                code, name = outcome
+                for text in (axes.title, axes.xaxis.label, axes.yaxis.label):
+                    if re.search(rf"\b{re.escape(code)}\b", text.get_text()):
+                        text.set_text(re.sub(rf"\b{re.escape(code)}\b", name, text.get_text()))
         return out
 
     return drawn
@@ -587,11 +597,13 @@ def _evaluation_context(outcome: Outcome, library: Any, names: Mapping[str, str]
          for k, v in row.items()}
         for row in variables.to_dict(orient="records")
     ]
+    indicator = library.get(outcome.indicator) if outcome.indicator else None
+    label = indicator.name if indicator is not None else ""  # figures name the outcome, not its column
     res = outcome.result
     if res is not None:
         settings = dict(res.settings)
         columns, rows, shared = _effects_rows(res)
-        figures = [f for f in _figures(outcome, names) if isinstance(shown.figure_once(f, outcome.name), Figure)]
+        figures = [f for f in _figures(outcome, names, label) if isinstance(shown.figure_once(f, outcome.name), Figure)]
         ctx.update(
             assumption=str(settings.get("assumption") or prof.assumption),
             estimand=res.estimand,
@@ -651,7 +663,7 @@ def _evaluation_context(outcome: Outcome, library: Any, names: Mapping[str, str]
         if item.result is None or item.design == outcome.design or "breakdown" in item.result.diagnostics:
             continue
         figures = []
-        for f in _figures(dataclasses.replace(item, trends=None), names):
+        for f in _figures(dataclasses.replace(item, trends=None), names, label):
             seen = shown.figure_once(f, item.name)
             if isinstance(seen, Figure):
                 figures.append(f)
@@ -790,6 +802,8 @@ def render_portfolio(
             diag = res.diagnostics
             interval = diag.get("prediction_interval") or {}
             item.update(estimate=res.estimate, conf_low=low, conf_high=high, p_value=res.p_value,
+                        clustered=res.settings.get("cluster"), pooled_inference=res.inference,
+                        pooled_warnings=[w.split(": ", 1)[-1] for w in res.warnings],
                         i2=diag.get("I2"), tau2=diag.get("tau2"), pi_low=interval.get("low"), pi_high=interval.get("high"),
                         figures=[render_figure(f"{entry['code']}: {title}", draw, size=(10.0, 0.5 * entry["k"] + 2.4))
                                  for title, draw in res.figures().items()])
