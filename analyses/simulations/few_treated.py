@@ -6,6 +6,19 @@ options on the first 200 replications of each size cell)::
     nice -n 10 python analyses/simulations/few_treated.py --reps 1000 --power-reps 200 --option-reps 200 \
         --perms 99 --p-only
 
+Power (all ten configurations, every default and option, 300 replications each)::
+
+    nice -n 19 python analyses/simulations/few_treated.py --reps 300 --power-reps 300 --effects 1 \
+        --perms 99 --p-only --update
+
+Pre-trend tests under a linear pre-trend (``--trend 0.5``: treated regions gain 0.5 a year relative to the
+others), written to ``few_treated_pretrend.csv`` with the test's ``variant``: "exact" (this code) and
+"estimated effects removed" (the test before the exact window, at commit 58c38f6, run with that checkout's
+``src`` on ``PYTHONPATH``)::
+
+    nice -n 19 python analyses/simulations/few_treated.py --reps 200 --effects 0 --trend 0.5 --perms 99 \
+        --p-only --option-reps 0 --only att_gt event_study sun_abraham imputation --out trend.csv
+
 ``--treated/--errors/--effects/--only GROUP`` run part of the grid and ``--update`` merges it into the
 CSV, so cells can be re-run after a fix; ``--units 120 --treated 50`` checks the analytic path of
 ``inference="auto"`` just above its threshold (fewer than 50 treated or untreated units -> randomisation).
@@ -193,7 +206,7 @@ def p_values_only() -> None:
 def _rates(table: pd.DataFrame, units: int) -> pd.DataFrame:
     """Rejection rates of the ``units``-region panels without a pre-trend, indexed by (effect, method, errors, treated)."""
     part = table.loc[(table["units"] == units) & ((table["trend"] == 0) if "trend" in table.columns else True)]
-    return part.set_index(["effect", "method", "errors", "treated"])["rejection_rate"]
+    return part.set_index(["effect", "method", "errors", "treated"])["rejection_rate"].sort_index()
 
 
 def _cells(rates: pd.Series, effect: float, method: str, cols: list[int]) -> list[str]:
