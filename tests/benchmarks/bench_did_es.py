@@ -1,6 +1,7 @@
 """Benchmark of impact's event-study estimators against pyfixest (not collected by pytest).
 
     PYTHONPATH=src python tests/benchmarks/bench_did_es.py [--units 5000] [--periods 20]
+    ... --units 1000000 --periods 10 --repeat 1 --only "event_study (impact)" --only "feols" --max-memory-gb 12
 
 Each task runs in a fresh subprocess; the table reports wall time (best of ``--repeat``) and the
 subprocess's peak resident memory (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``, which includes
@@ -76,10 +77,18 @@ def main() -> None:
     parser.add_argument("--periods", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per task before it is stopped")
+    parser.add_argument("--only", action="append", default=[], help="run only tasks whose name contains this (repeatable)")
+    parser.add_argument("--max-memory-gb", type=float, default=None,
+                        help="address-space cap per task (e.g. 12 at 1M units: a peer that needs more fails with "
+                             "'out of memory' instead of swapping the machine)")
     args = parser.parse_args()
+    tasks = {n: c for n, c in TASKS.items() if not args.only or any(o in n for o in args.only)}
+    if args.max_memory_gb:
+        cap = int(args.max_memory_gb * 2**30)
+        tasks = {n: f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))\n{c}" for n, c in tasks.items()}
     print(f"panel: {args.units:,} units x {args.periods} periods = {args.units * args.periods:,} rows")
     print(f"{'task':42s} {'seconds':>9s} {'peak MB':>9s}")
-    for name, code in TASKS.items():
+    for name, code in tasks.items():
         out = run_task(code, args.units, args.periods, args.repeat, args.timeout)
         if "error" in out:
             print(f"{name:42s} {'error':>9s} {out['peak_mb']:9.0f}   {out['error'].splitlines()[-1] if out['error'] else ''}")

@@ -245,6 +245,39 @@ def test_predictor_after_treatment_is_rejected(texas):
         SC(texas, v_method="regression", **{**TEXAS, "treatment_time": 1991, "mspe_periods": None})
 
 
+def test_period_p_values_rank_the_gap_relative_to_the_pre_period_fit(prop99):
+    # Independent recomputation from the placebo gaps: each period's p-value is the share of units whose
+    # |gap_t| / pre-period RMSPE is at least California's.
+    res = SC(prop99, **PROP99)
+    gaps = res.placebo_gaps.to_numpy()
+    pre = np.asarray(res.placebo_gaps.index < 1989)
+    studentised = np.abs(gaps[~pre]) / np.sqrt(np.mean(gaps[pre] ** 2, axis=0))
+    expected = np.mean(studentised >= studentised[:, :1] * (1 - 1e-9), axis=1)
+    rows = res.tidy().loc[lambda t: t["term"].str.startswith("t=")]
+    np.testing.assert_allclose(rows["p_value"].to_numpy(), expected, rtol=0, atol=1e-12)
+    assert rows["inference"].str.contains("absolute gap / pre-period RMSPE").all()
+
+
+def test_period_p_values_do_not_reject_a_noisier_treated_unit_without_effect():
+    # The bug: per-period rows ranked the raw |gap_t|, so a treated region whose noise sd is 4 times the
+    # donors' (no effect) had the largest gap in most periods and p = 1/20 (the 'treated noisier'
+    # design of analyses/simulations/synth_size.py rejected 22% at 5%). Studentised by each unit's
+    # pre-period fit, its gaps are ordinary.
+    rng = np.random.default_rng(11)
+    n_units, n_periods, start = 20, 14, 9
+    sd = np.where(np.arange(n_units) == 0, 4.0, 1.0)
+    y = rng.normal(0, 1, n_units)[:, None] + np.linspace(0, 2, n_periods)[None, :] + sd[:, None] * rng.normal(size=(n_units, n_periods))
+    df = pd.DataFrame({"unit": np.repeat(np.arange(n_units), n_periods), "time": np.tile(np.arange(n_periods), n_units), "y": y.ravel()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = SC(df, outcome="y", unit="unit", time="time", treated_unit=0, treatment_time=start)
+    gaps = res.placebo_gaps.to_numpy()[start:]
+    raw = np.mean(np.abs(gaps) >= np.abs(gaps[:, :1]), axis=1)
+    assert np.mean(raw <= 0.05) >= 0.6  # what the raw rank reported
+    rows = res.tidy().loc[lambda t: t["term"].str.startswith("t=")]
+    assert (rows["p_value"] > 0.05).all()
+
+
 def _shift_treated(df, unit, start, tau):
     out = df.copy()
     rows = (out["unit"] == unit) & (out["time"] >= start)

@@ -151,7 +151,7 @@ def absorb(
             for c, s, gw in zip(fe.codes, fe.sizes, counts):
                 means = np.bincount(c, weights=col if w is None else col * w, minlength=s)
                 means /= gw
-                col -= np.take(means, c, out=scratch)
+                col -= np.take(means, c, out=scratch, mode="clip")  # codes are 0..s-1: no bounds checks
                 if not one_sweep:
                     biggest = max(biggest, float(np.abs(means).max()))
             if one_sweep or biggest <= tol * scale:
