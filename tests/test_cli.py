@@ -285,3 +285,20 @@ def test_a_portfolio_page_from_an_earlier_impact_is_recognised_as_ours(folder):
     assert is_generated(old)
     old.write_text("<html><title>Programme portfolio</title></html>", encoding="utf-8")
     assert not is_generated(old)
+
+
+def test_jobs_auto_uses_the_idle_cores_and_bad_values_are_refused(monkeypatch):
+    import os
+
+    from impact.cli import _idle_cores, _jobs
+
+    assert _jobs("auto") == "auto" and _jobs(" AUTO ") == "auto" and _jobs("2") == 2 and _jobs(-1) == -1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for load, programmes, expected in ((0.1, 15, 2), (0.4, 15, 2), (0.8, 15, 1), (6.0, 15, 1), (0.0, 1, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert _idle_cores(programmes) == expected, (load, programmes)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 2.0, 2.0))
+    assert _idle_cores(15) == 5 and _idle_cores(3) == 3
+    result = CliRunner().invoke(main, ["run", "analyses/kielmc.toml", "--jobs", "many"])
+    assert result.exit_code == 2 and "neither a number of worker processes nor 'auto'" in result.output

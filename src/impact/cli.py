@@ -86,6 +86,30 @@ def _specs_in(target: Path) -> list[Path]:
     return [target]
 
 
+def _jobs(value: str | int) -> int | str:
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a number of worker processes nor 'auto'.") from None
+
+
+def _idle_cores(n_programmes: int) -> int:
+    """Workers for ``--jobs auto``: one per core not already busy (the one-minute load average), at most
+    one per programme; 1 (in this process) when fewer than two cores are idle, where worker processes
+    only add their start-up. Outputs do not depend on it: the parallel run writes what the serial one does."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without a load average
+        busy = 0.0
+    return max(1, min(cores, n_programmes, int(cores - busy + 0.5)))
+
+
 def _command(target: str, out: str, seed: int) -> str:
     return f"impact run {shlex.quote(target)} --out {shlex.quote(out)} --seed {seed}"
 
@@ -108,9 +132,9 @@ def _data_root_option(func: Any) -> Any:
               help="Results registry to record the runs in: SQLite file or SQLAlchemy URL "
                    "(default: $IMPACT_REGISTRY, else OUT/registry.sqlite).")
 @click.option("--no-registry", is_flag=True, help="Do not record the runs in the results registry.")
-@click.option("--jobs", "jobs", default=1, show_default=True, type=int,
-              help="Programmes evaluated at once in worker processes (-1: one per core). Outputs are identical "
-                   "to a serial run.")
+@click.option("--jobs", "jobs", default="1", show_default=True, metavar="N|auto", callback=lambda ctx, param, value: _jobs(value),
+              help="Programmes evaluated at once in worker processes (-1: one per core; auto: one per idle core, "
+                   "serial on a busy or one-core machine). Outputs are identical to a serial run.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run the programmes on a Dask distributed cluster (e.g. tcp://host:8786); reports and registry "
                    "records are written here. Needs the 'distributed' package.")
@@ -118,7 +142,7 @@ def _data_root_option(func: Any) -> Any:
               "impact did not write them (by default such files are left alone and the programme fails).")
 @_data_root_option
 def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | None, no_registry: bool,
-        jobs: int, scheduler: str | None, force: bool, data_roots: tuple[str, ...]) -> None:
+        jobs: int | str, scheduler: str | None, force: bool, data_roots: tuple[str, ...]) -> None:
     """Evaluate a programme spec (or every spec in a folder) and write its report.
 
     With a folder, every programme is run even if one fails, reports/index.html summarises the
@@ -165,6 +189,7 @@ def run(target: str, out: str, seed: int | None, pdf: bool, registry_url: str | 
     loaded = writable
 
     runs, records = [], []
+    jobs = _idle_cores(len(loaded)) if jobs == "auto" else jobs
     total = sum(count_tasks(s) for s in loaded)
     serial = jobs == 1 and scheduler is None
     if serial and sys.stderr.isatty():
