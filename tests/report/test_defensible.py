@@ -125,10 +125,15 @@ def test_4_attrition_and_failed_pretrends_lower_the_level(job):
     # They are exact (confined to 2010-2013, before the first start), so they reject 5% of true nulls: in
     # this realisation the 2016 and 2019 waves drift up against the others over 2010-2013 (by about 0.2 new
     # firms per 1,000), and with not-yet-treated comparisons the tests reject at p = 0.03-0.04 (0.05-0.06
-    # with never-treated ones). A rejecting test is named, with its check, and lowers the level.
+    # with never-treated ones). Ten pre-trend tests of one hypothesis are run on this evaluation and its
+    # checks, so one below 5% is judged after Holm's adjustment: named, with its check and both p-values,
+    # and the level is kept.
     support = card(parse(job / "se_business_support" / "report.html"), "New firm formation")
-    assert re.search(r"Lowered from level 3 .* pre-trend test rejects parallel pre-trends in 'Not-yet-treated regions "
-                     r"as comparison' \(joint test of the pre-period ATT\(g, t\)\), p = 0\.0\d+", support)
+    assert "Maryland SMS level 3" in support and "Lowered" not in support
+    assert re.search(r"pre-trend test in 'Not-yet-treated regions as comparison' \(joint test of the pre-period "
+                     r"ATT\(g, t\)\) has p = 0\.0\d+, which is not significant once adjusted for the \d+ pre-trend tests "
+                     r"run on this evaluation and its checks \(Holm: p = 0\.\d+\)", support)
+    assert re.search(r"pre-trend tests do not reject parallel pre-trends in \d+ of the \d+ run", support)
     employment = card(parse(job / "se_business_support" / "report.html"), "Employment rate, 20-64")
     # many checks: one summary sentence with the range of p-values, not a sentence per check
     assert re.search(r"pre-trend tests do not reject parallel pre-trends in any of the \d+ run on this evaluation "
@@ -147,6 +152,15 @@ def test_4_attrition_and_failed_pretrends_lower_the_level(job):
     low = assess(_outcome("did.twfe", main, [rejecting]))
     assert "rejects parallel pre-trends" in low.reason
     assert int(low.level) < int(assess(_outcome("did.twfe", main, [passing])).level)
+    # ten tests of one hypothesis: p = 0.03 in one of them is chance-level (Holm 0.3), p = 0.001 is not (0.01)
+    def checks(p_low):
+        return [SimpleNamespace(name=f"check {i}", design="did.event_study", result=SimpleNamespace(
+            design="event_study", diagnostics={"pretrend_test": {"p_value": p_low if i == 0 else 0.4}})) for i in range(10)]
+    kept = assess(_outcome("did.twfe", main, checks(0.03)))
+    assert int(kept.level) == int(assess(_outcome("did.twfe", main, [passing])).level)
+    assert "not significant once adjusted for the 10 pre-trend tests" in kept.reason and "Holm: p = 0.300" in kept.reason
+    lowered = assess(_outcome("did.twfe", main, checks(0.001)))
+    assert int(lowered.level) == int(low.level) and "Holm-adjusted for the 10 pre-trend tests run: p = 0.010" in lowered.reason
 
 
 def _outcome(design, result, checks=()):

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 __all__ = ["Assessment", "DesignProfile", "assess", "profile"]
 
 
@@ -236,6 +238,34 @@ def _pretrend_tests(name: str, diagnostics: Mapping[str, Any]) -> Iterable[tuple
             yield f"'{name}' ({words})", _p(test["p_value"])
 
 
+def _judge_pretrends(tests: list[tuple[str, float]], concerns: list[str], passed: list[str]) -> list[float]:
+    """Sort the pre-trend tests of an evaluation and its robustness checks into concerns and passes.
+
+    They all test one hypothesis (parallel pre-trends) with different estimators, so a single test
+    below 5% among ten is expected by chance more often than one time in twenty: a test puts the
+    assumption in doubt only when it rejects after Holm's adjustment for the number run. A test that
+    rejects only before adjustment is reported as such. Returns the p-values of the tests that do not
+    reject even before adjustment."""
+    from impact.inference.multiple import holm
+
+    if not tests:
+        return []
+    m = len(tests)
+    adjusted = holm(np.array([p for _, p in tests])) if m > 1 else np.array([tests[0][1]])
+    clear = []
+    for (label, p), adj in zip(tests, adjusted, strict=True):
+        if adj < ALPHA:
+            concerns.append(f"pre-trend test rejects parallel pre-trends in {label}, {_show_p(p)}"
+                            + (f" (Holm-adjusted for the {m} pre-trend tests run: {_show_p(adj)})" if m > 1 else ""))
+        elif p < ALPHA:
+            passed.append(f"pre-trend test in {label} has {_show_p(p)}, which is not significant once adjusted for the "
+                          f"{m} pre-trend tests run on this evaluation and its checks (Holm: {_show_p(adj)})")
+        else:
+            clear.append(p)
+            passed.append(f"pre-trend test does not reject parallel pre-trends in {label}, {_show_p(p)}")
+    return clear
+
+
 def _synth_fit(name: str, result: Any) -> tuple[str, bool] | None:
     paths, start = getattr(result, "paths", None), getattr(result, "treatment_time", None)
     rmspe = _p(result.diagnostics.get("pre_rmspe"))
@@ -295,7 +325,7 @@ def assess(outcome: Any) -> Assessment:
     items = [(outcome.name, outcome)] + [(c.name, c) for c in getattr(outcome, "robustness", ())]
     concerns: list[str] = []
     passed: list[str] = []
-    passed_pretrend_p: list[float] = []
+    pretrend: list[tuple[str, float]] = []
     for name, item in items:
         res = getattr(item, "result", None)
         if res is None:
@@ -303,11 +333,7 @@ def assess(outcome: Any) -> Assessment:
         diag = res.diagnostics
         check_family = item.design.removeprefix("impact.").partition(".")[0]
         if family in ("did", "matching") and check_family in ("did", "matching"):
-            for label, p in _pretrend_tests(name, diag):
-                if p >= ALPHA:
-                    passed_pretrend_p.append(p)
-                (concerns if p < ALPHA else passed).append(
-                    f"pre-trend test {'rejects' if p < ALPHA else 'does not reject'} parallel pre-trends in {label}, {_show_p(p)}")
+            pretrend.extend(_pretrend_tests(name, diag))
         attrition = None
         if family == "rct" and res.design == "attrition_test":
             attrition = _p(res.p_value), _p(res.estimate)
@@ -337,6 +363,7 @@ def assess(outcome: Any) -> Assessment:
             bal = _balance(name, diag, item.design)
             if bal:
                 (concerns if bal[1] else passed).append(("balance not achieved: " if bal[1] else "balance achieved: ") + bal[0])
+    passed_pretrend_p = _judge_pretrends(pretrend, concerns, passed)
     level = prof.sms_level
     if concerns and level in _LOWER:
         level = _LOWER[level]
@@ -347,7 +374,9 @@ def assess(outcome: Any) -> Assessment:
         shown = passed
         if len(passed_pretrend_p) > 2:  # one summary instead of a sentence per check (the diagnostics section lists each)
             others = [text for text in passed if not text.startswith("pre-trend test does not reject")]
-            shown = [f"pre-trend tests do not reject parallel pre-trends in any of the {len(passed_pretrend_p)} run on this "
+            count = (f"any of the {len(passed_pretrend_p)}" if len(passed_pretrend_p) == len(pretrend)
+                     else f"{len(passed_pretrend_p)} of the {len(pretrend)}")
+            shown = [f"pre-trend tests do not reject parallel pre-trends in {count} run on this "
                      f"evaluation and its robustness checks (p = {min(passed_pretrend_p):.3g} to "
                      f"{max(passed_pretrend_p):.3g})", *others]
         reason = prof.sms_reason + (" Diagnostics run: " + "; ".join(shown) + "." if shown else "")
