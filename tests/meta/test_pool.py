@@ -384,3 +384,19 @@ def test_cluster_robust_pool_holds_its_size_where_the_independent_pool_does_not(
 def _rejects(res, value: float) -> bool:
     low, high = res.conf_int()
     return not (low <= value <= high)
+
+
+def test_reml_is_not_left_at_metafors_early_stop_when_variances_are_small():
+    """Regression (found by hypothesis): metafor 3.8.1's absolute rule (tau^2 changes by < 1e-5) stops
+    after one Fisher step at tau^2 = 7.19e-6 on these data in quarter units (R: rma(y/4, sei = se/4,
+    method = "REML")$tau2 = 7.191665e-06), where the restricted likelihood peaks at 0.2096908 / 16.
+    impact keeps metafor's value where Fisher scoring has converged (the BCG references above) and
+    maximises the likelihood where it has not, so tau^2 follows the unit of measurement."""
+    y = np.array([0.046875, 1, 1, 1.75, 1, 1, 1, 0.078125, 1, 1, 0.5, 0.5])
+    se = np.array([0.0625, 1, 1, 0.5, 1, 1, 1, 0.078125, 1, 1, 0.5, 0.5])
+    full = pool(y, se, method="REML")
+    assert full.tau2 == pytest.approx(0.2096928, abs=1e-6)  # metafor: 0.2096928 (converged; kept)
+    for scale in (0.25, 0.1):
+        scaled = pool(y * scale, se * scale, method="REML")
+        assert scaled.tau2 / scale**2 == pytest.approx(full.tau2, rel=1e-4), scale
+        assert "bounded search" in scaled.settings["reml_algorithm"]
