@@ -402,8 +402,8 @@ def pool(
     test = f"Knapp-Hartung t with {k - 1} df" if knha else "normal (z)"
     if clusters is not None:
         n_clusters = int(clusters.max()) + 1
-        test = (f"pooled row: CR2 cluster-robust over {n_clusters} clusters of dependent estimates, Satterthwaite t "
-                f"with {fit['dof']:.2f} df (Tipton 2015); study rows: {test}")
+        test = (f"CR2 cluster-robust (over {n_clusters} clusters of dependent estimates) Satterthwaite t with "
+                f"{fit['dof']:.2f} df (Tipton 2015), in place of {test},")
         settings["cluster"] = f"{n_clusters} clusters"
     settings["assumption"] = (
         "Studies estimate one common effect (equal-effect model)."
