@@ -4,6 +4,7 @@ exact matching, with MatchIt's conventions for weights, subclasses and balance."
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -468,6 +469,16 @@ def _check_unmatched(n_unmatched: int, n_focal: int, focal: str, caliper, width:
         warn(SampleWarning, f"{where}: {n_unmatched} of {n_focal} {group} unit(s) have no match {reason} and are dropped; the estimand becomes the effect on the matched units.")
 
 
+def _cells(cell_codes: np.ndarray, focal_all: np.ndarray, other_all: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """For each exact-match cell of the focal units that has comparison units: the positions within
+    ``focal_all`` and within ``other_all`` of the cell's units (nearest-neighbour matching runs per cell)."""
+    focal_cells, other_cells = cell_codes[focal_all], cell_codes[other_all]
+    for cell in np.unique(focal_cells):
+        osel = np.flatnonzero(other_cells == cell)
+        if osel.size:
+            yield np.flatnonzero(focal_cells == cell), osel
+
+
 def _replacement_sets(metric, treated, keep, cell_codes, *, estimand, ratio, width, ties, score_metric, index, caliper, where):
     """Matched sets with replacement in each direction the estimand needs.
 
@@ -484,11 +495,7 @@ def _replacement_sets(metric, treated, keep, cell_codes, *, estimand, ratio, wid
         other_all = np.flatnonzero(~focal_mask & keep)
         sizes = np.zeros(len(focal_all), dtype=np.int64)
         members = [np.empty(0, np.int64)] * len(focal_all)
-        for cell in np.unique(cell_codes[focal_all]):
-            fsel = np.flatnonzero(cell_codes[focal_all] == cell)
-            osel = np.flatnonzero(cell_codes[other_all] == cell)
-            if osel.size == 0:
-                continue
+        for fsel, osel in _cells(cell_codes, focal_all, other_all):
             f_idx, o_idx = focal_all[fsel], other_all[osel]
             if score_metric:
                 ip, ix = _nearest.match_sets(metric[f_idx], metric[o_idx], ratio=ratio, caliper=width, ties=ties)
@@ -860,11 +867,7 @@ def match(
                 focal_all = np.flatnonzero(focal_mask & keep)
                 other_all = np.flatnonzero(~focal_mask & keep)
                 pairs = -np.ones((len(focal_all), ratio), dtype=np.int64)
-                for cell in np.unique(cell_codes[focal_all]):
-                    fsel = np.flatnonzero(cell_codes[focal_all] == cell)
-                    osel = np.flatnonzero(cell_codes[other_all] == cell)
-                    if osel.size == 0:
-                        continue
+                for fsel, osel in _cells(cell_codes, focal_all, other_all):
                     f_idx, o_idx = focal_all[fsel], other_all[osel]
                     if method == "nearest":
                         order_t = _order(score[f_idx], len(f_idx), order_kind, seed)
