@@ -29,8 +29,9 @@ group sees the same panels, replication by replication):
   ``synthetic_control`` (one treated region only; it takes one ``treated_unit``): in-space placebo
   permutation of the post/pre RMSPE ratio (Abadie, Diamond & Hainmueller 2010), the ``ATT`` row and
   the per-period rows ``t=``. ``sdid`` (``se_method="permutation"``): randomisation inference over
-  assignments of the adoption pattern, statistic ``|tau| / pre-period RMSPE`` (Fisher; studentised
-  as ADH's ratio), the ``ATT`` row and, with staggered adoption, the cohort rows ``g=``. The
+  assignments of the adoption pattern, statistic ``|tau| / s``, ``s`` the residual s.d. of the
+  treated-minus-synthetic gap (pre-period fit and post-period deviations from a linear path; Fisher;
+  studentised as ADH's ratio; ``sdid_statistic.py`` compares the candidate statistics), the ``ATT`` row and, with staggered adoption, the cohort rows ``g=``. The
   unstudentised permutation of ``|tau|`` comes from the same fits (not a default);
 * options, ``--option-reps`` replications (200): ``sdid`` placebo and jackknife variances with
   normal intervals (Arkhangelsky et al. 2021, Algorithms 3-4; Clarke et al. 2023: what synthdid and
@@ -44,9 +45,10 @@ of one replication (periods, cohorts) are pooled; their Monte Carlo s.e. counts 
 rows. The permutation tests use ``--permutations`` random assignments (default 100; every assignment
 when there are fewer, e.g. the 20 with one treated region), the placebo SE 100 draws: a permutation
 p-value is exact for any number of draws, more draws only smooth it and add a little power (the
-package default is 1,000). pretrend_test does not apply to these designs (their results have no
-event-time leads; it raises a typed error); ``synthetic_control(...).in_time_placebo()`` is the
-pre-period check.
+package default is 1,000). ``pretrend_test`` on these designs (which have no event-time leads) is an
+in-time placebo: the estimator refitted on the years before the (earliest) start as if it had started
+half-way through them, with the design's default test; the ``pretrend`` group measures its size on the
+same panels with ``--reps`` replications (an effect after the start cannot change it).
 
 Writes analyses/simulations/synth_size.csv and prints the tables and the default cells outside [3%, 7%].
 
@@ -105,7 +107,7 @@ def simulate(rng: np.random.Generator, n_treated: int, adoption: str, errors: st
 
 ALPHA = 0.05
 # Passes, most important first: a run stopped early keeps the defaults at full size.
-PASSES = ("default", "option", "bootstrap")
+PASSES = ("default", "option", "bootstrap", "pretrend")
 
 
 def _sdid(frame: pd.DataFrame, **options) -> im.synth.SyntheticDiDResult:
@@ -143,7 +145,7 @@ def methods(n_treated: int, adoption: str, group: str, permutations: int) -> dic
         def permutation(frame, D, seed):
             res = _sdid(frame, n_replications=permutations, seed=seed)
             raw = np.abs(res.replicates)
-            found = {"sdid default (permutation, |tau|/pre-RMSPE)": _rows(res),
+            found = {"sdid default (permutation, |tau|/gap s.d.)": _rows(res),
                      "sdid permutation, raw |tau|": (np.array([np.mean(raw >= raw[0] - 1e-12 * raw[0])]), *NO_INTERVAL)}
             if adoption == "staggered":
                 found["sdid default, cohort rows g="] = _rows(res, "g=")
@@ -157,6 +159,16 @@ def methods(n_treated: int, adoption: str, group: str, permutations: int) -> dic
             "sdid(estimator='sc') default (permutation)": _rows(_sdid(f, estimator="sc", n_replications=permutations, seed=s))}
         out["sdid(estimator='did') default (permutation)"] = lambda f, D, s: {
             "sdid(estimator='did') default (permutation)": _rows(_sdid(f, estimator="did", n_replications=permutations, seed=s))}
+    elif group == "pretrend":  # pretrend_test: in-time placebos on the years before the (earliest) start
+        if n_treated == 1:
+            def sc_pretrend(frame, D, seed):
+                unit = int(np.flatnonzero(D.max(axis=1))[0])
+                res = im.synth.synthetic_control(frame, outcome="y", unit="unit", time="year", treated_unit=unit,
+                                                 treatment_time=START)
+                return {"synthetic_control pretrend_test (in-time placebo)": (np.array([res.pretrend_test()["p_value"]]), *NO_INTERVAL)}
+            out["synthetic_control pretrend_test"] = sc_pretrend
+        out["sdid pretrend_test"] = lambda f, D, s: {"sdid pretrend_test (in-time placebo)": (
+            np.array([_sdid(f, n_replications=permutations, seed=s).pretrend_test()["p_value"]]), *NO_INTERVAL)}
     elif n_treated >= 2 and adoption == "block":
         out["sdid bootstrap SE (50), normal CI"] = lambda f, D, s: {
             "sdid bootstrap SE (50), normal CI": _rows(_sdid(f, se_method="bootstrap", n_replications=50, seed=s))}
@@ -194,7 +206,7 @@ def run_cell(group: str, reps: int, seed: int, effect: float | None, permutation
         flat = np.concatenate(hits)
         rate = float(np.mean(flat))
         rows.append({"errors": errors, "adoption": adoption, "treated": n_treated, "units": N_UNITS, "method": label,
-                     "default": group == "default" and "raw" not in label, "quantity": target,
+                     "default": group in ("default", "pretrend") and "raw" not in label, "quantity": target,
                      "true_effect": 0.0 if target == "size" else effect, "replications": len(hits), "tests": flat.size,
                      # rows of one replication (periods, cohorts) are correlated: the s.e. counts replications
                      "rejection_rate": rate, "mc_std_error": float(np.sqrt(rate * (1 - rate) / len(hits)))})
@@ -208,8 +220,9 @@ def run(reps: dict[str, int], seed: int, effect: float, permutations: int, error
     for group in groups:
         for kind in errors:
             for n_treated, adoption in configs:
-                found, elapsed = run_cell(group, reps[group], seed, effect, permutations,
-                                          n_treated, adoption, kind)
+                # a pre-trend test sees only years before the start: an effect after it changes nothing
+                found, elapsed = run_cell(group, reps[group], seed, None if group == "pretrend" else effect,
+                                          permutations, n_treated, adoption, kind)
                 if not found:
                     continue
                 rows += found
@@ -222,7 +235,7 @@ def run(reps: dict[str, int], seed: int, effect: float, permutations: int, error
 ROW_ORDER = (
     ("synthetic_control default (placebo permutation, RMSPE ratio)", "`synthetic_control` ATT — **default** (placebo permutation)"),
     ("synthetic_control default, period rows t=", "`synthetic_control` period rows `t=` — **default**"),
-    ("sdid default (permutation, |tau|/pre-RMSPE)", "`sdid` ATT — **default** (randomisation, studentised)"),
+    ("sdid default (permutation, |tau|/gap s.d.)", "`sdid` ATT — **default** (randomisation, studentised)"),
     ("sdid default, cohort rows g=", "`sdid` cohort rows `g=` — **default**"),
     ("sdid permutation, raw |tau|", "`sdid` randomisation of raw \\|tau\\|"),
     ("sdid placebo SE, normal CI", "`sdid` placebo SE (synthdid/Stata with 1 treated)"),
@@ -230,6 +243,8 @@ ROW_ORDER = (
     ("sdid bootstrap SE (50), normal CI", "`sdid` bootstrap SE (50 draws)"),
     ("sdid(estimator='sc') default (permutation)", "`sdid(estimator=\"sc\")` — its default (randomisation)"),
     ("sdid(estimator='did') default (permutation)", "`sdid(estimator=\"did\")` — its default (randomisation)"),
+    ("synthetic_control pretrend_test (in-time placebo)", "`pretrend_test(synthetic_control)` — in-time placebo"),
+    ("sdid pretrend_test (in-time placebo)", "`pretrend_test(sdid)` — in-time placebo"),
 )
 
 
@@ -276,7 +291,7 @@ def main() -> None:
         return
     errors = tuple(args.errors or ERRORS) + (("treated noisier",) if args.stress else ())
     configs = [c for c in CONFIGS if args.treated is None or c[0] in args.treated]
-    reps = {"default": args.reps, "option": args.option_reps, "bootstrap": args.bootstrap_reps}
+    reps = {"default": args.reps, "option": args.option_reps, "bootstrap": args.bootstrap_reps, "pretrend": args.reps}
     groups = tuple(g for g in PASSES if args.groups is None or g in args.groups)
     table = run(reps, args.seed, args.effect, args.permutations, errors, configs, args.out, groups)
     for quantity in ("size", "power", "interval misses the true effect"):

@@ -132,6 +132,9 @@ def pretrend_test(result: Result) -> dict[str, Any]:
     Roth, J. (2022). Pretest with caution: event-study estimates after testing for parallel trends.
     *American Economic Review: Insights* 4(3), 305-322. https://doi.org/10.1257/aeri.20210236
     """
+    in_time = getattr(result, "in_time_pretrend_test", None)
+    if callable(in_time):  # synthetic control / SDID: no leads; an in-time placebo with the design's own test
+        return in_time()
     precomputed = result.diagnostics.get("pretrend_test") if isinstance(result.diagnostics, dict) else None
     if isinstance(precomputed, dict) and precomputed.get("p_value") is not None:
         # the design computed a valid test with its own inference (e.g. randomisation inference)

@@ -300,6 +300,44 @@ class SyntheticControlResult(Result):
             return augmented_synthetic_control(before, ridge=self.spec.ridge, **{k: call[k] for k in keep})
         return synthetic_control(before, **call)
 
+    def pretrend_test(self, placebo_periods: int | None = None) -> dict[str, Any]:
+        """:meth:`in_time_pretrend_test` (what :func:`impact.did.pretrend_test` runs on this result)."""
+        return self.in_time_pretrend_test(placebo_periods)
+
+    def in_time_pretrend_test(self, placebo_periods: int | None = None) -> dict[str, Any]:
+        """In-time placebo test of the pre-period fit, with the design's own placebo permutation test.
+
+        :meth:`in_time_placebo` with the pretend start ``placebo_periods`` periods before the real one
+        (default: half of the pre-periods, rounded down, leaving at least two earlier ones): only
+        periods before the real start enter, so the in-space permutation of the post/pre RMSPE ratio
+        is exact under the sharp null that those outcomes do not depend on which unit is treated
+        (Abadie, Diamond & Hainmueller 2015, in-time placebos). Returns the dict of
+        :func:`impact.did.pretrend_test` plus the placebo ``estimate`` and its interval."""
+        where = f"{WHERE}.pretrend_test"
+        pre_periods = self.spec.periods[self.spec.pre]
+        n_pre = len(pre_periods)
+        placebo_periods = check_integer("placebo_periods", n_pre // 2 if placebo_periods is None else placebo_periods,
+                                        where, minimum=1)
+        if n_pre - placebo_periods < 2:
+            raise DataError(f"{where}: {n_pre} pre-period(s) before {self.treatment_time!r}; an in-time placebo of "
+                            f"{placebo_periods} period(s) needs at least {placebo_periods + 2}. Use fewer placebo periods.")
+        fake = pre_periods[n_pre - placebo_periods]
+        fake = fake.item() if hasattr(fake, "item") else fake
+        placebo = self.in_time_placebo(fake)
+        diag = placebo.diagnostics
+        low, high = placebo.conf_int()
+        return {
+            "statistic": float(diag.get("rmspe_ratio", math.nan)), "df_num": 1.0, "df_denom": None,
+            "p_value": placebo.p_value, "estimate": placebo.estimate, "conf_low": low, "conf_high": high,
+            "method": (f"in-time placebo: synthetic control refitted on the {n_pre} periods before {self.treatment_time!r} "
+                       f"as if the programme had started at {fake!r}; " + placebo.inference),
+            "n_assignments": None if diag.get("placebo_units") is None else diag["placebo_units"] + 1, "exact": True,
+            "smallest_p": diag.get("placebo_smallest_p_value"), "pre_periods": n_pre, "placebo_start": fake,
+            "assumption": (f"sharp null: outcomes in the {n_pre} periods before the start do not depend on which unit is "
+                           "treated (no anticipation, a stable pre-period fit); exact, since no unit is treated in them"),
+            "warnings": placebo.warnings,
+        }
+
     def leave_one_out(self) -> SyntheticControlResult:
         """Refit once without each donor that has a positive weight; the new result holds the
         synthetic paths (``loo_paths``, one column per dropped donor) and the ATT range in diagnostics."""
