@@ -127,3 +127,27 @@ def test_sweep_of_quartic_comparisons_equals_a_brute_force_grid(seed):
         sup = acceptance_sup(real_roots(coef), lambda t: _value(coef, t) >= 0, base=1.0, total=1.0 + P, alpha=alpha,
                              above=above, below=np.full(R, 8.0))
         assert sup[r] == pytest.approx(accepted.max(), abs=2e-3)
+
+
+def test_a_draw_fitted_exactly_counts_at_every_effect():
+    # Prop 99's in-time placebo (1980) has placebo states whose donors fit them to an MSPE of 1e-23:
+    # their ratio is infinite, so they are at least as extreme as the treated unit whatever effect is
+    # subtracted. Before, their comparison polynomials put a root at 1.6e23, reported as the upper
+    # bound. Check against a grid on which such a draw's statistic is set to +inf.
+    rng = np.random.default_rng(5)
+    K, S = 20, 3
+    a = rng.normal(size=(K, S))
+    c = np.concatenate([[-1.0], rng.uniform(0, 0.4, K - 1)])[:, None] * np.ones((1, S))
+    scale = rng.uniform(0.5, 2, K)
+    scale[[4, 9]] = 1e-23  # two placebos fitted exactly
+    res = invert_quadratic_permutation_test(a, c, scale, alpha=0.15)
+    grid = np.arange(-8, 8, 5e-4)
+    q = ((a[None] + c[None] * grid[:, None, None]) ** 2).sum(axis=2) / scale
+    q[:, [4, 9]] = np.inf
+    p = (q >= q[:, :1] * (1 - 1e-12)).mean(axis=1)
+    accepted = grid[p > 0.15]
+    assert res.p_value == pytest.approx(p[np.argmin(np.abs(grid))])
+    assert res.conf_low == pytest.approx(accepted.min(), abs=1e-3) and res.conf_high == pytest.approx(accepted.max(), abs=1e-3)
+    # with alpha below 3/20 the two infinite placebos keep every effect inside: the whole line
+    whole = invert_quadratic_permutation_test(a, c, scale, alpha=0.1)
+    assert (whole.conf_low, whole.conf_high) == (-math.inf, math.inf)

@@ -40,6 +40,8 @@ __all__ = ["InvertedTest", "invert_quadratic_permutation_test", "AcceptanceHull"
            "real_roots"]
 
 _RELATIVE_TIE = 1e-9
+#: a per-draw scale below this fraction of the median scale is an exact fit (rounding error)
+_EXACT_FIT = 1e-12
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,13 @@ def invert_quadratic_permutation_test(
         a, c = a[:, None], c[:, None]
     scale = np.asarray(scale, dtype=float)
     A, B, C = _coefficients(a, c, scale)
+    # A draw whose scale is rounding error against the others' (a placebo that its donors fit exactly)
+    # has an infinite statistic: it counts as at least as extreme for every tau. Its comparison
+    # polynomial would otherwise put spurious roots near 1e20 (scale 1e-23: a confidence bound of 1.6e23).
+    exact_fit = np.zeros(a.shape[0], dtype=bool)
+    if scale[0] > _EXACT_FIT * np.median(scale):
+        exact_fit[1:] = scale[1:] <= _EXACT_FIT * np.median(scale)
+    A, B, C = (np.where(exact_fit, 0.0, A), np.where(exact_fit, 0.0, B), np.where(exact_fit, 1.0, C))
     p0 = float(_p_values(A, B, C, np.zeros(1))[0])
     # draw 0 is the observed assignment (Q_0 - Q_0 = 0: always counted): the "base" of the p-value
     roots = _quadratic_roots(A[1:], B[1:], C[1:])[None]
