@@ -12,21 +12,23 @@ when the treated regions are noisier than the rest, where no test is exact):
 
 * ``raw``: ``s = 1`` (the unstudentised permutation of ``|tau|``);
 * ``pre-period RMSPE``: ``s^2`` the mean squared pre-period gap between the treated mean and its
-  weighted controls, net of the intercept (the default before 2026-11-29; ADH's ratio idea);
-* ``gap s.d.`` (**the default**): the pre-period fit pooled with the post-period gap net of its mean
-  and a linear trend, over ``T0 - 1 + T1 - 2`` degrees of freedom (``impact.synth.sdid``);
-* ``pre+post, no trend``: as the default, with the post-period gap net of its mean only (``T - 2``
-  degrees of freedom); loses power when the effect grows over time;
-* ``per-unit pre-period``: the pre-period MSPE of each treated unit against the weighted controls,
-  averaged over the treated and divided by their number (``N1 (T0 - 1)`` degrees of freedom); leaves
-  out the controls' noise, so it is conservative when the treated regions are noisier.
+  weighted controls, net of the intercept (the default before 2026-11-29; ADH's ratio idea), with
+  ``T0 - 1`` degrees of freedom;
+* ``per-unit pre-period`` (**the default**, ``impact.synth.sdid``): each treated unit's mean squared
+  pre-period gap to the weighted controls (net of its mean), averaged over the N1 treated units and
+  divided by N1 (``N1 (T0 - 1)`` degrees of freedom); only pre-period outcomes enter. It leaves out
+  the controls' noise, so it is conservative when the treated regions are noisier;
+* ``pre + post net of a line``: the treated mean's pre-period fit pooled with its post-period gap net
+  of its mean and a linear trend (``T0 - 1 + T1 - 2`` degrees of freedom); tried first, rejected: an
+  effect that ramps up and levels off inflates it;
+* ``pre + post net of the mean``: as the last, with the post-period gap net of its mean only.
 
 Design: ``synth_size.simulate`` (20 regions x 12 years, region and year effects, a common factor with
 region loadings, AR(1) errors; homoskedastic, heteroskedastic, or treated regions noisier). Targets
-on the same panels: size (no effect), a constant effect ``--effect`` (1.5), and an effect that grows
-linearly with time since adoption, ``0.5 + 0.5 e`` in event time ``e = 0, 1, ...`` (the same mean,
-1.5, over a block design's five post-years). 100 random assignments per test (every assignment with
-one treated region: 20).
+on the same panels: size (no effect), a constant effect ``--effect`` (1.5), and an effect that ramps
+up and levels off, ``0.5 min(e + 1, 4)`` in event time ``e = 0, 1, ...`` (0.5, 1, 1.5, 2, 2: mean 1.4
+over a block design's five post-years; the shape of the se_innovation demo). 100 random assignments
+per test (every assignment with one treated region: 20).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ sdid_module = importlib.import_module("impact.synth.sdid")
 
 CONFIGS = [(1, "block"), (3, "block"), (8, "block"), (3, "staggered"), (8, "staggered")]
 ERRORS = ("homoskedastic", "heteroskedastic", "treated noisier")
-STATISTICS = ("raw", "pre-period RMSPE", "gap s.d.", "pre+post, no trend", "per-unit pre-period")
+STATISTICS = ("raw", "pre-period RMSPE", "per-unit pre-period", "pre + post net of a line", "pre + post net of the mean")
+DEFAULT = "per-unit pre-period"
 
 
 def _scales(Yfull: np.ndarray, draws, cohorts: list, intercept: bool) -> dict[str, np.ndarray]:
@@ -69,10 +72,14 @@ def _scales(Yfull: np.ndarray, draws, cohorts: list, intercept: bool) -> dict[st
         if intercept:
             pre = pre - pre.mean(axis=1, keepdims=True)
             unit_pre = unit_pre - unit_pre.mean(axis=2, keepdims=True)
+        trend = np.arange(T - T0) - (T - T0 - 1) / 2
+        off_line = post - np.outer(post @ trend / (trend @ trend), trend)
         out["pre-period RMSPE"] += share[k] * np.mean(pre**2, axis=1)
-        out["pre+post, no trend"] += share[k] * (np.sum(pre**2, axis=1) + np.sum(post**2, axis=1)) / (T - 2)
         out["per-unit pre-period"] += share[k] * np.mean(unit_pre**2, axis=(1, 2)) / size
-        out["gap s.d."] += share[k] * draws.cohort_scales[:, k]
+        out["pre + post net of a line"] += share[k] * (np.sum(pre**2, axis=1) + np.sum(off_line**2, axis=1)) / (T - 3)
+        out["pre + post net of the mean"] += share[k] * (np.sum(pre**2, axis=1) + np.sum(post**2, axis=1)) / (T - 2)
+    # the package's own scale is the default candidate, recomputed here independently
+    assert np.allclose(out[DEFAULT], draws.scales, rtol=1e-9), "per-unit scale differs from impact.synth.sdid's"
     return out
 
 
@@ -100,16 +107,16 @@ def run(reps: int, seed: int, effect: float, permutations: int, errors: tuple[st
             for rep in range(reps):
                 frame, D = synth_size.simulate(rng, n_treated, adoption, kind)
                 event_time = np.arange(D.shape[1])[None, :] - np.argmax(D > 0, axis=1)[:, None]
-                growing = np.where(D > 0, 0.5 + 0.5 * event_time, 0.0).ravel()
+                ramp = np.where(D > 0, 0.5 * np.minimum(event_time + 1, 4), 0.0).ravel()
                 targets = {"size": frame, "power, constant effect": frame.assign(y=frame["y"] + effect * frame["treated"]),
-                           "power, growing effect": frame.assign(y=frame["y"] + growing)}
+                           "power, ramp then plateau": frame.assign(y=frame["y"] + ramp)}
                 for target, data in targets.items():
                     for name, p in p_values(data, D, permutations, rep).items():
                         hits.setdefault((name, target), []).append(p <= synth_size.ALPHA)
             for (name, target), h in hits.items():
                 rate = float(np.mean(h))
                 rows.append({"errors": kind, "adoption": adoption, "treated": n_treated, "statistic": name,
-                             "default": name == "gap s.d.", "quantity": target, "replications": len(h),
+                             "default": name == DEFAULT, "quantity": target, "replications": len(h),
                              "rejection_rate": rate, "mc_std_error": float(np.sqrt(rate * (1 - rate) / len(h)))})
             print(f"{kind}, {n_treated} treated ({adoption}): {reps} replications in {time.perf_counter() - started:.0f}s", flush=True)
             pd.DataFrame(rows).to_csv(out, index=False)
@@ -117,7 +124,7 @@ def run(reps: int, seed: int, effect: float, permutations: int, errors: tuple[st
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """One row per error design and statistic; cells 'size / constant / growing' per configuration."""
+    """One row per error design and statistic; cells 'size / constant / ramp' per configuration."""
     configs = [c for c in CONFIGS if ((table["treated"] == c[0]) & (table["adoption"] == c[1])).any()]
     head = ["errors", "statistic"] + [f"{t} {a}" for t, a in configs]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -129,8 +136,8 @@ def markdown(table: pd.DataFrame) -> str:
             cells = []
             for n_treated, adoption in configs:
                 cell = part.loc[(part["treated"] == n_treated) & (part["adoption"] == adoption)].set_index("quantity")["rejection_rate"]
-                cells.append(" / ".join(f"{cell.get(q, np.nan):.3f}" for q in ("size", "power, constant effect", "power, growing effect")))
-            label = f"**{name}** (default)" if name == "gap s.d." else name
+                cells.append(" / ".join(f"{cell.get(q, np.nan):.3f}" for q in ("size", "power, constant effect", "power, ramp then plateau")))
+            label = f"**{name}** (default)" if name == DEFAULT else name
             lines.append(f"| {kind} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

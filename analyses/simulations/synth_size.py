@@ -29,10 +29,10 @@ group sees the same panels, replication by replication):
   ``synthetic_control`` (one treated region only; it takes one ``treated_unit``): in-space placebo
   permutation of the post/pre RMSPE ratio (Abadie, Diamond & Hainmueller 2010), the ``ATT`` row and
   the per-period rows ``t=``. ``sdid`` (``se_method="permutation"``): randomisation inference over
-  assignments of the adoption pattern, statistic ``|tau| / s``, ``s`` the residual s.d. of the
-  treated-minus-synthetic gap (pre-period fit and post-period deviations from a linear path; Fisher;
-  studentised as ADH's ratio; ``sdid_statistic.py`` compares the candidate statistics), the ``ATT`` row and, with staggered adoption, the cohort rows ``g=``. The
-  unstudentised permutation of ``|tau|`` comes from the same fits (not a default);
+  assignments of the adoption pattern, statistic ``|tau| / s``, ``s^2`` the treated units' mean
+  squared pre-period gap to the weighted controls over their number (Fisher; studentised as ADH's
+  ratio; ``sdid_statistic.py`` compares the candidate statistics), the ``ATT`` row and, with
+  staggered adoption, the cohort rows ``g=``. The unstudentised permutation of ``|tau|`` comes from the same fits (not a default);
 * options, ``--option-reps`` replications (200): ``sdid`` placebo and jackknife variances with
   normal intervals (Arkhangelsky et al. 2021, Algorithms 3-4; Clarke et al. 2023: what synthdid and
   Stata sdid report), and the defaults of ``sdid(estimator="sc")`` and ``sdid(estimator="did")``;
@@ -145,7 +145,7 @@ def methods(n_treated: int, adoption: str, group: str, permutations: int) -> dic
         def permutation(frame, D, seed):
             res = _sdid(frame, n_replications=permutations, seed=seed)
             raw = np.abs(res.replicates)
-            found = {"sdid default (permutation, |tau|/gap s.d.)": _rows(res),
+            found = {"sdid default (permutation, |tau|/pre-fit scale)": _rows(res),
                      "sdid permutation, raw |tau|": (np.array([np.mean(raw >= raw[0] - 1e-12 * raw[0])]), *NO_INTERVAL)}
             if adoption == "staggered":
                 found["sdid default, cohort rows g="] = _rows(res, "g=")
@@ -235,7 +235,7 @@ def run(reps: dict[str, int], seed: int, effect: float, permutations: int, error
 ROW_ORDER = (
     ("synthetic_control default (placebo permutation, RMSPE ratio)", "`synthetic_control` ATT — **default** (placebo permutation)"),
     ("synthetic_control default, period rows t=", "`synthetic_control` period rows `t=` — **default**"),
-    ("sdid default (permutation, |tau|/gap s.d.)", "`sdid` ATT — **default** (randomisation, studentised)"),
+    ("sdid default (permutation, |tau|/pre-fit scale)", "`sdid` ATT — **default** (randomisation, studentised)"),
     ("sdid default, cohort rows g=", "`sdid` cohort rows `g=` — **default**"),
     ("sdid permutation, raw |tau|", "`sdid` randomisation of raw \\|tau\\|"),
     ("sdid placebo SE, normal CI", "`sdid` placebo SE (synthdid/Stata with 1 treated)"),
