@@ -27,7 +27,8 @@ from impact.errors import EstimationError, SpecError
 from impact.inference.resampling import chunk_generators, chunk_starts, map_chunks
 from impact.inference.vcov import group_sums
 
-__all__ = ["WEIGHT_TYPES", "WildBootstrap", "wild_cluster_bootstrap", "bootstrap_weights"]
+__all__ = ["WEIGHT_TYPES", "WILD_FEW_TREATED", "WildBootstrap", "bootstrap_weights", "warn_wild_few_treated",
+           "wild_cluster_bootstrap"]
 
 WEIGHT_TYPES = ("webb", "rademacher")
 _WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
@@ -150,6 +151,7 @@ def wild_cluster_bootstrap(
     enumerate_up_to: int = 20,
     subclusters: np.ndarray | None = None,
     n_jobs: int | None = None,
+    where: str = "wild_cluster_bootstrap",
 ) -> WildBootstrap:
     """Restricted wild cluster bootstrap test and confidence interval for coefficient ``coef``.
 
@@ -184,6 +186,8 @@ def wild_cluster_bootstrap(
         Split the chunks of weights over this many workers of joblib's active backend (-1: one per
         core); default: the enclosing :func:`impact.inference.resampling.parallel_draws`, else 1. The
         draws are the same for a given seed whatever the number of workers.
+    where : str
+        The caller's name, to prefix error messages.
 
     Notes
     -----
@@ -231,7 +235,7 @@ def wild_cluster_bootstrap(
 
     groups, cluster_of_group = clusters, None
     if subclusters is not None:
-        groups, cluster_of_group = _check_subclusters(subclusters, clusters, G)
+        groups, cluster_of_group = _check_subclusters(subclusters, clusters, G, where)
     H = G if cluster_of_group is None else len(cluster_of_group)
     # restricted residuals are linear in the null value b: u(b) = y~ - b x~
     terms = (_cluster_terms(x_t, y_t, Z, ZtZ_inv, clusters, G, groups, cluster_of_group),
@@ -277,11 +281,12 @@ def wild_cluster_bootstrap(
                          n_weight_groups=H, subcluster=subclusters is not None)
 
 
-def _check_subclusters(subclusters: np.ndarray, clusters: np.ndarray, G: int) -> tuple[np.ndarray, np.ndarray]:
+def _check_subclusters(subclusters: np.ndarray, clusters: np.ndarray, G: int,
+                       where: str = "wild_cluster_bootstrap") -> tuple[np.ndarray, np.ndarray]:
     """Subcluster codes 0..S-1 and the cluster of each; raises when a subcluster spans clusters."""
     sub = np.asarray(subclusters)
     if sub.shape != clusters.shape:
-        raise SpecError(f"subclusters must have one code per row ({clusters.shape[0]}); got shape {sub.shape}.")
+        raise SpecError(f"{where}: subclusters must have one code per row ({clusters.shape[0]}); got shape {sub.shape}.")
     codes = np.unique(sub, return_inverse=True)[1].reshape(-1).astype(np.int64)
     S = int(codes.max()) + 1
     cluster_of = np.full(S, -1, dtype=np.int64)
@@ -289,8 +294,33 @@ def _check_subclusters(subclusters: np.ndarray, clusters: np.ndarray, G: int) ->
     if np.any(cluster_of[codes] != clusters):
         spanning = int(np.count_nonzero(np.bincount(codes[cluster_of[codes] != clusters], minlength=S)))
         raise SpecError(
-            f"{spanning} subcluster(s) span more than one cluster; the subcluster wild bootstrap needs subclusters "
+            f"{where}: {spanning} subcluster(s) span more than one cluster; the subcluster wild bootstrap needs subclusters "
             "nested within clusters (e.g. units within regions, or unit x period cells).")
     if S <= G:
-        raise SpecError(f"{S} subclusters for {G} clusters: subclusters must be finer than the clusters.")
+        raise SpecError(f"{where}: {S} subclusters for {G} clusters: subclusters must be finer than the clusters "
+                        "(e.g. units within regions, or unit x period cells); with subclusters equal to the clusters "
+                        "drop bootstrap_subcluster= for the ordinary wild cluster bootstrap.")
     return codes, cluster_of
+
+
+#: with this many treated clusters or fewer, the restricted wild cluster bootstrap has no power
+#: (MacKinnon & Webb 2017, 2018; README table: 0.00 rejections with 1-2 treated regions of 20)
+WILD_FEW_TREATED = 2
+
+
+def warn_wild_few_treated(treated: np.ndarray, clusters: np.ndarray, n_clusters: int, subcluster: bool,
+                          where: str) -> None:
+    """FewTreatedClustersWarning when at most ``WILD_FEW_TREATED`` clusters hold treated rows (``treated``
+    nonzero): the designs that offer ``vcov="wild"`` (twfe, event_study) say what to do instead."""
+    from impact.errors import FewTreatedClustersWarning, warn
+
+    n_treated = int(np.count_nonzero(np.bincount(clusters[np.asarray(treated) != 0], minlength=n_clusters)))
+    if n_treated > WILD_FEW_TREATED:
+        return
+    advice = ("the subcluster bootstrap used here is valid only if errors are not strongly correlated within "
+              "clusters" if subcluster else
+              "bootstrap by subcluster (bootstrap_subcluster=, MacKinnon & Webb 2018) or use inference='randomization'")
+    warn(FewTreatedClustersWarning,
+         f"{where}: wild bootstrap with few treated clusters: only {n_treated} of {n_clusters} clusters are treated, "
+         "and the restricted wild cluster bootstrap then has almost no power (its p-values bunch near 1 and its "
+         f"intervals are very wide; MacKinnon & Webb 2017, 2018); {advice}.")
