@@ -117,7 +117,11 @@ def pretrend_test(result: Result) -> dict[str, Any]:
     cluster-robust covariances; the normal/chi-squared reference when they are infinite). Results
     fitted with ``vcov="CR2"`` (``event_study``, ``sun_abraham``) use the HTZ test of Pustejovsky &
     Tipton (2018) instead (:func:`impact.inference.htz.cr2_wald_test`), which keeps its size with few
-    clusters; the ``method`` entry says which test was run.
+    clusters; the ``method`` entry says which test was run. Designs that computed a valid test with
+    their own inference (randomisation inference, the default with few treated regions) return it.
+    Synthetic control and synthetic DiD results, which have no leads, run an in-time placebo with
+    their own exact test (``SyntheticControlResult.in_time_pretrend_test``,
+    ``SyntheticDiDResult.in_time_pretrend_test``).
 
     Notes
     -----
