@@ -126,10 +126,38 @@ def tests(data: pd.DataFrame, perms: int, seed: int, only: tuple[str, ...] = GRO
                 out[f"pretrend_test({name}): {label}"] = (res.diagnostics.get("pretrend_test") or {}).get("p_value")
             elif name != "did2s":  # did2s estimates no leads, so it has no pre-trend test
                 out[f"pretrend_test({name}): {label}"] = im.did.pretrend_test(res)["p_value"]
+        if options:
+            out.update(_small_sample_options(name, fn, data, common, boot, seed))
     if wanted("twfe"):
         out["twfe: default (randomisation)"] = im.did.twfe(data, treatment="D", **ri_options, **common).p_value
         for label, kind in (("CR1 (fixest, Stata)", "cluster"), ("CR2", "CR2"), (f"wild, Webb {boot}", "wild"))[: 3 if options else 0]:
             out[f"twfe: {label}"] = im.did.twfe(data, treatment="D", vcov=kind, n_bootstrap=boot, seed=seed, **common).p_value
+        if options:
+            out[f"twfe: {SUBCLUSTER} {boot}"] = im.did.twfe(
+                data.assign(cell=np.arange(len(data))), treatment="D", vcov="wild", bootstrap_subcluster="cell",
+                n_bootstrap=boot, seed=seed, **common).p_value
+    return out
+
+
+SUBCLUSTER = "wild by observation (subcluster, MacKinnon & Webb 2018), Webb"
+
+
+def _small_sample_options(name, fn, data, common, boot, seed) -> dict[str, float]:
+    """The analytic and bootstrap options of issue 10 item 2 beyond the peers' formulas: event_study's CR2
+    (with the HTZ pre-trend test), wild bootstrap and subcluster wild bootstrap (weights by region-year
+    observation, the only level finer than the regions here); imputation's CR2/HTZ pre-trend test."""
+    out: dict[str, float] = {}
+    if name == "event_study":
+        cells = data.assign(cell=np.arange(len(data)))
+        for label, kwargs in (("CR2", {"vcov": "CR2"}), (f"wild, Webb {boot}", {"vcov": "wild"}),
+                              (f"{SUBCLUSTER} {boot}", {"vcov": "wild", "bootstrap_subcluster": "cell"})):
+            res = fn(cells, cohort="cohort", n_bootstrap=boot, seed=seed, **kwargs, **common)
+            out[f"{name} ATT: {label}"] = res.p_value
+            if label == "CR2":  # the wild options test the leads with CR1 (the analytic row above)
+                out[f"pretrend_test({name}): CR2 (HTZ)"] = im.did.pretrend_test(res)["p_value"]
+    if name == "imputation":
+        res = fn(data, cohort="cohort", inference="analytic", pretrend_vcov="CR2", **common)
+        out[f"pretrend_test({name}): CR2 (HTZ)"] = res.diagnostics["pretrend_test"].get("p_value")
     return out
 
 

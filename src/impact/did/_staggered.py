@@ -83,8 +83,12 @@ def staggered_panel(
     cluster: str | None = None,
     weights: str | None = None,
     missing: MissingPolicy = "drop",
+    extra_roles: dict[str, str] | None = None,
 ) -> StaggeredPanel:
     """Validate a long panel with a cohort (first treated period) column.
+
+    ``extra_roles`` names further columns a design reads (e.g. ``{"subcluster": ...}``) so that they are
+    checked for presence and missing values like the others.
 
     Never-treated units have cohort 0 or missing (missing is read as never treated, not dropped).
     Cohorts later than the last observed period are never treated within the sample. Units treated
@@ -107,6 +111,7 @@ def staggered_panel(
         "covariates": covs or None,
         "cluster": cluster,
         "weights": weights,
+        **(extra_roles or {}),
     }
     numeric = [outcome, time, cohort, *covs] + ([weights] if weights else [])
     prepared = prepare(data, where=where, roles=roles, numeric=numeric, unique=[unit, time], missing=missing, unit=unit)

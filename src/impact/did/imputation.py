@@ -175,8 +175,15 @@ def _run(df, *, where, outcome, unit, time, cohort, covariates, horizons, cluste
     return panel, e, stage, prepared, chosen, targets, estimates, clusters, G
 
 
-def _leads_fit(panel: StaggeredPanel, stage: _FirstStage, e: np.ndarray, leads: int, cluster_name: str, where: str):
-    """The BJS Test 1 regression: (fit, chosen leads, its observations, leads requested) or a note (str)."""
+PRETREND_VCOV = ("cluster", "CR2")
+
+
+def _leads_fit(panel: StaggeredPanel, stage: _FirstStage, e: np.ndarray, leads: int, cluster_name: str, where: str,
+               vcov: str = "cluster"):
+    """The BJS Test 1 regression: (fit, chosen leads, its observations, leads requested) or a note (str).
+
+    ``vcov="CR2"`` keeps the period effects (not nested within clusters) as columns of ``fit.X`` for the
+    HTZ test; the default absorbs both sets of effects."""
     from impact.did._staggered import fe_regression
 
     keep_idx = np.flatnonzero(stage.keep)[stage.untreated]
@@ -196,7 +203,7 @@ def _leads_fit(panel: StaggeredPanel, stage: _FirstStage, e: np.ndarray, leads: 
                 panel.y[keep_idx], X, names, unit_codes=panel.unit_codes[keep_idx],
                 time_codes=panel.time_codes[keep_idx], n_periods=len(panel.periods),
                 weights=None if panel.weights is None else panel.weights[keep_idx],
-                cluster_values=panel.cluster_values[keep_idx], cluster_name=cluster_name, vcov="cluster",
+                cluster_values=panel.cluster_values[keep_idx], cluster_name=cluster_name, vcov=vcov,
                 treated=panel.cohort[keep_idx] > 0, where=where, cluster_warnings=False,
             )
         except EstimationError:
@@ -209,23 +216,40 @@ def _leads_fit(panel: StaggeredPanel, stage: _FirstStage, e: np.ndarray, leads: 
 
 
 def _pretrend_leads(panel: StaggeredPanel, stage: _FirstStage, e: np.ndarray, leads: int, cluster_name: str,
-                    where: str) -> dict:
+                    where: str, vcov: str = "cluster") -> dict:
     """BJS (2024, Test 1): on untreated observations, regress Y on unit and period effects (and covariates)
-    plus indicators of the last ``leads`` pre-treatment periods; Wald test that they are jointly zero."""
-    from impact.did.pretrends import pretrend_wald
+    plus indicators of the last ``leads`` pre-treatment periods; Wald test that they are jointly zero:
+    F(q, G - 1) with CR1 (``vcov="cluster"``), or the CR2 Wald test with the HTZ reference distribution of
+    Pustejovsky & Tipton (2018) (``vcov="CR2"``), which keeps its size with few (treated) clusters."""
+    from impact.did.pretrends import htz_entries, pretrend_wald
+    from impact.inference.htz import cr2_wald_test
 
-    fitted = _leads_fit(panel, stage, e, leads, cluster_name, where)
+    fitted = _leads_fit(panel, stage, e, leads, cluster_name, where, vcov)
     if isinstance(fitted, str):
         return {"note": fitted}
-    fit, chosen, _keep_idx, requested = fitted
+    fit, chosen, keep_idx, requested = fitted
     k = len(chosen)
-    test = pretrend_wald(chosen, fit.coef[:k], fit.vcov[:k, :k], df_denom=float(fit.df[0]))
+    if vcov == "CR2":
+        test = {"event_times": list(chosen)}
+        try:
+            test.update(htz_entries(cr2_wald_test(
+                fit.X, fit.resid, fit.design_coef, fit.clusters, np.eye(fit.X.shape[1])[:k],
+                weights=None if panel.weights is None else panel.weights[keep_idx], where=where)))
+        except EstimationError as exc:
+            test.update(statistic=None, chi2=None, df_num=float(k), df_denom=None, p_value=None,
+                        note=f"not computable: {exc}")
+        how = "CR2 with the HTZ test (Pustejovsky & Tipton 2018)"
+    else:
+        test = pretrend_wald(chosen, fit.coef[:k], fit.vcov[:k, :k], df_denom=float(fit.df[0]))
+        how = "CR1"
     test["coefficients"] = [{"event_time": c, "estimate": float(b), "std_error": float(s)}
                             for c, b, s in zip(chosen, fit.coef[:k], np.sqrt(np.diag(fit.vcov)[:k]))]
-    test["method"] = ("BJS Test 1: lead indicators added to the untreated-observation regression, CR1 by "
-                      f"{cluster_name}; reference = untreated periods more than {k} before adoption and "
+    detail = test.get("method")  # the HTZ test's own description (degrees of freedom, clusters)
+    test["method"] = ("BJS Test 1: lead indicators added to the untreated-observation regression, "
+                      f"{how} by {cluster_name}; reference = untreated periods more than {k} before adoption and "
                       "never-treated units" + (f" ({requested} leads requested; the most distant were dropped to "
-                                              "keep a reference period)" if k < requested else ""))
+                                              "keep a reference period)" if k < requested else "")
+                      + (f"; {detail}" if vcov == "CR2" and detail else ""))
     return test
 
 
@@ -283,6 +307,7 @@ def imputation(
     inference: Literal["auto", "randomization", "analytic"] = "auto",
     n_permutations: int = 9_999,
     seed: int | None = None,
+    pretrend_vcov: Literal["cluster", "CR2"] | None = None,
 ) -> EventStudyResult:
     """Borusyak-Jaravel-Spiess imputation estimator of event-time and overall ATTs.
 
@@ -307,6 +332,13 @@ def imputation(
         Number of pre-treatment periods in the BJS pre-trend test (Test 1, estimated on untreated
         observations only, so it does not affect the estimates); stored in
         ``diagnostics["pretrend_test"]``. None skips it.
+    pretrend_vcov : {None, "cluster", "CR2"}
+        Covariance of the pre-trend test's lead coefficients. None (default): the randomisation test over
+        start years when ``inference`` picks randomisation inference, else ``"cluster"``. ``"cluster"``:
+        CR1 with an F(q, G - 1) reference, which over-rejects with few (treated) clusters. ``"CR2"``: the
+        CR2 Wald test with the HTZ reference distribution (Pustejovsky & Tipton 2018; equal to R
+        ``clubSandwich::Wald_test(test = "HTZ")``), an analytic test that keeps its size with few treated
+        clusters; it is used whatever ``inference`` says about the effects.
     level : float
         Confidence level (normal critical values, as BJS).
     missing : {"drop", "error"}
@@ -347,6 +379,11 @@ def imputation(
     """
     where = "imputation"
     check_option("leave_out", leave_out, (True, False))
+    if pretrend_vcov is not None:
+        check_option("pretrend_vcov", pretrend_vcov, PRETREND_VCOV)
+        if pretrend_leads is None:
+            raise SpecError(f"{where}: pretrend_vcov={pretrend_vcov!r} sets the pre-trend test, which "
+                            "pretrend_leads=None skips; drop one of them.")
     if pretrend_leads is not None and (not isinstance(pretrend_leads, int | np.integer) or pretrend_leads < 1):
         raise SpecError(f"{where}: pretrend_leads must be a positive integer or None, got {pretrend_leads!r}.")
     with recording_warnings() as log:
@@ -386,15 +423,18 @@ def imputation(
                        "normal critical values; ATT = average over all imputed treated observations"),
             level=level, outcome=outcome, unit=unit, G=G,
             settings={"horizons": chosen, "leave_out": leave_out, "cluster": cluster or unit,
-                      "covariates": list(panel.covariate_names), "weights": weights},
+                      "covariates": list(panel.covariate_names), "weights": weights,
+                      **({"pretrend_vcov": pretrend_vcov} if pretrend_vcov is not None else {})},
             log=log, extra_diagnostics={
                 "estimator_weights_check": float(abs(v[:, -1] @ panel.y[stage.keep] - estimates[-1])),
-                **({"pretrend_test": _pretrend_leads(panel, stage, e, int(pretrend_leads), cluster or unit, where)}
+                **({"pretrend_test": _pretrend_leads(panel, stage, e, int(pretrend_leads), cluster or unit, where,
+                                                     pretrend_vcov or "cluster")}
                    if pretrend_leads is not None else {}),
             },
         )
+        # an explicit pretrend_vcov keeps its analytic pre-trend test; the effects may still be randomised
         res = _randomized(res, panel=panel, stage=stage, e=e, weights_obs=v.T, inference=inference,
-                          pretrend_leads=pretrend_leads, n_permutations=n_permutations, seed=seed, level=level,
+                          pretrend_leads=pretrend_leads if pretrend_vcov is None else None, n_permutations=n_permutations, seed=seed, level=level,
                           where=where, cluster=cluster, unit=unit)
     return res.replace(warnings=tuple(log))
 

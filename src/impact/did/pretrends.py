@@ -170,9 +170,16 @@ def _htz_pretrend(result: Result) -> dict[str, Any] | None:
         out.update(statistic=None, chi2=None, df_num=float(len(pre)), df_denom=None, p_value=None,
                    note=f"not computable: {exc}", method="CR2 Wald test (HTZ)")
         return out
-    out.update(statistic=test["statistic"] if test["p_value"] is not None else None, chi2=test["Q"], df_num=test["df_num"], df_denom=test["df_denom"],
-               p_value=test["p_value"], delta=test["delta"], test="HTZ",
-               method=f"{test['method']} (equal to R clubSandwich::Wald_test(test = 'HTZ'))")
+    out.update(htz_entries(test))
+    return out
+
+
+def htz_entries(test: dict[str, Any]) -> dict[str, Any]:
+    """The pre-trend test entries (statistic, chi2, df, p_value, delta, test, method, note) of a
+    :func:`impact.inference.htz.cr2_wald_test` result, as every HTZ pre-trend test reports them."""
+    out = {"statistic": test["statistic"] if test["p_value"] is not None else None, "chi2": test["Q"],
+           "df_num": test["df_num"], "df_denom": test["df_denom"], "p_value": test["p_value"], "delta": test["delta"],
+           "test": "HTZ", "method": f"{test['method']} (equal to R clubSandwich::Wald_test(test = 'HTZ'))"}
     if test.get("note"):
         out["note"] = test["note"]
     return out

@@ -150,6 +150,7 @@ def wild_cluster_bootstrap(
     enumerate_up_to: int = 20,
     subclusters: np.ndarray | None = None,
     n_jobs: int | None = None,
+    where: str = "wild_cluster_bootstrap",
 ) -> WildBootstrap:
     """Restricted wild cluster bootstrap test and confidence interval for coefficient ``coef``.
 
@@ -184,6 +185,8 @@ def wild_cluster_bootstrap(
         Split the chunks of weights over this many workers of joblib's active backend (-1: one per
         core); default: the enclosing :func:`impact.inference.resampling.parallel_draws`, else 1. The
         draws are the same for a given seed whatever the number of workers.
+    where : str
+        The caller's name, to prefix error messages.
 
     Notes
     -----
@@ -231,7 +234,7 @@ def wild_cluster_bootstrap(
 
     groups, cluster_of_group = clusters, None
     if subclusters is not None:
-        groups, cluster_of_group = _check_subclusters(subclusters, clusters, G)
+        groups, cluster_of_group = _check_subclusters(subclusters, clusters, G, where)
     H = G if cluster_of_group is None else len(cluster_of_group)
     # restricted residuals are linear in the null value b: u(b) = y~ - b x~
     terms = (_cluster_terms(x_t, y_t, Z, ZtZ_inv, clusters, G, groups, cluster_of_group),
@@ -277,11 +280,12 @@ def wild_cluster_bootstrap(
                          n_weight_groups=H, subcluster=subclusters is not None)
 
 
-def _check_subclusters(subclusters: np.ndarray, clusters: np.ndarray, G: int) -> tuple[np.ndarray, np.ndarray]:
+def _check_subclusters(subclusters: np.ndarray, clusters: np.ndarray, G: int,
+                       where: str = "wild_cluster_bootstrap") -> tuple[np.ndarray, np.ndarray]:
     """Subcluster codes 0..S-1 and the cluster of each; raises when a subcluster spans clusters."""
     sub = np.asarray(subclusters)
     if sub.shape != clusters.shape:
-        raise SpecError(f"subclusters must have one code per row ({clusters.shape[0]}); got shape {sub.shape}.")
+        raise SpecError(f"{where}: subclusters must have one code per row ({clusters.shape[0]}); got shape {sub.shape}.")
     codes = np.unique(sub, return_inverse=True)[1].reshape(-1).astype(np.int64)
     S = int(codes.max()) + 1
     cluster_of = np.full(S, -1, dtype=np.int64)
@@ -289,8 +293,10 @@ def _check_subclusters(subclusters: np.ndarray, clusters: np.ndarray, G: int) ->
     if np.any(cluster_of[codes] != clusters):
         spanning = int(np.count_nonzero(np.bincount(codes[cluster_of[codes] != clusters], minlength=S)))
         raise SpecError(
-            f"{spanning} subcluster(s) span more than one cluster; the subcluster wild bootstrap needs subclusters "
+            f"{where}: {spanning} subcluster(s) span more than one cluster; the subcluster wild bootstrap needs subclusters "
             "nested within clusters (e.g. units within regions, or unit x period cells).")
     if S <= G:
-        raise SpecError(f"{S} subclusters for {G} clusters: subclusters must be finer than the clusters.")
+        raise SpecError(f"{where}: {S} subclusters for {G} clusters: subclusters must be finer than the clusters "
+                        "(e.g. units within regions, or unit x period cells); with subclusters equal to the clusters "
+                        "drop bootstrap_subcluster= for the ordinary wild cluster bootstrap.")
     return codes, cluster_of
