@@ -181,3 +181,13 @@ def test_bad_input_is_typed():
     with pytest.raises(SpecError, match="one code per row \\(60\\)"):
         wild_cluster_bootstrap(X, df["y"].to_numpy(float), cl, coef=1, subclusters=np.arange(10), n_bootstrap=999)
     assert "block" in holes.columns and holes["block"].isna().sum() == 1  # the caller's frame is untouched
+
+
+def test_few_treated_warning_names_the_remedy():
+    from impact.errors import FewTreatedClustersWarning
+
+    df = _panel(G=6)  # 2 treated regions of 6: the ordinary bootstrap by region has almost no power
+    with pytest.warns(FewTreatedClustersWarning, match="wild bootstrap with few treated clusters.*bootstrap_subcluster"):
+        im.did.event_study(df, **COMMON, n_bootstrap=999, seed=1)
+    with pytest.warns(FewTreatedClustersWarning, match="subcluster bootstrap used here is valid only if errors"):
+        im.did.event_study(df, **COMMON, bootstrap_subcluster="unit", n_bootstrap=999, seed=1)

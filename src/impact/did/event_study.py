@@ -20,6 +20,7 @@ from impact.did._staggered import (
 )
 from impact.did.pretrends import EventTimeMethods, describe_wald, pretrend_plot, pretrend_test
 from impact.inference.vcov import SmallSampleCorrection
+from impact.inference.wild import warn_wild_few_treated, wild_cluster_bootstrap
 from impact.errors import (
     SampleWarning,
     SpecError,
@@ -298,6 +299,7 @@ def event_study(
             effects, draws = _wild_effects(
                 effects, fit, event_times, refs, weights=None if panel.weights is None else panel.weights[keep],
                 n_bootstrap=n_bootstrap, weight_type=bootstrap_weights, seed=seed, level=level, subclusters=subclusters)
+            warn_wild_few_treated(panel.cohort[keep] > 0, fit.clusters, fit.n_clusters, subclusters is not None, where)
             inference_text = (f"restricted wild cluster bootstrap ({bootstrap_weights} weights, {draws}, "
                               f"{fit.n_clusters} clusters) per coefficient for p-values and intervals; standard errors "
                               "and the joint pre-trend test use CR1")
@@ -377,8 +379,6 @@ def _wild_effects(effects: pd.DataFrame, fit, event_times, refs, *, weights, n_b
     identity with row ``j`` replaced by ``a`` (so the ``j``-th new coefficient is ``a'b``). ``subclusters``
     (codes per row) draws the weights by subcluster (MacKinnon & Webb 2018) in the shared engine.
     """
-    from impact.inference.wild import wild_cluster_bootstrap
-
     p_full = fit.X.shape[1]
     et = list(event_times)
     post = [j for j, ev in enumerate(et) if ev >= 0]

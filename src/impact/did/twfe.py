@@ -25,7 +25,7 @@ from impact.inference.absorb import is_grid
 from impact.inference.few_treated import RESIDUAL_METHODS, residual_inference
 from impact.inference.htz import LinearFit
 from impact.inference.vcov import CLUSTER_KINDS, VCOV_KINDS, SmallSampleCorrection, VcovKind
-from impact.inference.wild import WEIGHT_TYPES, wild_cluster_bootstrap
+from impact.inference.wild import WEIGHT_TYPES, warn_wild_few_treated, wild_cluster_bootstrap
 from impact.results import Result, effects_table
 
 __all__ = ["twfe"]
@@ -304,7 +304,7 @@ def twfe(
                 n_bootstrap=n_bootstrap, seed=seed, level=level, absorbed=fit.absorbed,
                 enumerate_up_to=bootstrap_enumerate_up_to, subclusters=subclusters,
             )
-            _warn_wild_few_treated(d, clusters, n_clusters, subclusters is not None, where)
+            warn_wild_few_treated(d, clusters, n_clusters, subclusters is not None, where)
 
     beta = fit.coef
     n_obs = len(fit.y)
@@ -494,23 +494,3 @@ def _twfe_residual_inference(fit, d, unit_codes, time_codes, n_units, n_time, si
         size = np.bincount(cluster_of_unit, weights=per_unit, minlength=G)
     return residual_inference(float(fit.coef[0]), resid, weights, treated, method=method, group_size=size,
                               level=level, n_draws=n_draws, seed=seed, where=where)
-
-
-#: with this many treated clusters or fewer, the restricted wild cluster bootstrap has no power
-#: (MacKinnon & Webb 2017, 2018; README table: 0.00 rejections with 1-2 treated regions of 20)
-WILD_FEW_TREATED = 2
-
-
-def _warn_wild_few_treated(d, clusters, n_clusters, subcluster, where):
-    from impact.errors import FewTreatedClustersWarning, warn
-
-    treated = int(np.count_nonzero(np.bincount(clusters[d == 1], minlength=n_clusters)))
-    if treated > WILD_FEW_TREATED:
-        return
-    advice = ("the subcluster bootstrap used here is valid only if errors are not strongly correlated within "
-              "clusters" if subcluster else
-              "bootstrap by subcluster (bootstrap_subcluster=, MacKinnon & Webb 2018) or use inference='randomization'")
-    warn(FewTreatedClustersWarning,
-         f"{where}: wild bootstrap with few treated clusters: only {treated} of {n_clusters} clusters are treated, "
-         "and the restricted wild cluster bootstrap then has almost no power (its p-values bunch near 1 and its "
-         f"intervals are very wide; MacKinnon & Webb 2017, 2018); {advice}.")
