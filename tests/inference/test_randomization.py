@@ -515,3 +515,35 @@ def test_trend_row_is_the_least_squares_treated_by_period_slope_in_the_window():
                         n_permutations=999, seed=1, onset=np.array([4, 6, 8]))
     row = late.trend_row()
     assert np.allclose(row[:2, :4].sum(axis=1), 0) and np.allclose(row[:, 4:], 0) and row[1, 3] > 0 > row[0, 3]
+
+
+def test_dose_response_pretrend_test_is_exact_brute_force_over_every_realised_assignment(monkeypatch):
+    # the brute-force check above for dose_response's randomisation pre-trend test (binarised event-time
+    # leads): dose_response needs three treated units per cohort, so seven units with cohorts of three
+    # starting in years 4 and 5 (7! / (3! 3! 1!) = 140 assignments), large unit- and year-specific effects.
+    # Without the start years (the approximate test it used before) the same check fails.
+    import impact.did._randomization as engine
+
+    rng = np.random.default_rng(11)
+    n, T = 7, 7
+    y0 = rng.normal(0, 1, n)[:, None] + 0.3 * np.arange(1, T + 1) + rng.normal(0, 1, (n, T)) * rng.uniform(0.5, 2, n)[:, None]
+    effect = rng.normal(0, 5, (n, T)) + 8 * rng.uniform(-1, 1, n)[:, None]
+    years = np.arange(1, T + 1)
+
+    def p_values(window: int | None) -> list[float]:
+        out = []
+        for s in map(np.asarray, _assignments(np.array([4, 4, 4, 5, 5, 5, 0]))):
+            D = (s[:, None] > 0) & (years[None, :] >= s[:, None])
+            df = pd.DataFrame({"unit": np.repeat(np.arange(n), T), "year": np.tile(years, n), "y": (y0 + effect * D).ravel(),
+                               "cohort": np.repeat(s, T), "dose": np.repeat(np.where(s > 0, 1 + 0.3 * np.arange(n), 0.0), T)})
+            fit = _quiet(im.did.dose_response, df, outcome="y", unit="unit", time="year", cohort="cohort", dose="dose",
+                         inference="randomization", degree=1, n_bootstrap=None)
+            test = fit.diagnostics["pretrend_wald_event_time"]
+            assert test["exact"] and test["n_assignments"] == 140 and test.get("pre_periods") == window
+            out.append(test["p_value"])
+        return out
+
+    exact = p_values(3)
+    assert len(exact) == 140 and _is_exact(exact)
+    monkeypatch.setattr(engine, "cell_onset", lambda *args: None)  # no start years: estimated effects removed
+    assert not _is_exact(p_values(None))

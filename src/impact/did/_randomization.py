@@ -22,7 +22,7 @@ import numpy as np
 
 from impact.inference.randomization import AdoptionRandomization, LinearComponents, adoption_randomization
 
-__all__ = ["CohortSums", "CrossSectionSums", "cell_matrix"]
+__all__ = ["CohortSums", "CrossSectionSums", "cell_matrix", "cell_onset"]
 
 
 def cell_matrix(cells: list[dict], K: int, T: int, cohort_units: np.ndarray) -> np.ndarray:
@@ -39,6 +39,17 @@ def cell_matrix(cells: list[dict], K: int, T: int, cohort_units: np.ndarray) -> 
         C[j, comp, t] -= 1.0 / n_comp
         C[j, comp, b] += 1.0 / n_comp
     return C
+
+
+def cell_onset(cells: list[dict], K: int, T: int) -> np.ndarray:
+    """(K+1,) per cohort code the first period whose outcome treatment may affect: the period after the
+    base of its earliest post-treatment cell (its start, less any anticipation); T for cohorts without
+    post cells (the never treated). :attr:`CohortLinear.onset` of designs built from ATT(g, t) cells."""
+    onset = np.full(K + 1, T)
+    for c in cells:
+        if c["post"]:
+            onset[c["k"]] = min(onset[c["k"]], c["base"] + 1)
+    return onset
 
 
 @dataclass(frozen=True)
