@@ -1,7 +1,7 @@
 """Which studentisation for sdid's randomisation test? The candidates, side by side on the same fits.
 
 A script, not a test: ``nice -n 19 .venv/bin/python analyses/simulations/sdid_statistic.py`` writes
-``sdid_statistic.csv`` (about 15 minutes on a shared 2-core machine); ``--markdown`` prints the
+``sdid_statistic.csv`` (about 45 minutes on a shared, loaded 2-core machine); ``--markdown`` prints the
 README table from it.
 
 Every candidate is a randomisation test over the same assignments of the adoption pattern, with the
