@@ -2,8 +2,8 @@
 
 A script, not a test: ``nice -n 19 .venv/bin/python analyses/simulations/synth_size.py`` writes the committed
 ``synth_size.csv`` (about 70 minutes on a shared, loaded 2-core machine, and 15 more for the ``pretrend``
-group); ``synth_size_stress.csv`` is ``--groups default --errors "treated noisier" --reps 200 --treated 1 --treated 3 --treated 8 --out ...``;
-``--markdown`` prints the README tables from the CSV.
+group); ``synth_size_stress.csv`` is ``--groups default --errors "treated noisier" --reps 200
+--treated 1 --treated 3 --treated 8 --out ...``; ``--markdown`` prints the README tables from the CSV.
 
 Design. 20 regions x 12 years. ``Y_it = a_i + d_t + l_i f_t + e_it`` with region effects
 ``a_i ~ N(0, 1)``, a year trend ``d_t`` (random walk with drift), a common factor ``f_t`` (random
