@@ -408,8 +408,15 @@ def test_pretrend_test_is_exact_brute_force_over_every_realised_assignment(desig
     # exactly 30 v of them: P(p <= v) = v (1/30, 2/30, ...; assignments that f cannot tell apart, e.g. two
     # singleton cohorts swapped within the window, tie and share a rank).
     kw = {"outcome": "y", "unit": "unit", "time": "year", "cohort": "cohort", "inference": "randomization"}
-    p = [_quiet(getattr(im.did, design), df, **kw).diagnostics["pretrend_test"]["p_value"] for df in _realisations()]
+    tests = [_quiet(getattr(im.did, design), df, **kw).diagnostics["pretrend_test"] for df in _realisations()]
+    assert all(MIN_P in t["method"] and t["exact"] for t in tests)  # the default statistic, over all 30 assignments
+    p = [t["p_value"] for t in tests]
     assert len(p) == 30 and _is_exact(p)
+    # and each of its two components alone (the statistic before the trend was added, and the trend)
+    assert _is_exact([t["p_value_sum_of_squares"] for t in tests]) and _is_exact([t["p_value_trend"] for t in tests])
+
+
+MIN_P = "min-p of the sum of squared studentised pre-period effects and their linear trend"
 
 
 def _is_exact(p) -> bool:
@@ -428,7 +435,7 @@ def test_att_gt_pretrend_tests_are_exact_and_removing_estimated_effects_is_not()
         res = _quiet(im.did.att_gt, df, outcome="y", unit="unit", time="year", cohort="cohort", inference="randomization")
         p_dynamic.append(im.did.pretrend_test(res.aggregate("dynamic"))["p_value"])
         test = res.diagnostics["pretrend_wald"]
-        assert "before the earliest start" in test["method"] and test["pre_periods"] == 3
+        assert "before the earliest start" in test["method"] and MIN_P in test["method"] and test["pre_periods"] == 3
         p_cells.append(test["p_value"])
         engine = res.randomization
         cells = res.effects["estimate"].to_numpy(dtype=float)[1:]  # the headline ATT, then the ATT(g, t)
@@ -450,3 +457,61 @@ def test_pretrend_test_without_two_periods_before_the_earliest_start_says_it_is_
         test = res.diagnostics["pretrend_wald" if "pretrend_wald" in res.diagnostics else "pretrend_test"]
         assert "approximately exact" in test["assumption"] and "earliest start" not in test["method"]
         assert 0 < test["p_value"] <= 1
+
+
+def test_min_p_combination_equals_a_loop_over_assignments():
+    # the vectorised min-p (sorts and searches) against its definition, one assignment at a time: each
+    # assignment's p-value per statistic is its share of assignments at least as extreme (itself included);
+    # the combined p-value is the share whose smaller p-value is at most the observed one, ties of the smaller
+    # p-value broken by the larger. Ties in the statistics included.
+    from impact.inference.randomization import _min_p
+
+    rng = np.random.default_rng(5)
+    for n, ties in ((30, False), (200, True), (1000, False)):
+        stats_ = rng.chisquare(3, (n, 2))
+        if ties:
+            stats_ = np.round(stats_)
+        counts = np.array([[np.sum(stats_[:, j] >= stats_[i, j]) for j in range(2)] for i in range(n)])
+        pairs = [tuple(sorted(c)) for c in counts]  # (smaller, larger): Python compares tuples lexicographically
+        expected = sum(pair <= pairs[0] for pair in pairs) / n
+        p, (p1, p2) = _min_p(stats_)
+        assert p == pytest.approx(expected, abs=1e-15)
+        assert (p1, p2) == pytest.approx(tuple(counts[0] / n), abs=1e-15)
+        assert p >= max(1 / n, min(p1, p2))  # never below the smaller single p-value
+
+
+def test_trend_row_is_the_least_squares_treated_by_period_slope_in_the_window():
+    # independent source: numpy least squares of y on unit and year dummies and treated x year, on the
+    # years before the earliest start (here years 1-4: starts 5, 7); the trend row applied to the cohort-year
+    # sums must give the same coefficient, and the pre-trend test reports it studentised, with its sign
+    df = _panel(n_units=12, n_periods=8, starts=(5, 5, 7), seed=3)
+    treated = df["cohort"] > 0
+    df.loc[treated, "y"] += 1.5 * df.loc[treated, "year"]  # a linear pre-trend in the treated units
+    res = _quiet(im.did.event_study, df, outcome="y", unit="unit", time="year", cohort="cohort",
+                 inference="randomization", n_permutations=999, seed=1)
+    test = res.diagnostics["pretrend_test"]
+    assert "min-p of the sum of squared studentised pre-period effects and their linear trend" in test["method"]
+    assert test["pre_periods"] == 4 and test["trend_t"] > 2 and test["p_value"] <= 0.05
+    assert test["p_value"] >= min(test["p_value_sum_of_squares"], test["p_value_trend"])
+
+    window = df.loc[df["year"] <= 4]
+    units = pd.get_dummies(window["unit"], dtype=float).to_numpy()
+    years = pd.get_dummies(window["year"], dtype=float).to_numpy()[:, 1:]
+    slope = ((window["cohort"] > 0) * (window["year"] - 2.5)).to_numpy(dtype=float)
+    X = np.column_stack([slope, units, years])
+    beta = np.linalg.lstsq(X, window["y"].to_numpy(), rcond=None)[0][0]
+
+    from impact.did._randomization import CohortLinear
+
+    codes = np.array([0, 0, 1] + [2] * 9)  # cohorts 5, 7, never (code K = 2)
+    Y = df.pivot(index="unit", columns="year", values="y").to_numpy()
+    ctx = CohortLinear(Yb=Y, labels=codes, K=2, block_units=np.ones(12), unit_word="units", n_permutations=999,
+                       seed=1, onset=np.array([4, 6, 8]))
+    row = ctx.trend_row()
+    sums = np.stack([Y[codes == k].sum(axis=0) for k in range(3)])
+    assert np.sum(row * sums) == pytest.approx(beta, rel=1e-10)
+    # without never-treated units the contrast is later against earlier starters (start column as g)
+    late = CohortLinear(Yb=Y, labels=np.array([0] * 6 + [1] * 6), K=2, block_units=np.ones(12), unit_word="units",
+                        n_permutations=999, seed=1, onset=np.array([4, 6, 8]))
+    row = late.trend_row()
+    assert np.allclose(row[:2, :4].sum(axis=1), 0) and np.allclose(row[:, 4:], 0) and row[1, 3] > 0 > row[0, 3]

@@ -124,16 +124,15 @@ def test_4_attrition_and_failed_pretrends_lower_the_level(job):
     # (randomisation) pre-trend tests no longer reject them en masse, as the analytic ones did (issue 10).
     # They are exact (confined to 2010-2013, before the first start), so they reject 5% of true nulls: in
     # this realisation the 2016 and 2019 waves drift up against the others over 2010-2013 (by about 0.2 new
-    # firms per 1,000), and with not-yet-treated comparisons the tests reject at p = 0.03-0.04 (0.05-0.06
-    # with never-treated ones). Ten pre-trend tests of one hypothesis are run on this evaluation and its
-    # checks, so one below 5% is judged after Holm's adjustment: named, with its check and both p-values,
-    # and the level is kept.
+    # firms per 1,000): the sum of squares alone gave p = 0.03-0.04 with not-yet-treated comparisons; the
+    # default statistic (min-p with the linear trend) gives a smallest p of 0.051 over the ten tests. Ten
+    # pre-trend tests of one hypothesis are run on this evaluation and its checks, so one below 5% would be
+    # judged after Holm's adjustment (named, with both p-values) and the level kept: either way, no lowering.
     support = card(parse(job / "se_business_support" / "report.html"), "New firm formation")
     assert "Maryland SMS level 3" in support and "Lowered" not in support
-    assert re.search(r"pre-trend test in 'Not-yet-treated regions as comparison' \(joint test of the pre-period "
-                     r"ATT\(g, t\)\) has p = 0\.0\d+, which is not significant once adjusted for the \d+ pre-trend tests "
-                     r"run on this evaluation and its checks \(Holm: p = 0\.\d+\)", support)
-    assert re.search(r"pre-trend tests do not reject parallel pre-trends in \d+ of the \d+ run", support)
+    assert (re.search(r"pre-trend tests do not reject parallel pre-trends in any of the \d+ run", support)
+            or re.search(r"pre-trend test in '[^']+' \([^)]+\) has p = 0\.0\d+, which is not significant once adjusted "
+                         r"for the \d+ pre-trend tests run on this evaluation and its checks \(Holm: p = 0\.\d+\)", support))
     employment = card(parse(job / "se_business_support" / "report.html"), "Employment rate, 20-64")
     # many checks: one summary sentence with the range of p-values, not a sentence per check
     assert re.search(r"pre-trend tests do not reject parallel pre-trends in any of the \d+ run on this evaluation "

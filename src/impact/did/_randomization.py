@@ -124,6 +124,35 @@ class CohortLinear:
         onset = np.asarray(self.onset)[: self.K][self.blocks_per_cohort[: self.K] > 0]
         return int(min(onset.min(), self.Yb.shape[1])) if onset.size else 0
 
+    def _cohort_units(self) -> np.ndarray:
+        """(K+1,) units per cohort code (the weights of the two-way centring)."""
+        return np.bincount(self.labels, weights=self._units_per_column[:, 0], minlength=self.K + 1)
+
+    def trend_row(self) -> np.ndarray | None:
+        """(K+1, T) the linear pre-trend contrast of the window before the earliest start, or None.
+
+        The least-squares coefficient of ``g x period`` in a regression of the unit outcomes of the window
+        on unit and period effects, with ``g`` = 1 for the units of treated cohorts and 0 for the never
+        treated (without never-treated units: ``g`` = the cohort's start column, so later starters are
+        compared with earlier ones). It is linear in the outcome, so it is one more row of ``alpha``; as
+        a function of the window's outcomes and the assignment it keeps the pre-trend test exact. Under a
+        linear pre-trend of slope ``s`` in the treated units it estimates ``s`` with one degree of freedom,
+        where the omnibus statistic spreads the same signal over all the pre-period effects."""
+        window = self.pretreatment_columns
+        if window < 2 or self.onset is None:
+            return None
+        units = self._cohort_units()
+        onset = np.asarray(self.onset, dtype=float)[: self.K + 1]
+        g = np.r_[np.ones(self.K), 0.0] if units[self.K] > 0 else onset.copy()
+        g -= np.dot(units, g) / units.sum()
+        spread = np.dot(units, g * g)
+        if spread <= 1e-12 * max(1.0, float(np.dot(units, np.abs(g)))):
+            return None  # all units in one cohort: no contrast between cohorts
+        period = np.arange(window) - (window - 1) / 2
+        row = np.zeros((self.K + 1, self.Yb.shape[1]))
+        row[:, :window] = np.outer(g, period) / (spread * np.dot(period, period))
+        return row
+
     def confine(self, alpha: np.ndarray) -> np.ndarray:
         """The rows ``alpha`` (R, K+1, T) confined to the pre-treatment columns: cut at the earliest onset,
         then two-way centred (each cohort's weights sum to zero over the kept periods, and each period's
@@ -132,7 +161,7 @@ class CohortLinear:
         window = self.pretreatment_columns
         cut = np.zeros_like(alpha)
         cut[:, :, :window] = alpha[:, :, :window]
-        units = np.bincount(self.labels, weights=self._units_per_column[:, 0], minlength=self.K + 1)
+        units = self._cohort_units()
         share = units / units.sum()
         cut[:, :, :window] -= cut[:, :, :window].mean(axis=2, keepdims=True)
         cut[:, :, :window] -= np.einsum("k,rkt->rt", share, cut[:, :, :window])[:, None, :]
@@ -158,13 +187,16 @@ class CohortLinear:
         window = self.pretreatment_columns
         rows = self.confine(alpha) if window >= 2 else alpha[:0]
         exact = len(rows) > 0
+        trend = self.trend_row() if exact else None
         if exact:
-            components = self.components(rows, np.zeros_like(rows))
+            stacked = rows if trend is None else np.concatenate([rows, trend[None]])
+            components = self.components(stacked, np.zeros_like(stacked))
         else:
             Y0 = self.Yb - effects[self.labels] * self._units_per_column
             components = self.components(alpha, np.zeros_like(alpha), Y0)
             rows = alpha
         test = randomization_joint_test(components, self.scheme(), np.arange(rows.shape[0]),
+                                        trend=None if trend is None else rows.shape[0],
                                         n_permutations=self.n_permutations, seed=self.seed,
                                         studentize=self.studentize, unit_word=self.unit_word)
         if exact:

@@ -39,6 +39,9 @@ MacKinnon, J. G., & Webb, M. D. (2020). Randomization inference for difference-i
 few treated clusters. *Journal of Econometrics* 218(2), 435-450. doi:10.1016/j.jeconom.2020.04.024
 Wu, J., & Ding, P. (2021). Randomization tests for weak null hypotheses in randomized experiments.
 *Journal of the American Statistical Association* 116(536), 1898-1913. doi:10.1080/01621459.2020.1750415
+Pesarin, F. (2001). *Multivariate Permutation Tests with Applications in Biostatistics*. Wiley (the
+nonparametric combination of permutation tests; min-p is Tippett's combining function).
+Westfall, P. H., & Young, S. S. (1993). *Resampling-Based Multiple Testing*. Wiley.
 Phipson, B., & Smyth, G. K. (2010). Permutation p-values should never be zero. *Statistical
 Applications in Genetics and Molecular Biology* 9(1). doi:10.2202/1544-6115.1585
 """
@@ -351,6 +354,7 @@ def randomization_joint_test(
     scheme: AssignmentScheme,
     rows: np.ndarray,
     *,
+    trend: int | None = None,
     n_permutations: int = DEFAULT_PERMUTATIONS,
     seed: int | None = None,
     studentize: bool = True,
@@ -360,21 +364,68 @@ def randomization_joint_test(
 ) -> dict:
     """Randomisation test that the given rows are jointly zero (e.g. every pre-treatment effect).
 
-    The statistic is the sum of squared studentised row statistics (no inverse covariance: with few
-    treated units the estimated covariance of many pre-period effects is near singular, which is what
+    The omnibus statistic is the sum of squared studentised row statistics (no inverse covariance: with
+    few treated units the estimated covariance of many pre-period effects is near singular, which is what
     makes the analytic Wald test explode); its null distribution comes from the same assignments.
+
+    ``trend``: the column of ``components`` that holds a one-degree-of-freedom contrast aimed at the
+    alternative of interest (the linear pre-trend, see :meth:`impact.did._randomization.CohortLinear.trend_row`).
+    Then the statistic is the smaller of the two permutation p-values (omnibus, squared studentised
+    trend; ties broken by the larger), referred to its own permutation distribution over the same
+    assignments (:func:`_min_p`):
+    a function of the assignment like any other, so the test stays exact, and it keeps most of the
+    power of the one-degree-of-freedom test against a trend while the omnibus part still catches other
+    departures. The result's ``trend_t`` is the signed studentised trend (positive: the treated units'
+    outcomes rise relative to the others before the start).
     """
     observed = components(scheme.labels.astype(np.int8)[None, :])
     draws, exact, n_draws = _draws(components, scheme, n_permutations, seed, chunk, n_jobs)
     rows = np.asarray(rows, dtype=np.intp)
     stat_obs = float(_joint(observed, rows, studentize)[0])
-    p = float(_p_from(stat_obs, _joint(draws, rows, studentize), exact))
+    omnibus = np.concatenate([[stat_obs], _joint(draws, rows, studentize)])
     total = scheme.n_assignments()
     how = (f"all {int(total):,} assignments" if exact else f"{n_draws:,} random draws of the {total:,.3g} assignments")
-    method = (f"randomisation test over {how} of start years across {unit_word}; statistic: sum of squared "
-              f"{'studentised ' if studentize else ''}pre-period effects")
-    return {"statistic": stat_obs, "df_num": float(len(rows)), "df_denom": None, "p_value": p,
-            "method": method, "n_assignments": total, "exact": exact, "smallest_p": 1.0 / (n_draws + 1)}
+    effects = f"{'studentised ' if studentize else ''}pre-period effects"
+    out = {"statistic": stat_obs, "df_num": float(len(rows)), "df_denom": None}
+    if trend is None:
+        p = float(_p_from(stat_obs, omnibus[1:], exact))
+        statistic = f"sum of squared {effects}"
+    else:
+        column = np.array([trend], dtype=np.intp)
+        slope = np.concatenate([_joint(observed, column, studentize), _joint(draws, column, studentize)])
+        p, (p_omnibus, p_trend) = _min_p(np.stack([omnibus, slope], axis=1))
+        t_obs = (observed.t(0.0) if studentize else observed.a)[0, trend]
+        out.update(trend_t=float(t_obs), p_value_sum_of_squares=p_omnibus, p_value_trend=p_trend)
+        statistic = f"min-p of the sum of squared {effects} and their linear trend"
+    method = f"randomisation test over {how} of start years across {unit_word}; statistic: {statistic}"
+    out.update(p_value=float(p), method=method, n_assignments=total, exact=exact, smallest_p=1.0 / (n_draws + 1))
+    return out
+
+
+def _min_p(stats_: np.ndarray) -> tuple[float, tuple[float, ...]]:
+    """Exact min-p combination of several statistics (columns of ``stats_`` (1 + P, S), S small; row 0
+    the observed assignment, large values extreme) computed over the same assignments.
+
+    Each assignment's p-value per statistic is its share among all 1 + P assignments of values at least
+    as large (the tie rule of :func:`_p_from`; for the observed row this is :func:`_p_from`). The
+    combined statistic is each assignment's smallest p-value, ties broken by the next smallest, and the
+    combined p-value the share of assignments whose combination is at most the observed one (Tippett's
+    combination in the nonparametric combination of Pesarin 2001; the min-p of Westfall & Young 1993).
+    The tie-break matters with few assignments: with 20 (one treated unit of 20) the plain min-p can
+    reject at 5% only when one assignment is the most extreme on both statistics. All assignments are
+    treated alike, so whatever makes the single tests exact (or Phipson-Smyth valid) carries over.
+    Ranks come from one sort per statistic. Returns the combined p-value and the observed p-value of
+    each statistic."""
+    n = stats_.shape[0]
+    counts = np.empty(stats_.shape, dtype=np.int64)
+    for j in range(stats_.shape[1]):  # a few statistics; each is one sort and one search over the assignments
+        column = stats_[:, j]
+        ordered = np.sort(column)
+        counts[:, j] = n - np.searchsorted(ordered, column - (_TIE * np.abs(column) + 1e-12), side="left")
+    key = np.zeros(n, dtype=np.int64)  # the counts in increasing order, as the digits of one number in base n + 1
+    for digit in np.sort(counts, axis=1).T:
+        key = key * (n + 1) + digit
+    return float(np.count_nonzero(key <= key[0]) / n), tuple(float(c) / n for c in counts[0])
 
 
 def _invert(observed: LinearComponents, draws: LinearComponents, studentize: bool,
