@@ -12,9 +12,12 @@ Power (all ten configurations, every default and option, 300 replications each):
         --perms 99 --p-only --update
 
 Pre-trend tests under a linear pre-trend (``--trend 0.5``: treated regions gain 0.5 a year relative to the
-others), written to ``few_treated_pretrend.csv`` with the test's ``variant``: "exact" (this code) and
-"estimated effects removed" (the test before the exact window, at commit 58c38f6, run with that checkout's
-``src`` on ``PYTHONPATH``)::
+others) and without one (``--reps 1000 --trend 0``), written to ``few_treated_pretrend.csv`` with the
+test's ``variant`` (rows appended in this order): "estimated effects removed" (the test before the exact
+window, at commit 58c38f6), "exact (sum of squares)" (the exact window with the sum of squared studentised
+effects, as committed at 338dd2f) and "exact (min-p with linear trend)" (this code); the earlier variants were run
+with that checkout's ``src`` on ``PYTHONPATH``. The same seed gives the same data sets, so the variants
+are compared on identical replications::
 
     nice -n 19 python analyses/simulations/few_treated.py --reps 200 --effects 0 --trend 0.5 --perms 99 \
         --p-only --option-reps 0 --only att_gt event_study sun_abraham imputation --out trend.csv
@@ -350,7 +353,8 @@ def pretrend_markdown(table: pd.DataFrame, units: int = N) -> str:
     lines = ["| pre-trend test (default) | slope | test | " + " | ".join(f"{k} treated" if i == 0 else f"{k}" for i, k in enumerate(cols)) + " |",
              "|---|---|---|" + "---|" * len(cols)]
     rates = part.set_index(["variant", "trend", "method", "errors", "treated"])["rejection_rate"]
-    for (method, trend, variant), _ in part.groupby(["method", "trend", "variant"], sort=True):
+    order = part.assign(variant=pd.Categorical(part["variant"], categories=part["variant"].unique()))  # as in the CSV
+    for (method, trend, variant), _ in order.groupby(["method", "trend", "variant"], sort=True, observed=True):
         cells = []
         for k in cols:
             pair = [rates.get((variant, trend, method, e, k)) for e in ("heteroskedastic", "homoskedastic")]

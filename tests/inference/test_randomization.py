@@ -515,3 +515,126 @@ def test_trend_row_is_the_least_squares_treated_by_period_slope_in_the_window():
                         n_permutations=999, seed=1, onset=np.array([4, 6, 8]))
     row = late.trend_row()
     assert np.allclose(row[:2, :4].sum(axis=1), 0) and np.allclose(row[:, 4:], 0) and row[1, 3] > 0 > row[0, 3]
+
+
+def test_dose_response_pretrend_test_is_exact_brute_force_over_every_realised_assignment(monkeypatch):
+    # the brute-force check above for dose_response's randomisation pre-trend test (binarised event-time
+    # leads): dose_response needs three treated units per cohort, so seven units with cohorts of three
+    # starting in years 4 and 5 (7! / (3! 3! 1!) = 140 assignments), large unit- and year-specific effects.
+    # Without the start years (the approximate test it used before) the same check fails.
+    import impact.did._randomization as engine
+
+    rng = np.random.default_rng(11)
+    n, T = 7, 7
+    y0 = rng.normal(0, 1, n)[:, None] + 0.3 * np.arange(1, T + 1) + rng.normal(0, 1, (n, T)) * rng.uniform(0.5, 2, n)[:, None]
+    effect = rng.normal(0, 5, (n, T)) + 8 * rng.uniform(-1, 1, n)[:, None]
+    years = np.arange(1, T + 1)
+
+    def p_values(window: int | None) -> list[float]:
+        out = []
+        for s in map(np.asarray, _assignments(np.array([4, 4, 4, 5, 5, 5, 0]))):
+            D = (s[:, None] > 0) & (years[None, :] >= s[:, None])
+            df = pd.DataFrame({"unit": np.repeat(np.arange(n), T), "year": np.tile(years, n), "y": (y0 + effect * D).ravel(),
+                               "cohort": np.repeat(s, T), "dose": np.repeat(np.where(s > 0, 1 + 0.3 * np.arange(n), 0.0), T)})
+            fit = _quiet(im.did.dose_response, df, outcome="y", unit="unit", time="year", cohort="cohort", dose="dose",
+                         inference="randomization", degree=1, n_bootstrap=None)
+            test = fit.diagnostics["pretrend_wald_event_time"]
+            assert test["exact"] and test["n_assignments"] == 140 and test.get("pre_periods") == window
+            out.append(test["p_value"])
+        return out
+
+    exact = p_values(3)
+    assert len(exact) == 140 and _is_exact(exact)
+    monkeypatch.setattr(engine, "cell_onset", lambda *args: None)  # no start years: estimated effects removed
+    assert not _is_exact(p_values(None))
+
+
+def test_ddd_gt_pretrend_test_is_exact_brute_force_over_every_realised_assignment(monkeypatch):
+    # the brute-force check for ddd_gt's pre-trend test (the pre-period DDD(g, t) wholly before the earliest
+    # start): seven regions of one eligible and one ineligible unit, clustered by region, singleton cohorts
+    # enabled in years 4 and 5 (42 assignments; ddd_gt permutes only when at least 40 exist), large effects
+    # on the eligible units of enabled regions. Without the start years (the approximate test it used
+    # before) the same check fails.
+    import impact.did._randomization as engine
+
+    rng = np.random.default_rng(11)
+    R, T = 7, 7
+    years = np.arange(1, T + 1)
+    region, part = np.repeat(np.arange(R), 2), np.tile([1, 0], R)
+    n = len(region)
+    y0 = rng.normal(0, 1, n)[:, None] + 0.3 * years + rng.normal(0, 1, (n, T)) * rng.uniform(0.5, 2, n)[:, None]
+    effect = rng.normal(0, 5, (n, T)) + 8 * rng.uniform(-1, 1, n)[:, None]
+
+    def p_values(window: int | None) -> list[float]:
+        out = []
+        for s in map(np.asarray, _assignments(np.array([4, 5, 0, 0, 0, 0, 0]))):
+            start = s[region]
+            D = (start[:, None] > 0) & (years[None, :] >= start[:, None]) & (part[:, None] == 1)
+            df = pd.DataFrame({"id": np.repeat(np.arange(n), T), "time": np.tile(years, n), "y": (y0 + effect * D).ravel(),
+                               "group": np.repeat(start, T), "partition": np.repeat(part, T), "region": np.repeat(region, T)})
+            fit = _quiet(im.did.ddd_gt, df, outcome="y", unit="id", time="time", cohort="group", partition="partition",
+                         cluster="region", inference="randomization")
+            test = fit.diagnostics["pretrend_wald"]
+            assert test["exact"] and test["n_assignments"] == 42 and test.get("pre_periods") == window
+            out.append(test["p_value"])
+        return out
+
+    exact = p_values(3)
+    assert len(exact) == 42 and _is_exact(exact)
+    monkeypatch.setattr(engine, "cell_onset", lambda *args: None)  # no start years: estimated effects removed
+    assert not _is_exact(p_values(None))
+
+
+def test_ddd_trend_row_is_the_difference_of_the_partitions_slopes():
+    # two partitions of the columns (ddd_gt): the trend row is the treated-vs-never slope of the first partition
+    # less that of the second; a trend shared by a region's eligible and ineligible units cancels
+    from impact.did._randomization import CohortLinear
+
+    T = 5
+    rng = np.random.default_rng(4)
+    Yb = rng.normal(size=(6, 2 * T))
+    ctx = CohortLinear(Yb=Yb, labels=np.array([0, 1, 2, 2, 2, 2]), K=2, block_units=np.ones(6), unit_word="regions",
+                       n_permutations=999, seed=1, onset=np.array([3, 4, 5]), column_period=np.tile(np.arange(T), 2),
+                       column_part=np.repeat([0, 1], T))
+    row = ctx.trend_row()
+    assert ctx.pretreatment_columns == 3 and np.allclose(row[:, [3, 4, 8, 9]], 0)
+    assert np.allclose(row[:, :T], -row[:, T:])  # equal composition: the two halves mirror each other
+    shared = np.outer(rng.normal(size=6), np.tile(np.arange(T), 2))  # a trend per region, common to both partitions
+    sums = lambda Y: np.stack([Y[ctx.labels == k].sum(axis=0) for k in range(3)])  # noqa: E731
+    assert np.sum(row * sums(Yb + shared)) == pytest.approx(np.sum(row * sums(Yb)), abs=1e-12)
+    only_first = np.outer(np.r_[1.0, 1.0, 0, 0, 0, 0], np.r_[np.arange(T), np.zeros(T)])  # slope 1 in treated, first half
+    assert np.sum(row * sums(only_first)) == pytest.approx(1.0)
+
+
+def test_repeated_cross_section_att_gt_pretrend_tests_are_exact_brute_force(monkeypatch):
+    # the brute-force check for att_gt(panel=False) clustered by region (CrossSectionSums): seven regions, three
+    # weighted observations per region and period, singleton cohorts in years 4 and 5 (42 assignments), large
+    # effects that differ by observation. Both pre-trend tests (every pre-period ATT(g, t); the dynamic
+    # aggregation's leads) are exact; removing the estimated effects instead (no start years) is not.
+    import impact.did._randomization as engine
+
+    rng = np.random.default_rng(11)
+    R, T, m = 7, 7, 3
+    region, t = np.repeat(np.arange(R), T * m), np.tile(np.repeat(np.arange(1, T + 1), m), R)
+    n = len(region)
+    y0 = rng.normal(0, 1, R)[region] + 0.3 * t + rng.normal(0, 1, n) * rng.uniform(0.5, 2, R)[region]
+    effect = rng.normal(0, 5, n) + 8 * rng.uniform(-1, 1, R)[region]
+    w = rng.uniform(0.5, 2, n)
+
+    def p_values(window: int | None) -> tuple[list[float], list[float]]:
+        cells, dynamic = [], []
+        for s in map(np.asarray, _assignments(np.array([4, 5, 0, 0, 0, 0, 0]))):
+            g = s[region]
+            df = pd.DataFrame({"region": region, "t": t, "g": g, "w": w, "y": y0 + effect * ((g > 0) & (t >= g))})
+            fit = _quiet(im.did.att_gt, df, outcome="y", time="t", cohort="g", panel=False, cluster="region", weights="w",
+                         inference="randomization")
+            test = fit.diagnostics["pretrend_wald"]
+            assert test["exact"] and test["n_assignments"] == 42 and test.get("pre_periods") == window
+            cells.append(test["p_value"])
+            dynamic.append(_quiet(im.did.pretrend_test, fit.aggregate("dynamic"))["p_value"])
+        return cells, dynamic
+
+    cells, dynamic = p_values(3)
+    assert len(cells) == 42 and _is_exact(cells) and _is_exact(dynamic)
+    monkeypatch.setattr(engine, "cell_onset", lambda *args: None)  # no start years: estimated effects removed
+    assert not _is_exact(p_values(None)[0])

@@ -431,7 +431,7 @@ def _ri_reason(data: _Rows, covs, clusters, n_clusters, keep_units: bool, what: 
 
 def _cluster_randomization(data: _Rows, cells, clusters, n_clusters, cluster_name, n_permutations, seed, where):
     """The randomisation context that permutes cohorts across clusters (:class:`CrossSectionSums`)."""
-    from impact.did._randomization import CrossSectionSums
+    from impact.did._randomization import CrossSectionSums, cell_onset
     from impact.inference.randomization import adoption_scheme
 
     K, T = len(data.cohorts), len(data.periods)
@@ -448,5 +448,6 @@ def _cluster_randomization(data: _Rows, cells, clusters, n_clusters, cluster_nam
         cell_cohort=np.array([c["k"] for c in cells]), cell_time=np.array([c["ti"] for c in cells]),
         cell_post=np.array([c["post"] for c in cells]), cell_reference=np.array([c["reference"] for c in cells]),
         S0=S0, cell_base=np.array([c["base"] for c in cells]),
-        cell_comparison=np.array([np.asarray(c["comparison"], dtype=bool) for c in cells]))
+        cell_comparison=np.array([np.asarray(c["comparison"], dtype=bool) for c in cells]),
+        onset=cell_onset(cells, K, T))  # the exact pre-trend window
 

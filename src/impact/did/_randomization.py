@@ -22,7 +22,7 @@ import numpy as np
 
 from impact.inference.randomization import AdoptionRandomization, LinearComponents, adoption_randomization
 
-__all__ = ["CohortSums", "CrossSectionSums", "cell_matrix"]
+__all__ = ["CohortSums", "CrossSectionSums", "cell_matrix", "cell_onset"]
 
 
 def cell_matrix(cells: list[dict], K: int, T: int, cohort_units: np.ndarray) -> np.ndarray:
@@ -39,6 +39,17 @@ def cell_matrix(cells: list[dict], K: int, T: int, cohort_units: np.ndarray) -> 
         C[j, comp, t] -= 1.0 / n_comp
         C[j, comp, b] += 1.0 / n_comp
     return C
+
+
+def cell_onset(cells: list[dict], K: int, T: int) -> np.ndarray:
+    """(K+1,) per cohort code the first period whose outcome treatment may affect: the period after the
+    base of its earliest post-treatment cell (its start, less any anticipation); T for cohorts without
+    post cells (the never treated). :attr:`CohortLinear.onset` of designs built from ATT(g, t) cells."""
+    onset = np.full(K + 1, T)
+    for c in cells:
+        if c["post"]:
+            onset[c["k"]] = min(onset[c["k"]], c["base"] + 1)
+    return onset
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,19 @@ class CohortLinear:
     # (K+1,) per cohort code the first column whose outcome treatment may affect (its start year, less any
     # anticipation; T for the never treated). Given, the pre-trend test is exact (see ``joint_test``).
     onset: np.ndarray | None = None
+    # (T',) the period and the partition of each column when the columns are not the periods one to one
+    # (ddd_gt stacks the eligible periods, partition 0, before the ineligible ones, partition 1); None: column
+    # j is period j, one partition
+    column_period: np.ndarray | None = None
+    column_part: np.ndarray | None = None
+
+    @property
+    def _periods(self) -> np.ndarray:
+        return np.arange(self.Yb.shape[1]) if self.column_period is None else np.asarray(self.column_period)
+
+    @property
+    def _parts(self) -> np.ndarray:
+        return np.zeros(self.Yb.shape[1], dtype=int) if self.column_part is None else np.asarray(self.column_part)
 
     @property
     def _units_per_column(self) -> np.ndarray:
@@ -122,11 +146,16 @@ class CohortLinear:
         if self.onset is None:
             return 0
         onset = np.asarray(self.onset)[: self.K][self.blocks_per_cohort[: self.K] > 0]
-        return int(min(onset.min(), self.Yb.shape[1])) if onset.size else 0
+        return int(min(onset.min(), self._periods.max() + 1)) if onset.size else 0
+
+    def _in_window(self) -> np.ndarray:
+        """(T',) the columns before the earliest onset."""
+        return self._periods < self.pretreatment_columns
 
     def _cohort_units(self) -> np.ndarray:
-        """(K+1,) units per cohort code (the weights of the two-way centring)."""
-        return np.bincount(self.labels, weights=self._units_per_column[:, 0], minlength=self.K + 1)
+        """(K+1, T') units per cohort code behind each column (the weights of the two-way centring)."""
+        onehot = (self.labels[:, None] == np.arange(self.K + 1)[None, :]).astype(float)
+        return onehot.T @ self._units_per_column
 
     def trend_row(self) -> np.ndarray | None:
         """(K+1, T) the linear pre-trend contrast of the window before the earliest start, or None.
@@ -134,23 +163,29 @@ class CohortLinear:
         The least-squares coefficient of ``g x period`` in a regression of the unit outcomes of the window
         on unit and period effects, with ``g`` = 1 for the units of treated cohorts and 0 for the never
         treated (without never-treated units: ``g`` = the cohort's start column, so later starters are
-        compared with earlier ones). It is linear in the outcome, so it is one more row of ``alpha``; as
+        compared with earlier ones); with two partitions of the columns (ddd_gt) its difference between
+        them, first minus second. It is linear in the outcome, so it is one more row of ``alpha``; as
         a function of the window's outcomes and the assignment it keeps the pre-trend test exact. Under a
         linear pre-trend of slope ``s`` in the treated units it estimates ``s`` with one degree of freedom,
         where the omnibus statistic spreads the same signal over all the pre-period effects."""
         window = self.pretreatment_columns
         if window < 2 or self.onset is None:
             return None
-        units = self._cohort_units()
-        onset = np.asarray(self.onset, dtype=float)[: self.K + 1]
-        g = np.r_[np.ones(self.K), 0.0] if units[self.K] > 0 else onset.copy()
-        g -= np.dot(units, g) / units.sum()
-        spread = np.dot(units, g * g)
-        if spread <= 1e-12 * max(1.0, float(np.dot(units, np.abs(g)))):
-            return None  # all units in one cohort: no contrast between cohorts
-        period = np.arange(window) - (window - 1) / 2
+        inside, parts = self._in_window(), self._parts
+        if len(np.unique(parts)) > 2:
+            return None
+        period = self._periods - (window - 1) / 2
         row = np.zeros((self.K + 1, self.Yb.shape[1]))
-        row[:, :window] = np.outer(g, period) / (spread * np.dot(period, period))
+        for sign, part in zip((1.0, -1.0), np.unique(parts)):  # with two partitions: their difference (ddd_gt)
+            cols = inside & (parts == part)
+            units = self._cohort_units()[:, np.flatnonzero(cols)[0]]
+            onset = np.asarray(self.onset, dtype=float)[: self.K + 1]
+            g = np.r_[np.ones(self.K), 0.0] if units[self.K] > 0 else onset.copy()
+            g -= np.dot(units, g) / units.sum()
+            spread = np.dot(units, g * g)
+            if spread <= 1e-12 * max(1.0, float(np.dot(units, np.abs(g)))):
+                return None  # all units in one cohort: no contrast between cohorts
+            row[:, cols] = sign * np.outer(g, period[cols]) / (spread * np.dot(period[cols], period[cols]))
         return row
 
     def confine(self, alpha: np.ndarray) -> np.ndarray:
@@ -158,13 +193,14 @@ class CohortLinear:
         then two-way centred (each cohort's weights sum to zero over the kept periods, and each period's
         unit-weighted sum over cohorts is zero) so that unit and period effects cancel, as in the rows
         themselves. A row that lies inside the window is unchanged; rows that vanish are dropped."""
-        window = self.pretreatment_columns
-        cut = np.zeros_like(alpha)
-        cut[:, :, :window] = alpha[:, :, :window]
-        units = self._cohort_units()
-        share = units / units.sum()
-        cut[:, :, :window] -= cut[:, :, :window].mean(axis=2, keepdims=True)
-        cut[:, :, :window] -= np.einsum("k,rkt->rt", share, cut[:, :, :window])[:, None, :]
+        inside = self._in_window()
+        cut = np.where(inside[None, None, :], alpha, 0.0)
+        for part in np.unique(self._parts):  # cohort weights sum to zero over the kept periods of each partition
+            cols = inside & (self._parts == part)
+            cut[:, :, cols] -= cut[:, :, cols].mean(axis=2, keepdims=True)
+        units = self._cohort_units()[:, inside]
+        share = units / units.sum(axis=0, keepdims=True)
+        cut[:, :, inside] -= np.einsum("kt,rkt->rt", share, cut[:, :, inside])[:, None, :]
         scale = np.abs(alpha).reshape(len(alpha), -1).max(axis=1)
         kept = np.abs(cut).reshape(len(cut), -1).max(axis=1) > 1e-9 * np.maximum(scale, 1e-300)
         return cut[kept]
@@ -244,7 +280,7 @@ class CohortSums(CohortLinear):
         alpha = np.einsum("rj,jkt->rkt", omega, self.C)
         window = self.pretreatment_columns
         if window >= 2:  # the exact test keeps the cells wholly before the earliest start (a row: its share of them)
-            inside = ~np.any(self.C[:, :, window:] != 0, axis=(1, 2))
+            inside = ~np.any(self.C[:, :, ~self._in_window()] != 0, axis=(1, 2))
             confined = np.einsum("rj,jkt->rkt", omega * inside[None, :], self.C)
             if np.any(confined != 0):
                 alpha = confined
@@ -315,18 +351,46 @@ class CrossSectionSums(CohortSums):
                                       studentize=self.studentize, unit_word=self.unit_word, chunk=250)
 
     def joint_test_cells(self, omega: np.ndarray, cell_att: np.ndarray) -> dict:
+        """Randomisation test that the rows ``omega`` of pre-period cells are zero.
+
+        Exact when ``onset`` is known and at least two periods precede the earliest start: the test takes the
+        cells that the rows weigh wholly in those periods, each as its own row, where no cluster is treated
+        under any assignment, so the statistic is a fixed function of untreated outcomes. Its trend
+        component is the least-squares slope through the origin of those cells' ATT(g, t) on their gap
+        ``t - base`` (a linear pre-trend of slope s makes every such cell s (t - base)): one more row of
+        cell weights, combined with the omnibus statistic by min-p as in :meth:`CohortLinear.joint_test`.
+        Otherwise the estimated post-period ATT(g, t) are removed before permuting (approximately exact)."""
         from impact.inference.randomization import randomization_joint_test
 
+        window = self.pretreatment_columns
+        inside = (self.cell_time < window) & (self.cell_base < window) & ~self.cell_reference
+        # each cell the rows weigh inside the window, as a row of its own: aggregated rows (e.g. the dynamic
+        # leads) weigh cells by cohort shares of the realised assignment (sampling weights make them depend
+        # on which clusters are treated), and a statistic that depends on the realised assignment is not exact
+        used = inside & np.any(omega != 0, axis=0) if window >= 2 else np.zeros_like(inside)
+        rows = np.eye(len(inside))[used]
+        options = {"n_permutations": self.n_permutations, "seed": self.seed, "studentize": self.studentize,
+                   "unit_word": self.unit_word, "chunk": 250}
+        if len(rows):
+            gap = np.where(used, self.cell_time - self.cell_base, 0).astype(float)
+            trend = gap / np.dot(gap, gap)
+            stacked = np.vstack([rows, trend])
+            components = self.components_rc(stacked, np.zeros((len(stacked), self.K + 1, self.Yb.shape[1])), self.Yb)
+            test = randomization_joint_test(components, self.scheme(), np.arange(len(rows)), trend=len(rows), **options)
+            test["method"] += f", confined to the {window} periods before the earliest start"
+            test["pre_periods"] = window
+            test["assumption"] = (f"sharp null: outcomes in the {window} periods before the earliest start do not "
+                                  "depend on which clusters start when (parallel pre-trends, no anticipation); exact, "
+                                  "since no cluster is treated in those periods under any assignment")
+            return test
         effects = np.zeros((self.K + 1, self.Yb.shape[1]))
         for j in np.flatnonzero(self.cell_post & ~self.cell_reference):
             effects[self.cell_cohort[j], self.cell_time[j]] = cell_att[j]
         S1_0 = self.Yb - effects[self.labels] * self.S0  # imputed untreated outcomes, as cluster-period sums
         components = self.components_rc(omega, np.zeros((omega.shape[0], self.K + 1, self.Yb.shape[1])), S1_0)
-        test = randomization_joint_test(components, self.scheme(), np.arange(omega.shape[0]),
-                                        n_permutations=self.n_permutations, seed=self.seed,
-                                        studentize=self.studentize, unit_word=self.unit_word, chunk=250)
+        test = randomization_joint_test(components, self.scheme(), np.arange(omega.shape[0]), **options)
         test["assumption"] = ("sharp null: no pre-trends, and post-treatment effects equal to the estimated "
-                              "ATT(g, t) (removed before permuting start years)")
+                              "ATT(g, t) (removed before permuting start years; approximately exact)")
         return test
 
 

@@ -775,7 +775,7 @@ def _randomization_context(inference, Y, cohort_index, K, cells, clusters, n_clu
     """The data randomisation inference permutes, or None when analytic inference is chosen.
 
     Applies the rule of ``inference="auto"`` (:func:`impact.inference.randomization.choose_randomization`)."""
-    from impact.did._randomization import CohortSums, cell_matrix
+    from impact.did._randomization import CohortSums, cell_matrix, cell_onset
     from impact.inference.randomization import adoption_scheme, choose_randomization
 
     reason = None
@@ -807,10 +807,7 @@ def _randomization_context(inference, Y, cohort_index, K, cells, clusters, n_clu
     word = f"{len(labels)} {'clusters' if clusters is not None else 'units'} ({level_name})"
     adoption_scheme(labels, never_code=K, where=where, unit_word=word)
     cohort_units = np.bincount(cohort_index, minlength=K + 1).astype(float)
-    onset = np.full(K + 1, Y.shape[1])  # first period a cohort's outcome may be treated: after its post cells' base
-    for c in cells:
-        if c["post"]:
-            onset[c["k"]] = min(onset[c["k"]], c["base"] + 1)
+    onset = cell_onset(cells, K, Y.shape[1])
     return CohortSums(
         Yb=Yb, labels=labels.astype(np.int64), K=K, C=cell_matrix(cells, K, Y.shape[1], cohort_units), onset=onset,
         cell_cohort=np.array([c["k"] for c in cells]), cell_time=np.array([c["ti"] for c in cells]),

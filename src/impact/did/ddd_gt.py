@@ -295,7 +295,7 @@ def _randomization(panel: _Panel, cells, *, inference, control_group, covs, clus
     are stacked as (eligible periods, ineligible periods) so that att_gt's engine
     (:class:`impact.did._randomization.CohortSums`) permutes them unchanged.
     """
-    from impact.did._randomization import CohortSums
+    from impact.did._randomization import CohortSums, cell_onset
     from impact.inference.permutation import AssignmentScheme
     from impact.inference.randomization import RI_TREATED_THRESHOLD, choose_randomization
 
@@ -348,8 +348,10 @@ def _randomization(panel: _Panel, cells, *, inference, control_group, covs, clus
         for kk, half, sign in ((k, 0, 1.0), (k, 1, -1.0), (K, 0, -1.0), (K, 1, 1.0)):
             C[j, kk, half * T + c["ti"]] += sign / n_cell[kk, half]
             C[j, kk, half * T + c["base"]] -= sign / n_cell[kk, half]
-    return CohortSums(Yb=Yb, labels=labels.astype(np.int64), K=K, C=C,
-                      cell_cohort=np.array([int(np.searchsorted(cohorts, c["group"])) for c in cells]),
+    cell_cohort = np.array([int(np.searchsorted(cohorts, c["group"])) for c in cells])
+    onset = cell_onset([{**c, "k": k} for c, k in zip(cells, cell_cohort)], K, T)  # the exact pre-trend window
+    return CohortSums(Yb=Yb, labels=labels.astype(np.int64), K=K, C=C, cell_cohort=cell_cohort, onset=onset,
+                      column_period=np.tile(np.arange(T), 2), column_part=np.repeat([0, 1], T),
                       cell_time=np.array([c["ti"] for c in cells]), cell_post=np.array([c["post"] for c in cells]),
                       cell_reference=np.array([c["reference"] for c in cells]), block_units=block_units,
                       unit_word=word, n_permutations=int(n_permutations), seed=seed, strata=strata)

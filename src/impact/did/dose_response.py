@@ -445,7 +445,7 @@ def _dose_randomization(panel, fit, basis, cohort_code, n_permutations, seed, le
 
 def _cohort_randomization(panel, cells, fit, cohort_code, n_permutations, seed, level, where):
     """ATT^o and the event study by re-assigning start years across all units (att_gt's engine)."""
-    from impact.did._randomization import CohortLinear, cell_matrix
+    from impact.did._randomization import CohortLinear, cell_matrix, cell_onset
     from impact.inference.randomization import adoption_scheme
 
     K = int(cohort_code.max())
@@ -459,7 +459,8 @@ def _cohort_randomization(panel, cells, fit, cohort_code, n_permutations, seed, 
         for j in np.flatnonzero(fit.omega[r]):
             M[r, cells[j]["k"], cells[j]["ti"]] = 1.0
     engine = CohortLinear(Yb=panel.Y, labels=cohort_code.astype(np.int64), K=K, block_units=np.ones(len(cohort_code)),
-                          unit_word=word, n_permutations=int(n_permutations), seed=seed)
+                          unit_word=word, n_permutations=int(n_permutations), seed=seed,
+                          onset=cell_onset(cells, K, panel.Y.shape[1]))  # the pre-trend test: exact window
     ri = engine.run(alpha, M, level)
     notes = ri.row_notes(engine.treated_blocks(M))
     how = ri.description()
