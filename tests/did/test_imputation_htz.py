@@ -118,7 +118,7 @@ def test_reference_script_reproduces_the_json(tmp_path):
 
 def test_one_treated_region_warns_that_the_cr2_pretest_over_rejects():
     # with a single treated region each lead is fitted exactly in that region: its CR2 variance is near zero,
-    # and the HTZ pre-test rejected 86% of true nulls at 5% (analyses/simulations/few_treated_options.csv)
+    # and the HTZ pre-test rejected 86-95% of true nulls at 5% (analyses/simulations/few_treated_options.csv)
     from impact.errors import FewTreatedClustersWarning
 
     one = SIM.loc[(SIM["cohort"] == 0) | (SIM["region"] == 2)]

@@ -341,7 +341,7 @@ def imputation(
         ``clubSandwich::Wald_test(test = "HTZ")``), used whatever ``inference`` says about the effects.
         It is an analytic option, conservative with 3 or more treated clusters (size 0.000 with 3 and
         0.027 with 8 treated regions of 20, where CR1 rejects 0.58 and 0.09) but not valid with one
-        treated cluster, whose leads it fits exactly (size 0.86; a FewTreatedClustersWarning says so):
+        treated cluster, whose leads it fits exactly (size 0.86-0.95; a FewTreatedClustersWarning says so):
         there only randomisation inference is valid (analyses/simulations/few_treated_options.csv).
     level : float
         Confidence level (normal critical values, as BJS).

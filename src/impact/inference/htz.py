@@ -8,7 +8,7 @@ of a Wishart matrix, under a working model of independent, homoskedastic errors.
 naive F(q, G - 1) test over-rejects badly, and (conservatively) with 3 or more treated clusters. It
 is not valid with one treated cluster: a contrast that varies within that cluster only (e.g. the
 leads of the one treated region) is fitted almost exactly there, its CR2 variance is close to zero,
-and the test rejected 86% of true nulls at 5% (analyses/simulations/few_treated_options.csv); a
+and the test rejected 86-95% of true nulls at 5% (analyses/simulations/few_treated_options.csv); a
 FewTreatedClustersWarning says so.
 
 Two entry points share one engine:
@@ -299,8 +299,8 @@ def _warn_single_cluster_columns(X: np.ndarray, C: np.ndarray, codes: np.ndarray
     warn(FewTreatedClustersWarning,
          f"{where}: the tested coefficient(s) {labels} vary within a single cluster only (e.g. the leads of one "
          "treated region), whose observations of them the model fits almost exactly: their CR2 variance is close to "
-         "zero and the Wald test over-rejects grossly (the HTZ pre-trend test rejected 86% of true nulls at 5% with "
-         "1 treated region of 20, analyses/simulations/few_treated_options.csv). Use randomisation inference "
+         "zero and the Wald test over-rejects grossly (the HTZ pre-trend test rejected 86-95% of true nulls at 5% "
+         "with 1 treated region of 20, analyses/simulations/few_treated_options.csv). Use randomisation inference "
          "(the DiD designs' default, inference='auto').")
 
 
