@@ -51,11 +51,13 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def _brute_force_p(df, a_of, sub_col):
+def _brute_force_p(df, a_of, sub_col, weights=None):
     """p-value of the restricted wild bootstrap of ``a'beta = 0`` with every sign vector over ``sub_col``.
 
     ``a_of(names)`` gives the contrast over the event-time coefficients named ``e=k``. The model is the
-    event study with explicit dummies (e=-1 the reference; never-treated units all zero)."""
+    event study with explicit dummies (e=-1 the reference; never-treated units all zero). With analytic
+    ``weights`` (a column) it is WLS: the model, the restricted fit and every refit are those of the
+    rows scaled by sqrt(w)."""
     e = np.where(df["cohort"] > 0, df["year"] - df["cohort"], np.nan)
     times = sorted(int(v) for v in np.unique(e[np.isfinite(e)]) if v != -1)
     D = np.column_stack([(e == k).astype(float) for k in times])
@@ -65,6 +67,9 @@ def _brute_force_p(df, a_of, sub_col):
     X = np.column_stack([D, Z])
     a = np.r_[a_of(names), np.zeros(Z.shape[1])]
     y = df["y"].to_numpy(float)
+    if weights is not None:
+        root = np.sqrt(df[weights].to_numpy(float))
+        X, y = X * root[:, None], y * root
     cl = pd.factorize(df["region"])[0]
     G, (n, k) = cl.max() + 1, X.shape
     M = np.linalg.inv(X.T @ X)
@@ -98,13 +103,15 @@ def _post_average(names):
     return post / post.sum()
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("term", ["e=0", "e=-2", "ATT (average e>=0)"])
-def test_subcluster_p_values_equal_brute_force_refits(term):
+def test_subcluster_p_values_equal_brute_force_refits(term, weighted):
     df = _panel()
+    df["w"] = 1.0 + (pd.factorize(df["unit"])[0] % 3)  # analytic weights, constant within unit
     a_of = _post_average if term.startswith("ATT") else (lambda names: _one(names, term))
-    p, B = _brute_force_p(df, a_of, "unit")
+    p, B = _brute_force_p(df, a_of, "unit", "w" if weighted else None)
     res = _quiet(im.did.event_study, df, **COMMON, bootstrap_subcluster="unit", bootstrap_weights="rademacher",
-                 n_bootstrap=B, seed=1)
+                 n_bootstrap=B, seed=1, weights="w" if weighted else None)
     row = res.tidy().set_index("term").loc[term]
     assert row["p_value"] == pytest.approx(p, abs=1e-12)
     assert "all 4,096 Rademacher sign vectors enumerated, weights by 12 subclusters (MacKinnon & Webb 2018)" in row["inference"]
@@ -183,6 +190,8 @@ def test_bad_input_is_typed():
     assert "block" in holes.columns and holes["block"].isna().sum() == 1  # the caller's frame is untouched
 
 
+@pytest.mark.filterwarnings("ignore::impact.errors.FewClustersWarning")
+@pytest.mark.filterwarnings("ignore:.*with so few treated clusters every cluster-based method")
 def test_few_treated_warning_names_the_remedy():
     from impact.errors import FewTreatedClustersWarning
 

@@ -114,3 +114,22 @@ def test_reference_script_reproduces_the_json(tmp_path):
     subprocess.run(["Rscript", str(script)], check=True, cwd=Path(__file__).parents[2], capture_output=True)
     fresh = json.loads((tmp_path / "imputation_htz.json").read_text())
     assert fresh["results"] == REF["results"]
+
+
+def test_one_treated_region_warns_that_the_cr2_pretest_over_rejects():
+    # with a single treated region each lead is fitted exactly in that region: its CR2 variance is near zero,
+    # and the HTZ pre-test rejected 86-95% of true nulls at 5% (analyses/simulations/few_treated_options.csv)
+    from impact.errors import FewTreatedClustersWarning
+
+    one = SIM.loc[(SIM["cohort"] == 0) | (SIM["region"] == 2)]
+    kwargs = {"outcome": "y", "unit": "unit", "time": "period", "cohort": "cohort", "cluster": "region",
+              "pretrend_vcov": "CR2", "inference": "analytic"}
+    with pytest.warns(FewTreatedClustersWarning, match="\\['e=-3', 'e=-2', 'e=-1'\\] vary within a single cluster"):
+        res = im.did.imputation(one, **kwargs)
+    assert any("vary within a single cluster" in w for w in res.warnings)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        im.did.imputation(SIM, **kwargs)  # 3 treated regions: no such warning
+    assert not any("single cluster" in str(w.message) for w in caught)

@@ -221,3 +221,16 @@ def test_cr2_result_with_its_linear_model_pickles_for_parallel_runs():
     assert im.inference.htz_test(again, "ATT")["p_value"] == im.inference.htz_test(res, "ATT")["p_value"]
     with pytest.raises(AttributeError):
         res.linear_fit.X = None
+
+
+def test_contrast_of_a_single_cluster_warns():
+    # a dummy that is nonzero in one cluster only: the fit reproduces it there, its CR2 variance is ~0
+    from impact.errors import FewTreatedClustersWarning
+
+    rng = np.random.default_rng(3)
+    clusters = np.repeat(np.arange(10), 6)
+    X = np.column_stack([np.ones(60), (clusters == 0) & (np.arange(60) % 6 == 5), rng.normal(size=60)]).astype(float)
+    y = rng.normal(size=60)
+    coef = np.linalg.lstsq(X, y, rcond=None)[0]
+    with pytest.warns(FewTreatedClustersWarning, match="\\['d'\\] vary within a single cluster"):
+        cr2_wald_test(X, y - X @ coef, coef, clusters, ["d", "x"], names=["(Intercept)", "d", "x"])

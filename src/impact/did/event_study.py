@@ -160,10 +160,13 @@ def event_study(
         level nested within the clusters (e.g. the unit within regions, or a unit x period id), the
         subcluster wild bootstrap of MacKinnon & Webb (2018); the t statistics keep the CR1 variance by
         ``cluster``. With 1-2 treated clusters the ordinary wild cluster bootstrap has almost no power
-        (its p-values bunch near 1); by subcluster it regains power, but it is valid only when errors are
-        not strongly correlated within clusters beyond what the absorbed effects remove (with serially
-        correlated errors, subclusters by observation over-reject; subclusters by unit keep each
-        unit's errors together).
+        (its p-values bunch near 1); by subcluster it can regain power, but it is valid only when errors
+        are not strongly correlated within clusters beyond what the absorbed effects remove (subclusters
+        by unit keep each unit's errors together). In analyses/simulations/few_treated.py (one unit per
+        region, AR(1) heteroskedastic errors, subclusters = observations) its size was 0.000 / 0.020 /
+        0.057 with 1 / 3 / 8 treated regions of 20 and its power against an effect of 1 sd 0.000 / 0.077 /
+        0.287 (by region: 0.000 / 0.023 / 0.320; randomisation inference 0.080 / 0.160 / 0.287): with one
+        treated region it does not help, and randomisation inference (the default) stays the valid choice.
     level : float
         Confidence level.
     missing : {"drop", "error"}
