@@ -517,13 +517,23 @@ def test_trend_row_is_the_least_squares_treated_by_period_slope_in_the_window():
     assert np.allclose(row[:2, :4].sum(axis=1), 0) and np.allclose(row[:, 4:], 0) and row[1, 3] > 0 > row[0, 3]
 
 
+def _exact_only_with_start_years(p_values, n_assignments: int, monkeypatch) -> None:
+    """The brute-force check of ``p_values(window)`` (one p-value per realised assignment, each test asserting
+    its ``pre_periods``): exact with the start years (a window of 3 periods), not without them (the earlier
+    test, estimated effects removed before permuting)."""
+    import impact.did._randomization as engine
+
+    exact = p_values(3)
+    assert len(exact) == n_assignments and _is_exact(exact)
+    monkeypatch.setattr(engine, "cell_onset", lambda *args: None)
+    assert not _is_exact(p_values(None))
+
+
 def test_dose_response_pretrend_test_is_exact_brute_force_over_every_realised_assignment(monkeypatch):
     # the brute-force check above for dose_response's randomisation pre-trend test (binarised event-time
     # leads): dose_response needs three treated units per cohort, so seven units with cohorts of three
     # starting in years 4 and 5 (7! / (3! 3! 1!) = 140 assignments), large unit- and year-specific effects.
     # Without the start years (the approximate test it used before) the same check fails.
-    import impact.did._randomization as engine
-
     rng = np.random.default_rng(11)
     n, T = 7, 7
     y0 = rng.normal(0, 1, n)[:, None] + 0.3 * np.arange(1, T + 1) + rng.normal(0, 1, (n, T)) * rng.uniform(0.5, 2, n)[:, None]
@@ -543,10 +553,7 @@ def test_dose_response_pretrend_test_is_exact_brute_force_over_every_realised_as
             out.append(test["p_value"])
         return out
 
-    exact = p_values(3)
-    assert len(exact) == 140 and _is_exact(exact)
-    monkeypatch.setattr(engine, "cell_onset", lambda *args: None)  # no start years: estimated effects removed
-    assert not _is_exact(p_values(None))
+    _exact_only_with_start_years(p_values, 140, monkeypatch)
 
 
 def test_ddd_gt_pretrend_test_is_exact_brute_force_over_every_realised_assignment(monkeypatch):
@@ -555,8 +562,6 @@ def test_ddd_gt_pretrend_test_is_exact_brute_force_over_every_realised_assignmen
     # enabled in years 4 and 5 (42 assignments; ddd_gt permutes only when at least 40 exist), large effects
     # on the eligible units of enabled regions. Without the start years (the approximate test it used
     # before) the same check fails.
-    import impact.did._randomization as engine
-
     rng = np.random.default_rng(11)
     R, T = 7, 7
     years = np.arange(1, T + 1)
@@ -579,10 +584,7 @@ def test_ddd_gt_pretrend_test_is_exact_brute_force_over_every_realised_assignmen
             out.append(test["p_value"])
         return out
 
-    exact = p_values(3)
-    assert len(exact) == 42 and _is_exact(exact)
-    monkeypatch.setattr(engine, "cell_onset", lambda *args: None)  # no start years: estimated effects removed
-    assert not _is_exact(p_values(None))
+    _exact_only_with_start_years(p_values, 42, monkeypatch)
 
 
 def test_ddd_trend_row_is_the_difference_of_the_partitions_slopes():
