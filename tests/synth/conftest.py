@@ -66,3 +66,34 @@ def factor_panel(
 @pytest.fixture
 def make_panel():
     return factor_panel
+
+
+@pytest.fixture(scope="session")
+def size_design():
+    """The module ``analyses/simulations/synth_size.py``: its ``simulate`` draws the panels of the
+    committed size-and-power tables (20 regions x 12 years), which the slow size tests re-check."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "analyses" / "simulations" / "synth_size.py"
+    spec = importlib.util.spec_from_file_location("synth_size", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sdid_rejections(sim, rng, reps: int, n_treated: int, adoption: str, errors: str, test=None) -> float:
+    """Share of ``reps`` panels of ``sim.simulate`` (no effect) in which the default sdid test (or
+    ``test(result)``, a p-value) rejects at 5%, 100 randomisation draws per fit."""
+    import warnings
+
+    hits = []
+    for rep in range(reps):
+        frame, _ = sim.simulate(rng, n_treated, adoption, errors)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = im.synth.sdid(frame, outcome="y", unit="unit", time="year", treatment="treated",
+                                n_replications=100, seed=rep)
+            p = res.p_value if test is None else test(res)
+        hits.append(p <= 0.05)
+    return float(np.mean(hits))

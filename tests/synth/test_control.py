@@ -321,17 +321,11 @@ def test_one_treated_of_twenty_warns_that_the_smallest_p_is_one_twentieth(make_p
 
 
 @pytest.mark.slow
-def test_default_placebo_test_has_its_size_with_one_treated_of_twenty():
+def test_default_placebo_test_has_its_size_with_one_treated_of_twenty(size_design):
     # Issue 10: the default p-value rejects a true null at 5% between 3% and 7% with 1 treated of 20
     # (homoskedastic and heteroskedastic AR(1) errors). 1,000 replications of the design of
     # analyses/simulations/synth_size.py; binomial sd 0.007, so the band is about 3 sd wide.
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[2] / "analyses" / "simulations" / "synth_size.py"
-    spec = importlib.util.spec_from_file_location("synth_size", path)
-    sim = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sim)
+    sim = size_design
     for errors in ("homoskedastic", "heteroskedastic"):
         rng = np.random.default_rng([2026, len(errors)])
         hits = []

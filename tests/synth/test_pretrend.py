@@ -9,15 +9,15 @@ below change those effects and require the test not to move at all.
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import impact as im
 from impact.errors import DataError
+
+from .conftest import sdid_rejections
 
 SDID = dict(outcome="y", unit="unit", time="time", treatment="treated", n_replications=200, seed=3)
 
@@ -81,20 +81,9 @@ def test_synthetic_control_pretrend_test_is_its_in_time_placebo(make_panel):
 
 
 @pytest.mark.slow
-def test_sdid_pretrend_test_has_its_size():
+def test_sdid_pretrend_test_has_its_size(size_design):
     # analyses/simulations/synth_size.py design, heteroskedastic AR(1) errors, 3 treated (block) of 20,
-    # no pre-trend; 300 replications (binomial sd 0.013 at 5%).
-    path = Path(__file__).parents[2] / "analyses" / "simulations" / "synth_size.py"
-    spec = importlib.util.spec_from_file_location("synth_size", path)
-    sim = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sim)
-    rng = np.random.default_rng([13, 3])
-    hits = []
-    for rep in range(300):
-        frame, _ = sim.simulate(rng, 3, "block", "heteroskedastic")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = im.synth.sdid(frame, outcome="y", unit="unit", time="year", treatment="treated", se_method="none", seed=rep)
-            test = res.pretrend_test()  # the default: 1,000 draws
-        hits.append(test["p_value"] <= 0.05)
-    assert 0.02 <= np.mean(hits) <= 0.08
+    # no pre-trend; 300 replications (binomial sd 0.013 at 5%), 100 draws per in-time placebo.
+    rate = sdid_rejections(size_design, np.random.default_rng([13, 3]), 300, 3, "block", "heteroskedastic",
+                           test=lambda res: res.pretrend_test()["p_value"])
+    assert 0.02 <= rate <= 0.08

@@ -16,6 +16,8 @@ from impact.errors import DataError, SmallComparisonWarning, SpecError
 from impact.synth._frank_wolfe import frank_wolfe
 from impact.synth._qp import simplex_least_squares
 
+from .conftest import sdid_rejections
+
 PROP99 = dict(outcome="PacksPerCapita", unit="State", time="Year", treatment="treated")
 
 
@@ -238,27 +240,12 @@ def test_studentising_scale_is_untouched_by_any_effect_path_after_the_start(make
 
 
 @pytest.mark.slow
-def test_permutation_holds_its_level_when_treated_regions_are_noisier():
+def test_permutation_holds_its_level_when_treated_regions_are_noisier(size_design):
     # Stress design of analyses/simulations/synth_size.py ("treated noisier": treated sd 2, others 1),
     # where the raw |tau| permutation rejects 16% of true nulls with 3 treated (sdid_statistic.csv):
     # the studentised default stays at or below 7% (300 replications, binomial sd 0.013 at 5%; it is
     # conservative there, about 1.5%, since the controls' noise is not in its scale).
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[2] / "analyses" / "simulations" / "synth_size.py"
-    spec = importlib.util.spec_from_file_location("synth_size", path)
-    sim = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sim)
-    rng = np.random.default_rng([11, 3])
-    hits = []
-    for rep in range(300):
-        frame, _ = sim.simulate(rng, 3, "block", "treated noisier")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = im.synth.sdid(frame, outcome="y", unit="unit", time="year", treatment="treated", n_replications=100, seed=rep)
-        hits.append(res.p_value <= 0.05)
-    assert np.mean(hits) <= 0.07
+    assert sdid_rejections(size_design, np.random.default_rng([11, 3]), 300, 3, "block", "treated noisier") <= 0.07
 
 
 def test_permutation_is_the_default_with_few_treated_and_staggered_rows(make_panel):
@@ -288,24 +275,10 @@ def test_one_treated_of_twenty_warns_about_the_smallest_p(make_panel):
 
 
 @pytest.mark.slow
-def test_default_permutation_inference_has_its_size():
+def test_default_permutation_inference_has_its_size(size_design):
     # Issue 10: rejection of a true null at 5% within [3%, 7%] over 1,000 replications (binomial sd
     # 0.007) with 1, 3 (singleton cohorts) and 8 treated of 20, heteroskedastic AR(1) errors, the
     # design of analyses/simulations/synth_size.py (its table covers every configuration).
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[2] / "analyses" / "simulations" / "synth_size.py"
-    spec = importlib.util.spec_from_file_location("synth_size", path)
-    sim = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sim)
     for n_treated, adoption in ((1, "block"), (3, "staggered"), (8, "block")):
-        rng = np.random.default_rng([7, n_treated])
-        hits = []
-        for rep in range(1000):
-            frame, _ = sim.simulate(rng, n_treated, adoption, "heteroskedastic")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = im.synth.sdid(frame, outcome="y", unit="unit", time="year", treatment="treated", n_replications=100, seed=rep)
-            hits.append(res.p_value <= 0.05)
-        assert 0.03 <= np.mean(hits) <= 0.07, (n_treated, adoption)
+        rate = sdid_rejections(size_design, np.random.default_rng([7, n_treated]), 1000, n_treated, adoption, "heteroskedastic")
+        assert 0.03 <= rate <= 0.07, (n_treated, adoption)
