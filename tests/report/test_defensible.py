@@ -406,3 +406,31 @@ def test_10_synthetic_control_legends_name_units_not_codes():
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     plt.close(fig)
     assert labels == ["Västerbotten", "synthetic Västerbotten", "Västerbotten: 3.10", "placebo"]
+
+
+def test_effects_table_shows_no_df_for_permutation_rows():
+    # A randomisation or placebo-permutation p-value is not read off a t or normal reference: the df
+    # (stored as inf for pooling and the registry) is left out of the report's effects table when
+    # every row is permuted, and shown as "–" on such rows beside analytic ones.
+    import pandas as pd
+
+    from impact.report.html import _effects_rows
+
+    class _Result:
+        level = 0.95
+
+        def __init__(self, inference):
+            self._table = pd.DataFrame({
+                "term": ["ATT", "g=2016"], "estimate": [1.0, 2.0], "std_error": [0.5, 0.7], "statistic": [2.0, 2.9],
+                "p_value": [0.04, 0.01], "conf_low": [0.1, 0.6], "conf_high": [1.9, 3.4], "df": [float("inf"), 19.0],
+                "inference": inference})
+
+        def tidy(self):
+            return self._table
+
+    ri = "randomisation inference over every 1,140 assignments of start years"
+    columns, rows, shared = _effects_rows(_Result([ri, ri]))
+    assert "Df" not in columns and "df" not in columns and shared == ri
+    columns, rows, _ = _effects_rows(_Result([ri, "CR2, Satterthwaite df"]))
+    df_at = [c.lower() for c in columns].index("df")
+    assert rows[0][df_at] == "–" and rows[1][df_at] == "19"

@@ -215,10 +215,16 @@ def _effects_rows(result: Any) -> tuple[list[str], list[list[str]], str | None]:
     drop = {"term", "estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high"}
     if shared is not None:
         drop.add("inference")
+    # a permutation p-value is not read off a t or normal reference, so its df (stored as inf, which pooling
+    # and the registry rely on) means nothing there: shown as "–", and the column left out when no row has one
+    permuted = (texts.str.contains("randomis|permutation", case=False, regex=True).tolist()
+                if texts is not None else [False] * len(table))
+    if "df" in table and all(permuted):
+        drop.add("df")
     extra = [c for c in table.columns if c not in drop and not table[c].isna().all()]
     columns = ["term", "estimate", "std. error", "statistic", "p-value", f"{result.level:.0%} CI", *[_title(c) for c in extra]]
     rows = []
-    for rec in table.to_dict(orient="records"):
+    for rec, no_df in zip(table.to_dict(orient="records"), permuted, strict=True):
         se = rec["std_error"]
         if decimals_for(se) is None:  # no SE (permutation, placebo): round to the interval's precision
             width = rec["conf_high"] - rec["conf_low"]
@@ -237,7 +243,7 @@ def _effects_rows(result: Any) -> tuple[list[str], list[list[str]], str | None]:
                 fmt_p(rec["p_value"]),
                 f"[{fmt_estimate(rec['conf_low'], se)}, {fmt_estimate(rec['conf_high'], se)}]" if has_ci
                 else ci if unbounded else "none (see p-value)",
-                *[_cell(rec[c], c) for c in extra],
+                *["–" if c == "df" and no_df else _cell(rec[c], c) for c in extra],
             ]
         )
     if shared is not None and texts.str.contains(UNBOUNDED_NOTE, regex=False).any():
