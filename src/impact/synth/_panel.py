@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from impact.data import check_integer
 from impact.errors import DataError
 
 _MAX_LISTED = 5
@@ -44,3 +47,21 @@ def to_wide(frame: pd.DataFrame, *, column: str, unit: str, time: str, where: st
             f"observed in every period: drop those units (or periods), or fill the gaps before estimating."
         )
     return WidePanel(wide.to_numpy(dtype=float), wide.index, wide.columns)
+
+
+def placebo_start(periods: Sequence[Any], n_before: int, placebo_periods: int | None, where: str, before: str) -> tuple[int, Any]:
+    """Position and label of an in-time placebo's pretend start among the ``n_before`` periods before
+    the real (earliest) start: ``placebo_periods`` before it (default half of them, rounded down),
+    leaving at least two earlier periods to fit on; a ``DataError`` says so when there are too few.
+    ``before`` names the real start in the message."""
+    if placebo_periods is None:
+        placebo_periods = n_before // 2
+    placebo_periods = check_integer("placebo_periods", placebo_periods, where, minimum=1)
+    fake = n_before - placebo_periods
+    if fake < 2:
+        raise DataError(
+            f"{where}: {n_before} period(s) precede {before}; an in-time placebo of {placebo_periods} period(s) "
+            f"needs at least {placebo_periods + 2}. Use fewer placebo periods or a longer panel."
+        )
+    start = periods[fake]
+    return fake, start.item() if hasattr(start, "item") else start

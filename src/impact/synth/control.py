@@ -25,7 +25,7 @@ from impact.errors import (
 from impact.inference.inversion import InvertedTest, invert_quadratic_permutation_test
 from impact.results import Result, effects_table
 from impact.synth import _plots
-from impact.synth._panel import to_wide
+from impact.synth._panel import placebo_start, to_wide
 from impact.synth._ridge import choose_lambda, ridge_adjustment
 from impact.synth._threads import single_threaded_blas
 from impact.synth._weights import Fit, fit_weights, standardise
@@ -316,13 +316,7 @@ class SyntheticControlResult(Result):
         where = f"{WHERE}.pretrend_test"
         pre_periods = self.spec.periods[self.spec.pre]
         n_pre = len(pre_periods)
-        placebo_periods = check_integer("placebo_periods", n_pre // 2 if placebo_periods is None else placebo_periods,
-                                        where, minimum=1)
-        if n_pre - placebo_periods < 2:
-            raise DataError(f"{where}: {n_pre} pre-period(s) before {self.treatment_time!r}; an in-time placebo of "
-                            f"{placebo_periods} period(s) needs at least {placebo_periods + 2}. Use fewer placebo periods.")
-        fake = pre_periods[n_pre - placebo_periods]
-        fake = fake.item() if hasattr(fake, "item") else fake
+        _, fake = placebo_start(pre_periods, n_pre, placebo_periods, where, repr(self.treatment_time))
         placebo = self.in_time_placebo(fake)
         diag = placebo.diagnostics
         low, high = placebo.conf_int()

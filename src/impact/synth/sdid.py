@@ -18,7 +18,7 @@ from impact.inference.inversion import InvertedTest, invert_quadratic_permutatio
 from impact.results import Result, effects_table
 from impact.synth import _plots
 from impact.synth._frank_wolfe import frank_wolfe, sparsify
-from impact.synth._panel import to_wide
+from impact.synth._panel import placebo_start, to_wide
 from impact.synth._threads import single_threaded_blas
 
 if TYPE_CHECKING:
@@ -216,27 +216,17 @@ class SyntheticDiDResult(Result):
         periods = np.sort(frame[time].unique())
         treated_rows = frame[treatment].to_numpy() > 0
         earliest = int(np.searchsorted(periods, frame.loc[treated_rows, time].min()))
-        if placebo_periods is None:
-            placebo_periods = earliest // 2
-        placebo_periods = check_integer("placebo_periods", placebo_periods, f"{WHERE}.pretrend_test", minimum=1)
-        fake = earliest - placebo_periods
-        start = periods[fake].item() if hasattr(periods[fake], "item") else periods[fake]
-        if fake < 2:
-            raise DataError(
-                f"{WHERE}.pretrend_test: {earliest} period(s) precede the earliest adoption ({periods[earliest]!r}); an "
-                f"in-time placebo of {placebo_periods} period(s) needs at least {placebo_periods + 2}. Use fewer placebo "
-                "periods or a longer panel."
-            )
+        fake, start = placebo_start(periods, earliest, placebo_periods, f"{WHERE}.pretrend_test",
+                                    f"the earliest adoption ({periods[earliest]!r})")
         ever = frame.loc[treated_rows, unit].unique()
         window = frame.loc[frame[time] < periods[earliest]]
         placebo_treatment = (window[unit].isin(ever) & (window[time] >= periods[fake])).astype(int)
-        call.update(se_method="permutation", treatment=treatment)
-        placebo = sdid(window.assign(**{treatment: placebo_treatment}), **call)
+        placebo = sdid(window.assign(**{treatment: placebo_treatment}), **{**call, "se_method": "permutation"})
         diag = placebo.diagnostics
+        low, high = placebo.conf_int()
         return {
             "statistic": float(diag["permutation_statistics"][0]), "df_num": 1.0, "df_denom": None,
-            "p_value": placebo.p_value, "estimate": placebo.estimate,
-            "conf_low": placebo.conf_int()[0], "conf_high": placebo.conf_int()[1],
+            "p_value": placebo.p_value, "estimate": placebo.estimate, "conf_low": low, "conf_high": high,
             "method": (f"in-time placebo: {self.settings['estimator']} re-estimated on the {earliest} periods before the "
                        f"earliest adoption, as if the {len(ever)} treated unit(s) had adopted at {start!r}; "
                        + placebo.inference),
